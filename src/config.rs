@@ -1,0 +1,739 @@
+//! Configuration: the TOML model (unknown keys refused), presets merged under the user's
+//! fields, secrets resolved from the environment or files, and validation into runtime
+//! [`Source`]s. Every error names the source and key it is about. Nothing here fails open: an
+//! unknown preset, a source with no way to authenticate, or a dedup memory shorter than the
+//! freshness window is a start-up error.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme as UriScheme};
+use http::{HeaderName, HeaderValue, Uri};
+use serde::{Deserialize, Deserializer};
+use sha2::{Digest, Sha256};
+
+use crate::access::{parse_net, AddressAllowlist, HeaderToken, TokenSet};
+use crate::extract::ValueSource;
+use crate::scheme::{presets, Algorithm, Encoding, Scheme, Shape, SigningKey, Template};
+use crate::secret::{Env, Secret, SecretEncoding, SecretRef};
+pub use crate::source::MissingId;
+use crate::source::{DedupPolicy, Freshness, SignatureCheck, Source, Upstream};
+use crate::timestamp::TimeFormat;
+
+/// The default configuration, compiled in: `hookgate serve` uses it when no file is given and
+/// `config/hookgate.toml` does not exist.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config/hookgate.toml");
+
+/// The longest window or dedup memory accepted.
+const MAX_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A duration written like `90s`, `5m`, `18h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(Dur)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration: {e}")))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerSpec,
+    #[serde(default)]
+    pub dedup: DedupStoreSpec,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    /// Address of the public listener. Default `127.0.0.1:8080`.
+    pub listen: Option<SocketAddr>,
+    /// Default body limit for sources that set none. Default 1 MiB.
+    pub max_body_bytes: Option<usize>,
+    /// How long a client may take to send its body. Default 30 s.
+    pub body_timeout: Option<Dur>,
+    /// Default upstream timeout for sources that set none. Default 30 s.
+    pub upstream_timeout: Option<Dur>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupStoreSpec {
+    /// Maximum number of keys kept in memory. Default 1,000,000.
+    pub capacity: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    pub name: String,
+    pub path: String,
+    pub preset: Option<String>,
+    pub upstream: String,
+    #[serde(default)]
+    pub secrets: Vec<SecretRef>,
+    pub signature: Option<SignatureSpec>,
+    pub freshness: Option<FreshnessSpec>,
+    pub dedup: Option<DedupSpec>,
+    pub token: Option<TokenSpec>,
+    pub path_token: Option<SecretRef>,
+    pub allow_ips: Option<Vec<String>>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub max_body_bytes: Option<usize>,
+    pub upstream_timeout: Option<Dur>,
+}
+
+/// How the signature header is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureFormat {
+    Plain,
+    KeyValue,
+    Versioned,
+}
+
+/// A signature scheme; every field optional so a preset can fill the rest.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureSpec {
+    pub header: Option<String>,
+    pub algorithm: Option<Algorithm>,
+    pub encoding: Option<Encoding>,
+    pub format: Option<SignatureFormat>,
+    /// `plain` format: text before the MAC, e.g. `sha256=`.
+    pub prefix: Option<String>,
+    /// `versioned` and `key-value` formats: the signature's version tag (`v1`).
+    pub version: Option<String>,
+    /// `key-value` format: the key of the timestamp entry (`t`).
+    pub timestamp_key: Option<String>,
+    /// The signed bytes, e.g. `{timestamp}.{body}`.
+    pub signed: Option<String>,
+    /// Where `{timestamp}` comes from.
+    pub timestamp: Option<String>,
+    /// Where `{id}` comes from.
+    pub id: Option<String>,
+    pub secret_encoding: Option<SecretEncoding>,
+}
+
+impl SignatureSpec {
+    fn over(self, base: SignatureSpec) -> SignatureSpec {
+        SignatureSpec {
+            header: self.header.or(base.header),
+            algorithm: self.algorithm.or(base.algorithm),
+            encoding: self.encoding.or(base.encoding),
+            format: self.format.or(base.format),
+            prefix: self.prefix.or(base.prefix),
+            version: self.version.or(base.version),
+            timestamp_key: self.timestamp_key.or(base.timestamp_key),
+            signed: self.signed.or(base.signed),
+            timestamp: self.timestamp.or(base.timestamp),
+            id: self.id.or(base.id),
+            secret_encoding: self.secret_encoding.or(base.secret_encoding),
+        }
+    }
+}
+
+/// Where the delivery time is and how old it may be.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreshnessSpec {
+    pub enabled: Option<bool>,
+    /// One value source or a list of candidates (first present wins).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub from: Option<Vec<String>>,
+    pub format: Option<TimeFormat>,
+    pub required: Option<bool>,
+    pub window: Option<Dur>,
+    pub future_skew: Option<Dur>,
+}
+
+impl FreshnessSpec {
+    fn over(self, base: FreshnessSpec) -> FreshnessSpec {
+        FreshnessSpec {
+            enabled: self.enabled.or(base.enabled),
+            from: self.from.or(base.from),
+            format: self.format.or(base.format),
+            required: self.required.or(base.required),
+            window: self.window.or(base.window),
+            future_skew: self.future_skew.or(base.future_skew),
+        }
+    }
+}
+
+/// How deliveries are recognised as the same event.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupSpec {
+    pub enabled: Option<bool>,
+    /// Where the event id is; absent means a digest of the body.
+    pub id: Option<String>,
+    pub on_missing: Option<MissingId>,
+    pub ttl: Option<Dur>,
+}
+
+impl DedupSpec {
+    fn over(self, base: DedupSpec) -> DedupSpec {
+        DedupSpec {
+            enabled: self.enabled.or(base.enabled),
+            id: self.id.or(base.id),
+            on_missing: self.on_missing.or(base.on_missing),
+            ttl: self.ttl.or(base.ttl),
+        }
+    }
+}
+
+/// A static token in a header.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    #[serde(default = "default_token_header")]
+    pub header: String,
+    /// Text before the token, e.g. `Bearer `. Default: none.
+    #[serde(default)]
+    pub prefix: String,
+    pub secrets: Vec<SecretRef>,
+}
+
+fn default_token_header() -> String {
+    "Authorization".to_string()
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Some(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    }))
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub dedup_capacity: u64,
+    pub sources: Vec<Arc<Source>>,
+    /// Things that work but should not be in production (logged at start).
+    pub warnings: Vec<String>,
+}
+
+/// A configuration error: what is wrong and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn err<T>(at: &str, message: impl fmt::Display) -> Result<T, ConfigError> {
+    Err(ConfigError(format!("{at}: {message}")))
+}
+
+/// Reads and validates a configuration file; relative secret files are taken from its folder.
+pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse(&text, &base, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+}
+
+/// Parses and validates configuration text.
+pub fn parse(text: &str, base_dir: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+    let file: FileConfig =
+        toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim_end().to_string()))?;
+    resolve(file, base_dir, env)
+}
+
+fn resolve(file: FileConfig, base_dir: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+    let defaults = Defaults {
+        max_body: file.server.max_body_bytes.unwrap_or(1024 * 1024),
+        body_timeout: file.server.body_timeout.map_or(Duration::from_secs(30), |d| d.0),
+        upstream_timeout: file
+            .server
+            .upstream_timeout
+            .map_or(Duration::from_secs(30), |d| d.0),
+    };
+    if file.sources.is_empty() {
+        return err("source", "no [[source]] is configured");
+    }
+    let mut warnings = Vec::new();
+    let mut names = HashSet::new();
+    let mut paths = HashSet::new();
+    let mut sources = Vec::new();
+    for spec in file.sources {
+        let at = format!("source[{}]", spec.name);
+        if !names.insert(spec.name.clone()) {
+            return err(&at, "duplicate source name");
+        }
+        if !paths.insert(spec.path.clone()) {
+            return err(&format!("{at}.path"), format!("path {} is used twice", spec.path));
+        }
+        let source = resolve_source(spec, &at, base_dir, env, &defaults, &mut warnings)?;
+        sources.push(Arc::new(source));
+    }
+    let capacity = file.dedup.capacity.unwrap_or(1_000_000);
+    if capacity == 0 {
+        return err("dedup.capacity", "must be at least 1");
+    }
+    Ok(Config {
+        listen: file
+            .server
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        dedup_capacity: capacity,
+        sources,
+        warnings,
+    })
+}
+
+struct Defaults {
+    max_body: usize,
+    body_timeout: Duration,
+    upstream_timeout: Duration,
+}
+
+fn resolve_source(
+    spec: SourceSpec,
+    at: &str,
+    base_dir: &Path,
+    env: &dyn Env,
+    defaults: &Defaults,
+    warnings: &mut Vec<String>,
+) -> Result<Source, ConfigError> {
+    if spec.name.is_empty() || !spec.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        return err(at, "name must be non-empty letters, digits, '-', '_' or '.'");
+    }
+    validate_path(&spec.path).or_else(|m| err(&format!("{at}.path"), m))?;
+
+    let preset = match &spec.preset {
+        Some(name) => Some(presets::find(name).ok_or_else(|| {
+            ConfigError(format!(
+                "{at}.preset: unknown preset `{name}` (known: {})",
+                presets::NAMES.join(", ")
+            ))
+        })?),
+        None => None,
+    };
+
+    let mut load_secret = |r: &SecretRef, key: &str| -> Result<String, ConfigError> {
+        if matches!(r, SecretRef::Value(_)) {
+            warnings.push(format!(
+                "{at}.{key}: literal secret in the configuration file; use env or file outside local demos"
+            ));
+        }
+        r.load(env, base_dir).or_else(|m| err(&format!("{at}.{key}"), m))
+    };
+
+    // Signature.
+    let preset_sig = preset.as_ref().and_then(|p| p.signature.clone());
+    let signature_spec = match (spec.signature, preset_sig) {
+        (Some(user), Some(base)) => Some(user.over(base)),
+        (Some(_), None) if preset.is_some() => {
+            return err(
+                &format!("{at}.signature"),
+                format!("preset `{}` has no signature scheme to adjust", spec.preset.unwrap_or_default()),
+            )
+        }
+        (user, base) => user.or(base),
+    };
+    let mut secret_origins = Vec::new();
+    let signature = match signature_spec {
+        Some(sig) => {
+            let scheme = build_scheme(&sig).or_else(|m| err(&format!("{at}.signature"), m))?;
+            if spec.secrets.is_empty() {
+                return err(&format!("{at}.secrets"), "a signed source needs at least one secret");
+            }
+            let encoding = sig.secret_encoding.unwrap_or(SecretEncoding::Raw);
+            let mut keys = Vec::new();
+            for (i, r) in spec.secrets.iter().enumerate() {
+                let text = load_secret(r, &format!("secrets[{i}]"))?;
+                let secret = encoding
+                    .decode(&text)
+                    .or_else(|m| err(&format!("{at}.secrets[{i}]"), m))?;
+                keys.push(SigningKey::new(scheme.algorithm, &secret));
+                secret_origins.push(r.describe());
+            }
+            Some(SignatureCheck { scheme, keys })
+        }
+        None => {
+            if !spec.secrets.is_empty() {
+                return err(&format!("{at}.secrets"), "secrets are set but the source has no signature scheme");
+            }
+            None
+        }
+    };
+
+    let token = match &spec.token {
+        Some(t) => {
+            if t.secrets.is_empty() {
+                return err(&format!("{at}.token.secrets"), "at least one token is needed");
+            }
+            let header = HeaderName::from_bytes(t.header.as_bytes())
+                .or_else(|_| err(&format!("{at}.token.header"), "not a valid header name"))?;
+            let mut tokens = Vec::new();
+            for (i, r) in t.secrets.iter().enumerate() {
+                tokens.push(Secret::new(load_secret(r, &format!("token.secrets[{i}]"))?));
+            }
+            Some(HeaderToken {
+                header,
+                prefix: t.prefix.clone(),
+                tokens: TokenSet::new(&tokens),
+            })
+        }
+        None => None,
+    };
+    let path_token = match &spec.path_token {
+        Some(r) => {
+            let value = load_secret(r, "path_token")?;
+            if value.contains('/') || value.len() < 16 {
+                return err(
+                    &format!("{at}.path_token"),
+                    "must be at least 16 characters and contain no '/'",
+                );
+            }
+            Some(TokenSet::new(&[Secret::new(value)]))
+        }
+        None => None,
+    };
+    let parse_nets = |list: &Option<Vec<String>>, key: &str| -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        list.iter()
+            .flatten()
+            .map(|s| parse_net(s).or_else(|m| err(&format!("{at}.{key}"), m)))
+            .collect()
+    };
+    let allow = parse_nets(&spec.allow_ips, "allow_ips")?;
+    let trusted_proxies = parse_nets(&spec.trusted_proxies, "trusted_proxies")?;
+    let addresses = match (spec.allow_ips.is_some(), trusted_proxies.is_empty()) {
+        (true, _) if allow.is_empty() => {
+            return err(&format!("{at}.allow_ips"), "is empty: nothing could deliver")
+        }
+        (true, _) => Some(AddressAllowlist {
+            allow,
+            trusted_proxies,
+        }),
+        (false, false) => {
+            return err(&format!("{at}.trusted_proxies"), "only has a meaning with allow_ips")
+        }
+        (false, true) => None,
+    };
+    if signature.is_none() && token.is_none() && path_token.is_none() && addresses.is_none() {
+        return err(
+            at,
+            "no way to authenticate deliveries: configure a signature preset/scheme, token, path_token or allow_ips",
+        );
+    }
+
+    let upstream_timeout = spec.upstream_timeout.map_or(defaults.upstream_timeout, |d| d.0);
+    let upstream = parse_upstream(&spec.upstream, upstream_timeout)
+        .or_else(|m| err(&format!("{at}.upstream"), m))?;
+
+    let (preset_fresh, preset_dedup, window_reason, preset_name) = match &preset {
+        Some(p) => (p.freshness.clone(), p.dedup.clone(), Some(p.window_reason), Some(p.name)),
+        None => (FreshnessSpec::default(), DedupSpec::default(), None, None),
+    };
+    let fresh_spec = spec.freshness.unwrap_or_default().over(preset_fresh);
+    let dedup_spec = spec.dedup.unwrap_or_default().over(preset_dedup);
+
+    let mut source = Source {
+        name: spec.name.clone(),
+        path: spec.path.clone(),
+        preset: preset_name,
+        signature,
+        token,
+        path_token,
+        addresses,
+        freshness: None,
+        dedup: None,
+        upstream,
+        max_body: spec.max_body_bytes.unwrap_or(defaults.max_body),
+        body_timeout: defaults.body_timeout,
+        window_reason,
+        secret_origins,
+    };
+    if source.max_body == 0 {
+        return err(&format!("{at}.max_body_bytes"), "must be at least 1");
+    }
+    source.freshness = build_freshness(&fresh_spec, &source)
+        .or_else(|m| err(&format!("{at}.freshness"), m))?;
+    source.dedup = build_dedup(&dedup_spec, &source).or_else(|m| err(&format!("{at}.dedup"), m))?;
+    if let (Some(f), Some(d)) = (&source.freshness, &source.dedup) {
+        if d.ttl < f.window {
+            return err(
+                &format!("{at}.dedup.ttl"),
+                format!(
+                    "{} is shorter than freshness.window {}: a replay inside the window would pass",
+                    Dur(d.ttl),
+                    Dur(f.window)
+                ),
+            );
+        }
+    }
+    if source.freshness.is_none() && source.dedup.is_none() {
+        warnings.push(format!("{at}: neither freshness nor dedup is on: replays are not stopped"));
+    }
+    Ok(source)
+}
+
+fn validate_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("`{path}` must start with '/'"));
+    }
+    if path.len() > 1 && path.ends_with('/') {
+        return Err(format!("`{path}` must not end with '/'"));
+    }
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b);
+    if !path.bytes().all(ok) || path.split('/').any(|seg| seg == "." || seg == "..") || path.contains("//") {
+        return Err(format!(
+            "`{path}` may only contain letters, digits and - _ . ~ between single slashes"
+        ));
+    }
+    Ok(())
+}
+
+fn build_scheme(sig: &SignatureSpec) -> Result<Scheme, String> {
+    let header = sig.header.as_deref().ok_or("header is not set")?;
+    let header =
+        HeaderName::from_bytes(header.as_bytes()).map_err(|_| format!("`{header}` is not a valid header name"))?;
+    let format = sig.format.unwrap_or(SignatureFormat::Plain);
+    let shape = match format {
+        SignatureFormat::Plain => Shape::Plain {
+            prefix: sig.prefix.clone().unwrap_or_default(),
+        },
+        SignatureFormat::KeyValue => Shape::KeyValue {
+            timestamp_key: sig.timestamp_key.clone().unwrap_or_else(|| "t".into()),
+            signature_key: sig.version.clone().unwrap_or_else(|| "v1".into()),
+        },
+        SignatureFormat::Versioned => Shape::Versioned {
+            version: sig.version.clone().unwrap_or_else(|| "v1".into()),
+        },
+    };
+    let parse_source = |s: &Option<String>, key: &str| -> Result<Option<ValueSource>, String> {
+        s.as_deref()
+            .map(|t| ValueSource::parse(t).map_err(|m| format!("{key}: {m}")))
+            .transpose()
+    };
+    let scheme = Scheme {
+        algorithm: sig.algorithm.ok_or("algorithm is not set")?,
+        encoding: sig.encoding.ok_or("encoding is not set")?,
+        header,
+        shape,
+        template: Template::parse(sig.signed.as_deref().unwrap_or("{body}"))
+            .map_err(|m| format!("signed: {m}"))?,
+        timestamp: parse_source(&sig.timestamp, "timestamp")?,
+        id: parse_source(&sig.id, "id")?,
+    };
+    scheme.validate()?;
+    Ok(scheme)
+}
+
+fn build_freshness(spec: &FreshnessSpec, source: &Source) -> Result<Option<Freshness>, String> {
+    let enabled = spec.enabled.unwrap_or(spec.from.is_some());
+    if !enabled {
+        return Ok(None);
+    }
+    let from = spec.from.as_ref().filter(|f| !f.is_empty()).ok_or("from is not set")?;
+    let from = from
+        .iter()
+        .map(|s| ValueSource::parse(s).map_err(|m| format!("from: {m}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if from.iter().any(|s| matches!(s, ValueSource::SignatureParam(_)))
+        && !source
+            .signature
+            .as_ref()
+            .is_some_and(|s| matches!(s.scheme.shape, Shape::KeyValue { .. }))
+    {
+        return Err("from = signature:<param> needs a key-value signature format".into());
+    }
+    let window = spec.window.map_or(Duration::from_secs(300), |d| d.0);
+    let future_skew = spec.future_skew.map_or(Duration::from_secs(300), |d| d.0);
+    if window.is_zero() || window > MAX_WINDOW {
+        return Err(format!("window {} must be between 1s and 30 days", Dur(window)));
+    }
+    if future_skew > Duration::from_secs(24 * 3600) {
+        return Err(format!("future_skew {} must be at most 24h", Dur(future_skew)));
+    }
+    Ok(Some(Freshness {
+        from,
+        format: spec.format.unwrap_or(TimeFormat::Auto),
+        required: spec.required.unwrap_or(true),
+        window,
+        future_skew,
+    }))
+}
+
+fn build_dedup(spec: &DedupSpec, source: &Source) -> Result<Option<DedupPolicy>, String> {
+    if !spec.enabled.unwrap_or(true) {
+        return Ok(None);
+    }
+    let id = spec
+        .id
+        .as_deref()
+        .map(|s| ValueSource::parse(s).map_err(|m| format!("id: {m}")))
+        .transpose()?;
+    if matches!(id, Some(ValueSource::SignatureParam(_))) {
+        return Err("id must come from a header or the body".into());
+    }
+    let default_ttl = source
+        .freshness
+        .as_ref()
+        .map_or(Duration::from_secs(24 * 3600), |f| f.window);
+    let ttl = spec.ttl.map_or(default_ttl, |d| d.0);
+    if ttl.is_zero() || ttl > MAX_WINDOW {
+        return Err(format!("ttl {} must be between 1s and 30 days", Dur(ttl)));
+    }
+    let id_signed = id.as_ref().is_some_and(|s| source.id_signed(s));
+    let scope: [u8; 32] = Sha256::digest(source.name.as_bytes()).into();
+    Ok(Some(DedupPolicy {
+        id,
+        id_signed,
+        on_missing: spec.on_missing.unwrap_or(MissingId::Digest),
+        ttl,
+        scope: scope[..16].try_into().expect("16 bytes"),
+    }))
+}
+
+fn parse_upstream(text: &str, timeout: Duration) -> Result<Upstream, String> {
+    let uri: Uri = text.parse().map_err(|_| format!("`{text}` is not a URL"))?;
+    let scheme = uri.scheme().cloned().ok_or_else(|| format!("`{text}` has no scheme"))?;
+    if scheme != UriScheme::HTTP {
+        return Err(format!("`{text}`: only http:// upstreams are supported"));
+    }
+    let authority: Authority = uri.authority().cloned().ok_or_else(|| format!("`{text}` has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!("`{text}`: credentials in the URL are not supported"));
+    }
+    let path_and_query = uri.path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
+    if timeout.is_zero() {
+        return Err("upstream_timeout must be more than 0".into());
+    }
+    Ok(Upstream {
+        host_header: HeaderValue::from_str(authority.as_str()).map_err(|_| "bad host".to_string())?,
+        scheme,
+        authority,
+        path_and_query,
+        timeout,
+    })
+}
+
+/// The default location of the configuration file.
+pub fn default_path() -> PathBuf {
+    PathBuf::from("config/hookgate.toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env() -> HashMap<String, String> {
+        [("S".to_string(), "secret".to_string())].into()
+    }
+
+    fn parse_ok(text: &str) -> Config {
+        parse(text, Path::new("."), &env()).unwrap()
+    }
+
+    fn parse_err(text: &str) -> String {
+        parse(text, Path::new("."), &env()).unwrap_err().0
+    }
+
+    const MINIMAL: &str = r#"
+[[source]]
+name = "ck"
+path = "/hooks/ck"
+preset = "cloudkeep"
+upstream = "http://127.0.0.1:9000/in"
+secrets = [{ env = "S" }]
+"#;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let config = parse(EMBEDDED_DEFAULT, Path::new("config"), &HashMap::new()).unwrap();
+        assert!(!config.sources.is_empty());
+        assert!(!config.warnings.is_empty(), "demo secrets must warn");
+    }
+
+    #[test]
+    fn preset_fields_are_filled_and_overridable() {
+        let config = parse_ok(MINIMAL);
+        let source = &config.sources[0];
+        assert_eq!(source.freshness.as_ref().unwrap().window, Duration::from_secs(18 * 3600));
+        assert!(source.dedup.as_ref().unwrap().id_signed);
+        let text = MINIMAL.to_string() + "freshness = { window = \"20h\" }\ndedup = { ttl = \"20h\" }\n";
+        let config = parse_ok(&text);
+        assert_eq!(
+            config.sources[0].freshness.as_ref().unwrap().window,
+            Duration::from_secs(20 * 3600)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert!(parse_err(&MINIMAL.replace("preset", "presett")).contains("presett"));
+        assert!(parse_err(&MINIMAL.replace("\"S\"", "\"NOPE\"")).contains("source[ck].secrets[0]"));
+        assert!(parse_err(&MINIMAL.replace("cloudkeep", "cloudcreep")).contains("source[ck].preset"));
+        assert!(parse_err(&MINIMAL.replace("http://127.0.0.1:9000/in", "not a url")).contains("source[ck].upstream"));
+        let twice = format!("{MINIMAL}{}", MINIMAL.replace("\"ck\"", "\"ck2\""));
+        assert!(parse_err(&twice).contains("source[ck2].path"));
+        assert!(parse_err(&MINIMAL.replace("/hooks/ck", "/hooks/../ck")).contains("path"));
+        let short = MINIMAL.to_string() + "dedup = { ttl = \"1m\" }\n";
+        assert!(parse_err(&short).contains("dedup.ttl"));
+        let unknown = MINIMAL.to_string() + "signature = { algo = \"sha1\" }\n";
+        assert!(parse_err(&unknown).contains("algo"));
+    }
+
+    #[test]
+    fn unauthenticated_sources_are_refused() {
+        let text = r#"
+[[source]]
+name = "cc"
+path = "/hooks/cc"
+preset = "certifyclouds"
+upstream = "http://127.0.0.1:9000/in"
+"#;
+        assert!(parse_err(text).contains("no way to authenticate"));
+        let with_token = text.to_string()
+            + "token = { prefix = \"Bearer \", secrets = [{ env = \"S\" }] }\n";
+        let config = parse_ok(&with_token);
+        assert!(config.sources[0].dedup.as_ref().unwrap().id.is_none());
+    }
+
+    #[test]
+    fn generic_scheme_is_built_from_fields() {
+        let text = r#"
+[[source]]
+name = "gen"
+path = "/g"
+upstream = "http://127.0.0.1:1/"
+secrets = [{ value = "demo" }]
+signature = { header = "X-Sig", algorithm = "sha512", encoding = "base64url-nopad", signed = "{timestamp}:{body}", timestamp = "header:X-Ts" }
+freshness = { from = "header:X-Ts", format = "unix_ms", window = "2m" }
+"#;
+        let config = parse_ok(text);
+        let s = &config.sources[0];
+        assert!(s.timestamp_signed(&ValueSource::parse("header:X-Ts").unwrap()));
+        assert_eq!(config.warnings.len(), 1);
+        let missing = text.replace(", timestamp = \"header:X-Ts\"", "");
+        assert!(parse_err(&missing).contains("signature.timestamp"));
+    }
+}

@@ -1,0 +1,89 @@
+//! Deduplication state: the three states of an event key — absent, in flight, delivered — and
+//! the store trait every backend implements. The rule this module exists for: a key becomes
+//! *delivered* only after the upstream accepted the event; a failed attempt releases its claim so
+//! the sender's retry goes through.
+//!
+//! Keys are 16-byte digests of (source scope, key kind, id or body), so the store never holds
+//! ids or bodies and every key has the same small size.
+
+pub mod memory;
+
+use std::future::Future;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+pub use memory::MemoryStore;
+
+/// A scoped, fixed-size dedup key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DedupKey(pub [u8; 16]);
+
+impl DedupKey {
+    /// The key of an event id within a source.
+    pub fn for_id(scope: &[u8; 16], id: &[u8]) -> Self {
+        Self::derive(scope, b'i', id)
+    }
+
+    /// The key of a body digest within a source.
+    pub fn for_body(scope: &[u8; 16], body: &[u8]) -> Self {
+        Self::derive(scope, b'd', body)
+    }
+
+    fn derive(scope: &[u8; 16], kind: u8, data: &[u8]) -> Self {
+        let digest = Sha256::new()
+            .chain_update(scope)
+            .chain_update([kind])
+            .chain_update(data)
+            .finalize();
+        DedupKey(digest[..16].try_into().expect("16 bytes"))
+    }
+}
+
+/// Identifies one claim, so only its holder can promote or release it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimToken(pub u32);
+
+/// The answer to a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The key was absent and is now in flight for this claimant.
+    Claimed(ClaimToken),
+    /// The event was delivered already.
+    Delivered,
+    /// Another request holds the key right now.
+    InFlight,
+}
+
+/// The store could not answer (only remote backends fail).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("dedup store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// A dedup backend. All operations are atomic per key.
+pub trait DedupStore: Send + Sync + 'static {
+    /// Claims `key` for `in_flight_ttl` if absent (the claim lapses by itself if never resolved).
+    fn claim(
+        &self,
+        key: DedupKey,
+        in_flight_ttl: Duration,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Marks `key` delivered for `ttl`, if the claim is still ours or has lapsed.
+    fn complete(
+        &self,
+        key: DedupKey,
+        token: ClaimToken,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Drops our claim on `key` so a retry can go through. Another holder's claim is kept.
+    fn release(
+        &self,
+        key: DedupKey,
+        token: ClaimToken,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets `key` whatever its state (for deliberate redelivery by an operator).
+    fn forget(&self, key: DedupKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

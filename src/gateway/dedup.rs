@@ -1,0 +1,235 @@
+//! Deduplication in front of the upstream, keeping the rule that never loses an event:
+//! claim the key (absent → in flight), forward, then mark it delivered only on a 2xx; on any
+//! other answer, a timeout or a crash, release it so the sender's retry goes through.
+//!
+//! - duplicate of a delivered event → 200 with `X-Hookgate-Duplicate: delivered`, not forwarded;
+//! - duplicate of an in-flight event → 409 with `Retry-After`, not forwarded.
+//!
+//! The forward runs in its own task, so a sender that hangs up mid-request does not cancel it:
+//! the claim's fate always matches what the upstream actually did.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use tower::{Layer, Service};
+
+use super::{full_body, BoxFuture, EventId, Outcome, Response};
+use crate::dedup::{ClaimOutcome, ClaimToken, DedupKey, DedupStore};
+use crate::error::Rejection;
+use crate::extract::{json_field, HeaderLookup, ValueSource};
+use crate::source::{DedupPolicy, MissingId, Source};
+
+/// How much longer than the upstream timeout an in-flight claim lives, so it never lapses
+/// while its request is still running (and still lapses if its holder dies).
+const CLAIM_MARGIN: Duration = Duration::from_secs(5);
+/// Retry-After when the store cannot answer.
+const STORE_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct DedupLayer<D> {
+    store: D,
+}
+
+impl<D> DedupLayer<D> {
+    pub fn new(store: D) -> Self {
+        DedupLayer { store }
+    }
+}
+
+impl<S, D: Clone> Layer<S> for DedupLayer<D> {
+    type Service = Dedup<S, D>;
+
+    fn layer(&self, inner: S) -> Dedup<S, D> {
+        Dedup {
+            inner,
+            store: self.store.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Dedup<S, D> {
+    inner: S,
+    store: D,
+}
+
+/// The keys a delivery claims, and its event id if it has one.
+pub fn keys_for(
+    policy: &DedupPolicy,
+    req: &http::Request<Bytes>,
+) -> Result<(Vec<DedupKey>, Option<String>), Rejection> {
+    let reject_missing = policy.on_missing == MissingId::Reject;
+    let id = match &policy.id {
+        None => None,
+        Some(ValueSource::Body(path)) => match json_field(req.body(), path) {
+            Ok(value) => value.and_then(|v| v.as_id()),
+            Err(error) if reject_missing => {
+                return Err(Rejection::BadJson {
+                    reason: error.to_string(),
+                })
+            }
+            Err(_) => None,
+        },
+        Some(header @ ValueSource::Header(_)) => match header.header(req.headers()) {
+            HeaderLookup::Value(v) if !v.is_empty() => Some(v.to_string()),
+            _ => None,
+        },
+        Some(ValueSource::SignatureParam(_)) => None,
+    };
+    let body_key = || DedupKey::for_body(&policy.scope, req.body());
+    let keys = match &id {
+        Some(id) if policy.id_signed => vec![DedupKey::for_id(&policy.scope, id.as_bytes())],
+        // An unsigned id can be rewritten by a replayer; the body digest cannot.
+        Some(id) => vec![DedupKey::for_id(&policy.scope, id.as_bytes()), body_key()],
+        None if reject_missing => return Err(Rejection::MissingEventId),
+        None => vec![body_key()],
+    };
+    Ok((keys, id))
+}
+
+/// The claims one request holds. Dropped unsettled (a panic, a cancelled task): released.
+struct Claims<D: DedupStore + Clone> {
+    store: D,
+    held: Vec<(DedupKey, ClaimToken)>,
+}
+
+impl<D: DedupStore + Clone> Claims<D> {
+    async fn complete(mut self, ttl: Duration) {
+        for (key, token) in std::mem::take(&mut self.held) {
+            if let Err(error) = self.store.complete(key, token, ttl).await {
+                tracing::warn!(%error, "could not mark an event delivered");
+            }
+        }
+    }
+
+    async fn release(mut self) {
+        for (key, token) in std::mem::take(&mut self.held) {
+            if let Err(error) = self.store.release(key, token).await {
+                tracing::warn!(%error, "could not release a dedup claim; it will lapse by itself");
+            }
+        }
+    }
+}
+
+impl<D: DedupStore + Clone> Drop for Claims<D> {
+    fn drop(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        let store = self.store.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                for (key, token) in held {
+                    let _ = store.release(key, token).await;
+                }
+            });
+        }
+    }
+}
+
+fn duplicate_response() -> Response {
+    let body = r#"{"status":"duplicate","message":"this event was already delivered; it was not forwarded again"}"#;
+    let mut response = http::Response::new(full_body(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert("x-hookgate-duplicate", HeaderValue::from_static("delivered"));
+    response.extensions_mut().insert(Outcome::Duplicate);
+    response
+}
+
+impl<S, D> Service<http::Request<Bytes>> for Dedup<S, D>
+where
+    S: Service<http::Request<Bytes>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    D: DedupStore + Clone,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<Bytes>) -> BoxFuture {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let store = self.store.clone();
+        Box::pin(async move {
+            let source = req
+                .extensions()
+                .get::<Arc<Source>>()
+                .cloned()
+                .expect("the route layer runs first");
+            let Some(policy) = &source.dedup else {
+                return inner.call(req).await;
+            };
+            let (keys, id) = match keys_for(policy, &req) {
+                Ok(found) => found,
+                Err(rejection) => return Ok(rejection.into_response()),
+            };
+            if let Some(id) = id {
+                req.extensions_mut().insert(EventId(id));
+            }
+            let in_flight_ttl = source.upstream.timeout + CLAIM_MARGIN;
+            let mut claims = Claims {
+                store: store.clone(),
+                held: Vec::with_capacity(keys.len()),
+            };
+            for key in keys {
+                let refusal = match store.claim(key, in_flight_ttl).await {
+                    Ok(ClaimOutcome::Claimed(token)) => {
+                        claims.held.push((key, token));
+                        continue;
+                    }
+                    Ok(ClaimOutcome::Delivered) => duplicate_response(),
+                    Ok(ClaimOutcome::InFlight) => Rejection::InFlight {
+                        retry_after: source.upstream.timeout.max(Duration::from_secs(1)),
+                    }
+                    .into_response(),
+                    Err(error) => {
+                        tracing::warn!(source = %source.name, %error, "dedup store failed");
+                        Rejection::DedupUnavailable {
+                            retry_after: STORE_RETRY_AFTER,
+                        }
+                        .into_response()
+                    }
+                };
+                claims.release().await;
+                return Ok(refusal);
+            }
+            let ttl = policy.ttl;
+            let delivery = tokio::spawn(async move {
+                let response = match inner.call(req).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                if response.status().is_success() {
+                    claims.complete(ttl).await;
+                } else {
+                    claims.release().await;
+                }
+                response
+            });
+            match delivery.await {
+                Ok(response) => Ok(response),
+                Err(error) => {
+                    tracing::error!(source = %source.name, %error, "delivery task failed");
+                    Ok(Rejection::UpstreamUnavailable.into_response())
+                }
+            }
+        })
+    }
+}

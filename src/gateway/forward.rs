@@ -1,0 +1,206 @@
+//! Forwarding a verified delivery to its source's upstream over a pooled connection: the body
+//! byte for byte, the headers minus hop-by-hop ones and minus any incoming `X-Hookgate-*` (so
+//! the upstream can trust the ones hookgate adds), plus `X-Forwarded-For`, `X-Hookgate-Source`
+//! and `X-Hookgate-Event-Id`. The upstream's status, headers and body go back to the sender, so
+//! its retry logic keeps working. Unreachable upstream: 502; no answer in time: 504.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Extensions, Version};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tower::Service;
+
+use super::{BoxFuture, EventId, Outcome, PeerAddr, Response};
+use crate::error::Rejection;
+use crate::source::Source;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The pooled HTTP client shared by every request.
+#[derive(Clone)]
+pub struct UpstreamClient(Client<HttpConnector, Full<Bytes>>);
+
+impl UpstreamClient {
+    pub fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        UpstreamClient(client)
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove("proxy-connection");
+}
+
+/// Removes every incoming header hookgate itself sets, so none can be spoofed.
+fn strip_own_headers(headers: &mut HeaderMap) {
+    let own: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("x-hookgate-"))
+        .cloned()
+        .collect();
+    for name in own {
+        headers.remove(name);
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, peer: Option<PeerAddr>) {
+    let Some(PeerAddr(peer)) = peer else { return };
+    let previous: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let ip = peer.ip().to_string();
+    let value = if previous.is_empty() {
+        ip
+    } else {
+        format!("{}, {ip}", previous.join(", "))
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert("x-forwarded-for", value);
+    }
+}
+
+/// The innermost service: sends the delivery upstream.
+#[derive(Clone)]
+pub struct Forward {
+    client: UpstreamClient,
+}
+
+impl Forward {
+    pub fn new(client: UpstreamClient) -> Self {
+        Forward { client }
+    }
+}
+
+impl Service<http::Request<Bytes>> for Forward {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Bytes>) -> BoxFuture {
+        let client = self.client.0.clone();
+        Box::pin(async move {
+            let source = req
+                .extensions()
+                .get::<Arc<Source>>()
+                .cloned()
+                .expect("the route layer runs first");
+            let peer = req.extensions().get::<PeerAddr>().copied();
+            let event_id = req.extensions().get::<EventId>().cloned();
+            let (parts, body) = req.into_parts();
+            let Ok(uri) = source.upstream.uri(parts.uri.query()) else {
+                return Ok(Rejection::UpstreamUnavailable.into_response());
+            };
+
+            let mut headers = parts.headers;
+            strip_hop_by_hop(&mut headers);
+            strip_own_headers(&mut headers);
+            headers.remove(header::EXPECT);
+            headers.insert(header::HOST, source.upstream.host_header.clone());
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            append_forwarded_for(&mut headers, peer);
+            if let Ok(name) = HeaderValue::from_str(&source.name) {
+                headers.insert("x-hookgate-source", name);
+            }
+            if let Some(id) = event_id.and_then(|id| HeaderValue::from_str(&id.0).ok()) {
+                headers.insert("x-hookgate-event-id", id);
+            }
+
+            let mut upstream = http::Request::new(Full::new(body));
+            *upstream.method_mut() = parts.method;
+            *upstream.uri_mut() = uri;
+            *upstream.version_mut() = Version::HTTP_11;
+            *upstream.headers_mut() = headers;
+
+            match tokio::time::timeout(source.upstream.timeout, client.request(upstream)).await {
+                Err(_) => Ok(Rejection::UpstreamTimeout.into_response()),
+                Ok(Err(error)) => {
+                    tracing::warn!(source = %source.name, %error, "upstream unreachable");
+                    Ok(Rejection::UpstreamUnavailable.into_response())
+                }
+                Ok(Ok(response)) => {
+                    let (mut parts, body) = response.into_parts();
+                    strip_hop_by_hop(&mut parts.headers);
+                    parts.extensions = Extensions::new();
+                    parts.extensions.insert(Outcome::Forwarded);
+                    Ok(http::Response::from_parts(
+                        parts,
+                        body.map_err(Into::into).boxed(),
+                    ))
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, "keep-alive, x-secret-hop".parse().unwrap());
+        headers.insert("x-secret-hop", "1".parse().unwrap());
+        headers.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        headers.insert("x-cloudkeep-signature-256", "sha256=00".parse().unwrap());
+        strip_hop_by_hop(&mut headers);
+        assert!(headers.get("x-secret-hop").is_none());
+        assert!(headers.get(header::CONNECTION).is_none());
+        assert!(headers.get(header::TRANSFER_ENCODING).is_none());
+        assert!(headers.get("x-cloudkeep-signature-256").is_some());
+    }
+
+    #[test]
+    fn spoofed_own_headers_go() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-hookgate-source", "evil".parse().unwrap());
+        headers.insert("x-hookgate-event-id", "evil".parse().unwrap());
+        headers.insert("x-other", "kept".parse().unwrap());
+        strip_own_headers(&mut headers);
+        assert_eq!(headers.len(), 1);
+    }
+}

@@ -1,0 +1,155 @@
+//! Freshness: the delivery's timestamp must lie within the source's window in the past and its
+//! allowed skew in the future. The timestamp is read from the first present candidate (header,
+//! JSON body field, or a parameter of the signature header). Missing where required or
+//! unparseable: 400. Too old or too far ahead: 401.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::future::{ready, Either, Ready};
+use tower::{Layer, Service};
+
+use super::Response;
+use crate::config::Dur;
+use crate::error::Rejection;
+use crate::extract::{json_field, HeaderLookup, ValueSource};
+use crate::source::{Freshness, Source};
+use crate::timestamp::{self, TimestampError};
+
+#[derive(Debug, Clone, Copy)]
+pub struct FreshnessLayer;
+
+impl<S> Layer<S> for FreshnessLayer {
+    type Service = Fresh<S>;
+
+    fn layer(&self, inner: S) -> Fresh<S> {
+        Fresh { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Fresh<S> {
+    inner: S,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn bad(error: TimestampError) -> Rejection {
+    Rejection::BadTimestamp {
+        reason: error.reason(),
+    }
+}
+
+/// Reads the delivery's timestamp in milliseconds, `Ok(None)` when absent.
+fn read_timestamp(
+    source: &Source,
+    policy: &Freshness,
+    req: &http::Request<Bytes>,
+) -> Result<Option<i64>, Rejection> {
+    for candidate in &policy.from {
+        match candidate {
+            ValueSource::Header(_) => match candidate.header(req.headers()) {
+                HeaderLookup::Missing => continue,
+                HeaderLookup::Value(text) => {
+                    return timestamp::parse_str(text, policy.format).map(Some).map_err(bad)
+                }
+                HeaderLookup::Repeated | HeaderLookup::Invalid => {
+                    return Err(Rejection::BadTimestamp {
+                        reason: "timestamp header repeated or not ASCII",
+                    })
+                }
+            },
+            ValueSource::Body(path) => match json_field(req.body(), path) {
+                Ok(None) => continue,
+                Ok(Some(value)) => {
+                    return timestamp::parse_scalar(&value, policy.format)
+                        .map(Some)
+                        .map_err(bad)
+                }
+                // A body that is not JSON has no timestamp field; only an error if required.
+                Err(_) if !policy.required => continue,
+                Err(error) => {
+                    return Err(Rejection::BadJson {
+                        reason: error.to_string(),
+                    })
+                }
+            },
+            ValueSource::SignatureParam(key) => {
+                let Some(check) = &source.signature else {
+                    continue;
+                };
+                match check.scheme.param(req.headers(), key) {
+                    Some(text) => {
+                        return timestamp::parse_str(text, policy.format)
+                            .map(Some)
+                            .map_err(bad)
+                    }
+                    None => continue,
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Checks the delivery's timestamp against the source's window at time `now_ms`.
+pub fn check(source: &Source, req: &http::Request<Bytes>, now_ms: i64) -> Result<(), Rejection> {
+    let Some(policy) = &source.freshness else {
+        return Ok(());
+    };
+    let Some(stamp) = read_timestamp(source, policy, req)? else {
+        return if policy.required {
+            Err(Rejection::MissingTimestamp)
+        } else {
+            Ok(())
+        };
+    };
+    let age = now_ms.saturating_sub(stamp);
+    if age > millis(policy.window) {
+        return Err(Rejection::StaleTimestamp {
+            window: Dur(policy.window).to_string(),
+        });
+    }
+    if -age > millis(policy.future_skew) {
+        return Err(Rejection::FutureTimestamp {
+            skew: Dur(policy.future_skew).to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl<S> Service<http::Request<Bytes>> for Fresh<S>
+where
+    S: Service<http::Request<Bytes>, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Bytes>) -> Self::Future {
+        let source = req
+            .extensions()
+            .get::<Arc<Source>>()
+            .cloned()
+            .expect("the route layer runs first");
+        match check(&source, &req, now_ms()) {
+            Ok(()) => Either::Right(self.inner.call(req)),
+            Err(rejection) => Either::Left(ready(Ok(rejection.into_response()))),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Routing: the request path selects exactly one configured source, or the answer is 404.
+//! Paths are matched as received (no decoding, no normalisation), so `..`, encoded slashes and
+//! other tricks simply match nothing. A source with a path token is reached only at
+//! `<path>/<token>`, the token compared in constant time; a wrong token is a plain 404.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::Method;
+use hyper::body::Incoming;
+use tower::{Layer, Service};
+
+use super::{BoxFuture, Response, RoutedTo};
+use crate::error::Rejection;
+use crate::source::Source;
+
+/// The routing table.
+#[derive(Debug, Default)]
+pub struct Routes {
+    by_path: HashMap<String, Arc<Source>>,
+}
+
+impl Routes {
+    pub fn new(sources: &[Arc<Source>]) -> Self {
+        Routes {
+            by_path: sources
+                .iter()
+                .map(|s| (s.path.clone(), s.clone()))
+                .collect(),
+        }
+    }
+
+    /// The source for `path`, if any.
+    pub fn find(&self, path: &str) -> Option<&Arc<Source>> {
+        if let Some(source) = self.by_path.get(path) {
+            return source.path_token.is_none().then_some(source);
+        }
+        let (prefix, token) = path.rsplit_once('/')?;
+        let source = self.by_path.get(prefix)?;
+        let tokens = source.path_token.as_ref()?;
+        tokens.matches(token.as_bytes()).then_some(source)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteLayer {
+    routes: Arc<Routes>,
+}
+
+impl RouteLayer {
+    pub fn new(routes: Arc<Routes>) -> Self {
+        RouteLayer { routes }
+    }
+}
+
+impl<S> Layer<S> for RouteLayer {
+    type Service = Route<S>;
+
+    fn layer(&self, inner: S) -> Route<S> {
+        Route {
+            routes: self.routes.clone(),
+            inner,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Route<S> {
+    routes: Arc<Routes>,
+    inner: S,
+}
+
+impl<S> Service<http::Request<Incoming>> for Route<S>
+where
+    S: Service<http::Request<Incoming>, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<Incoming>) -> BoxFuture {
+        let Some(source) = self.routes.find(req.uri().path()).cloned() else {
+            return Box::pin(async { Ok(Rejection::UnknownSource.into_response()) });
+        };
+        let routed = RoutedTo(source.clone());
+        if req.method() != Method::POST {
+            let mut response = Rejection::MethodNotAllowed.into_response();
+            response.extensions_mut().insert(routed);
+            return Box::pin(async { Ok(response) });
+        }
+        req.extensions_mut().insert(source);
+        let response = self.inner.call(req);
+        Box::pin(async move {
+            let mut response = response.await?;
+            response.extensions_mut().insert(routed);
+            Ok(response)
+        })
+    }
+}

@@ -1,0 +1,33 @@
+//! hookgate: a receiver-side webhook verification gateway.
+//!
+//! It stands between the public internet and webhook receivers and lets through only
+//! authentic, fresh, first-time deliveries, forwarded byte for byte.
+//!
+//! # Layout
+//! - [`config`]: the TOML model, presets merged in, secrets resolved, validation.
+//! - [`source`]: a resolved source — how it authenticates, freshness, dedup, upstream.
+//! - [`scheme`]: the signing core shared by verifying and sending; provider [`scheme::presets`].
+//! - [`access`]: authentication without signatures (tokens, path tokens, address allowlists).
+//! - [`extract`]: reading timestamps and ids from headers and JSON bodies.
+//! - [`timestamp`]: strict timestamp parsing (unix s/ms, ISO 8601).
+//! - [`dedup`]: the three-state dedup store trait and its in-memory backend.
+//! - [`gateway`]: the tower stack (one layer per concern) and the accept loop.
+//! - [`error`]: rejections and their JSON answers.
+//! - [`secret`]: secret sources and a value type that never prints.
+//! - [`telemetry`]: log setup.
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod config;
+pub mod dedup;
+pub mod error;
+pub mod extract;
+pub mod gateway;
+pub mod scheme;
+pub mod secret;
+pub mod source;
+pub mod telemetry;
+pub mod timestamp;
+
+pub use config::Config;
+pub use gateway::{serve, Gateway};

@@ -1,0 +1,246 @@
+//! Provider presets: for each sender we speak, its signature scheme, where its timestamp and
+//! event id live, and freshness/dedup windows chosen from its documented retry horizon.
+//!
+//! A preset fills the same optional specs a user writes in TOML; the user's fields override the
+//! preset's one by one. The window rationale for each preset is in `window_reason` and is
+//! printed by `hookgate check-config`.
+
+use std::time::Duration;
+
+use crate::config::{DedupSpec, Dur, FreshnessSpec, MissingId, SignatureFormat, SignatureSpec};
+use crate::scheme::{Algorithm, Encoding};
+use crate::secret::SecretEncoding;
+use crate::timestamp::TimeFormat;
+
+/// Everything a preset contributes to a source.
+#[derive(Debug, Clone)]
+pub struct Preset {
+    pub name: &'static str,
+    /// `None` for senders that do not sign (authenticated by token, path token or address).
+    pub signature: Option<SignatureSpec>,
+    pub freshness: FreshnessSpec,
+    pub dedup: DedupSpec,
+    /// Why the freshness window has the length it has.
+    pub window_reason: &'static str,
+}
+
+/// Every preset name accepted in configuration, aliases included.
+pub const NAMES: &[&str] = &[
+    "cloudkeep",
+    "policycortex",
+    "corgea",
+    "vaas",
+    "certifyclouds",
+    "standard-webhooks",
+    "svix",
+    "github",
+    "stripe",
+    "slack",
+    "shopify",
+];
+
+const MINUTE: u64 = 60;
+const HOUR: u64 = 60 * MINUTE;
+
+fn dur(secs: u64) -> Option<Dur> {
+    Some(Dur(Duration::from_secs(secs)))
+}
+
+fn hmac(
+    header: &str,
+    encoding: Encoding,
+    format: SignatureFormat,
+    prefix: &str,
+    signed: &str,
+) -> SignatureSpec {
+    SignatureSpec {
+        header: Some(header.to_string()),
+        algorithm: Some(Algorithm::Sha256),
+        encoding: Some(encoding),
+        format: Some(format),
+        prefix: Some(prefix.to_string()),
+        signed: Some(signed.to_string()),
+        secret_encoding: Some(SecretEncoding::Raw),
+        ..SignatureSpec::default()
+    }
+}
+
+fn freshness(from: &[&str], format: TimeFormat, required: bool, window: u64) -> FreshnessSpec {
+    FreshnessSpec {
+        enabled: Some(true),
+        from: Some(from.iter().map(|s| s.to_string()).collect()),
+        format: Some(format),
+        required: Some(required),
+        window: dur(window),
+        future_skew: dur(5 * MINUTE),
+    }
+}
+
+fn no_freshness() -> FreshnessSpec {
+    FreshnessSpec {
+        enabled: Some(false),
+        ..FreshnessSpec::default()
+    }
+}
+
+fn dedup(id: Option<&str>, ttl: u64) -> DedupSpec {
+    DedupSpec {
+        enabled: Some(true),
+        id: id.map(str::to_string),
+        on_missing: Some(MissingId::Digest),
+        ttl: dur(ttl),
+    }
+}
+
+/// Looks up a preset by name or alias.
+pub fn find(name: &str) -> Option<Preset> {
+    use Encoding::*;
+    use SignatureFormat::*;
+    let preset = match name {
+        // Retries at 1 m, 5 m, 30 m, 2 h, 12 h (≈14.6 h) keep the event's own time in the
+        // signed body, so the window must cover the whole schedule plus slack.
+        "cloudkeep" => Preset {
+            name: "cloudkeep",
+            signature: Some(hmac("X-CloudKeep-Signature-256", Hex, Plain, "sha256=", "{body}")),
+            freshness: freshness(&["body:timestamp"], TimeFormat::Iso8601, true, 18 * HOUR),
+            dedup: dedup(Some("body:id"), 18 * HOUR),
+            window_reason: "event time in the signed body; retries span ~14.6 h (1m,5m,30m,2h,12h)",
+        },
+        "policycortex" => Preset {
+            name: "policycortex",
+            signature: Some(hmac("X-PolicyCortex-Signature", Hex, Plain, "sha256=", "{body}")),
+            freshness: freshness(&["body:created"], TimeFormat::Iso8601, true, 25 * HOUR),
+            dedup: dedup(Some("body:id"), 25 * HOUR),
+            window_reason: "event time in the signed body; at-least-once with a 24 h retry window",
+        },
+        // The X-Corgea-Timestamp header is not signed; the body's `timestamp` is. Custom body
+        // templates may leave it out, so it is optional and dedup on `event_id` carries the load.
+        "corgea" => Preset {
+            name: "corgea",
+            signature: Some(hmac("X-Corgea-Signature", Hex, Plain, "", "{body}")),
+            freshness: freshness(&["body:timestamp"], TimeFormat::Iso8601, false, HOUR),
+            dedup: dedup(Some("body:event_id"), HOUR),
+            window_reason: "event time in the signed body; 3 attempts within ~40 s, manual retries later",
+        },
+        // The public docs do not say which bytes are signed nor which hash: raw body with
+        // HMAC-SHA256 is assumed (override signature.signed / signature.algorithm). The
+        // VaaS-Timestamp header is therefore unsigned by default.
+        "vaas" => Preset {
+            name: "vaas",
+            signature: Some(hmac("VaaS-Signature", Base64url, Plain, "", "{body}")),
+            freshness: freshness(&["header:VaaS-Timestamp"], TimeFormat::Unix, true, 25 * HOUR),
+            dedup: dedup(None, 25 * HOUR),
+            window_reason: "retried for up to 24 h; timestamp header is unsigned, so dedup covers the window",
+        },
+        // No signature: authenticate with a path token, a static header token and/or an
+        // address allowlist (the source must configure at least one).
+        "certifyclouds" => Preset {
+            name: "certifyclouds",
+            signature: None,
+            freshness: freshness(
+                &["body:timestamp", "body:attachments.0.ts"],
+                TimeFormat::Auto,
+                false,
+                15 * MINUTE,
+            ),
+            dedup: dedup(None, 15 * MINUTE),
+            window_reason: "retries immediately, 2 s, 5 s, 10 s (10 s timeout each); Teams cards carry no time",
+        },
+        "standard-webhooks" | "svix" => Preset {
+            name: "standard-webhooks",
+            signature: Some(SignatureSpec {
+                version: Some("v1".into()),
+                timestamp: Some("header:webhook-timestamp".into()),
+                id: Some("header:webhook-id".into()),
+                secret_encoding: Some(SecretEncoding::Whsec),
+                ..hmac(
+                    "webhook-signature",
+                    Base64,
+                    Versioned,
+                    "",
+                    "{id}.{timestamp}.{body}",
+                )
+            }),
+            freshness: freshness(&["header:webhook-timestamp"], TimeFormat::Unix, true, 5 * MINUTE),
+            dedup: dedup(Some("header:webhook-id"), 30 * HOUR),
+            window_reason: "each attempt is re-signed with a fresh timestamp (spec tolerance 5 min); ids kept for the ~28 h retry schedule",
+        },
+        "github" => Preset {
+            name: "github",
+            signature: Some(hmac("X-Hub-Signature-256", Hex, Plain, "sha256=", "{body}")),
+            freshness: no_freshness(),
+            dedup: dedup(Some("header:X-GitHub-Delivery"), 72 * HOUR),
+            window_reason: "GitHub sends no timestamp; manual redelivery is possible for 3 days",
+        },
+        "stripe" => Preset {
+            name: "stripe",
+            signature: Some(SignatureSpec {
+                version: Some("v1".into()),
+                timestamp_key: Some("t".into()),
+                timestamp: Some("signature:t".into()),
+                ..hmac("Stripe-Signature", Hex, KeyValue, "", "{timestamp}.{body}")
+            }),
+            freshness: freshness(&["signature:t"], TimeFormat::Unix, true, 5 * MINUTE),
+            dedup: dedup(Some("body:id"), 72 * HOUR),
+            window_reason: "each attempt is re-signed (Stripe's tolerance is 5 min); event ids kept for its 3-day retries",
+        },
+        "slack" => Preset {
+            name: "slack",
+            signature: Some(SignatureSpec {
+                timestamp: Some("header:X-Slack-Request-Timestamp".into()),
+                ..hmac("X-Slack-Signature", Hex, Plain, "v0=", "v0:{timestamp}:{body}")
+            }),
+            freshness: freshness(
+                &["header:X-Slack-Request-Timestamp"],
+                TimeFormat::Unix,
+                true,
+                5 * MINUTE,
+            ),
+            dedup: dedup(Some("body:event_id"), HOUR),
+            window_reason: "timestamp is signed per request (Slack's own guidance: 5 min)",
+        },
+        "shopify" => Preset {
+            name: "shopify",
+            signature: Some(hmac("X-Shopify-Hmac-Sha256", Base64, Plain, "", "{body}")),
+            freshness: freshness(
+                &["header:X-Shopify-Triggered-At"],
+                TimeFormat::Iso8601,
+                false,
+                5 * HOUR,
+            ),
+            dedup: dedup(Some("header:X-Shopify-Webhook-Id"), 5 * HOUR),
+            window_reason: "retried 8 times over 4 h; the triggered-at header is unsigned",
+        },
+        _ => return None,
+    };
+    Some(preset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_name_resolves() {
+        for name in NAMES {
+            assert!(find(name).is_some(), "{name}");
+        }
+        assert!(find("nope").is_none());
+        assert_eq!(find("svix").unwrap().name, "standard-webhooks");
+    }
+
+    #[test]
+    fn windows_cover_retry_horizons() {
+        let cloudkeep = find("cloudkeep").unwrap();
+        let horizon = Duration::from_secs(60 + 5 * 60 + 30 * 60 + 2 * 3600 + 12 * 3600);
+        assert!(cloudkeep.freshness.window.unwrap().0 > horizon);
+        let policycortex = find("policycortex").unwrap();
+        assert!(policycortex.freshness.window.unwrap().0 > Duration::from_secs(24 * 3600));
+        for name in NAMES {
+            let p = find(name).unwrap();
+            if let (Some(w), Some(ttl)) = (p.freshness.window, p.dedup.ttl) {
+                assert!(ttl.0 >= w.0, "{name}: dedup must cover the freshness window");
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! A *source*: one configured sender, resolved and validated — how its deliveries are
+//! authenticated, how fresh they must be, how they are deduplicated and where they go.
+//! Built by [`crate::config`]; read by every gateway layer; printed (without secrets) by
+//! `hookgate check-config`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme as UriScheme};
+use http::{HeaderValue, Uri};
+
+use crate::access::{AddressAllowlist, HeaderToken, TokenSet};
+use crate::extract::ValueSource;
+use crate::scheme::{Part, Scheme, Shape, SigningKey};
+use crate::timestamp::TimeFormat;
+
+#[derive(Debug)]
+pub struct Source {
+    pub name: String,
+    /// The path the sender posts to (without the path token, if any).
+    pub path: String,
+    pub preset: Option<&'static str>,
+    pub signature: Option<SignatureCheck>,
+    pub token: Option<HeaderToken>,
+    /// A secret last path segment: the sender posts to `<path>/<token>`.
+    pub path_token: Option<TokenSet>,
+    pub addresses: Option<AddressAllowlist>,
+    pub freshness: Option<Freshness>,
+    pub dedup: Option<DedupPolicy>,
+    pub upstream: Upstream,
+    pub max_body: usize,
+    pub body_timeout: Duration,
+    pub window_reason: Option<&'static str>,
+    /// Where each secret came from, for display.
+    pub secret_origins: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct SignatureCheck {
+    pub scheme: Scheme,
+    pub keys: Vec<SigningKey>,
+}
+
+#[derive(Debug)]
+pub struct Freshness {
+    /// Candidates, first present wins.
+    pub from: Vec<ValueSource>,
+    pub format: TimeFormat,
+    /// When false, a delivery without a timestamp passes (and relies on dedup).
+    pub required: bool,
+    pub window: Duration,
+    pub future_skew: Duration,
+}
+
+/// What to do when a delivery has no usable event id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingId {
+    /// Deduplicate on a digest of the body instead.
+    Digest,
+    /// Refuse with 400.
+    Reject,
+}
+
+#[derive(Debug)]
+pub struct DedupPolicy {
+    /// Where the event id is; `None` means dedup on the body digest alone.
+    pub id: Option<ValueSource>,
+    /// True when the id is covered by the signature. An unsigned id can be changed by whoever
+    /// replays a captured body, so the body digest is claimed as well.
+    pub id_signed: bool,
+    pub on_missing: MissingId,
+    pub ttl: Duration,
+    /// Namespace for this source's keys.
+    pub scope: [u8; 16],
+}
+
+#[derive(Debug)]
+pub struct Upstream {
+    pub scheme: UriScheme,
+    pub authority: Authority,
+    /// Path (and query, if configured) the delivery is sent to.
+    pub path_and_query: String,
+    pub host_header: HeaderValue,
+    pub timeout: Duration,
+}
+
+impl Upstream {
+    /// The upstream URI for a request that arrived with `query`.
+    pub fn uri(&self, query: Option<&str>) -> Result<Uri, http::Error> {
+        let path = match query {
+            Some(q) if !q.is_empty() => {
+                let sep = if self.path_and_query.contains('?') { '&' } else { '?' };
+                format!("{}{sep}{q}", self.path_and_query)
+            }
+            _ => self.path_and_query.clone(),
+        };
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+    }
+}
+
+impl Source {
+    /// True when `{timestamp}` of the signature is read from `source`.
+    fn signs(&self, part: Part, source: &ValueSource) -> bool {
+        let Some(check) = &self.signature else {
+            return false;
+        };
+        let scheme = &check.scheme;
+        match source {
+            ValueSource::Body(_) => true,
+            ValueSource::SignatureParam(_) => matches!(scheme.shape, Shape::KeyValue { .. }),
+            header => {
+                let declared = match part {
+                    Part::Timestamp => &scheme.timestamp,
+                    _ => &scheme.id,
+                };
+                scheme.template.uses(&part) && declared.as_ref() == Some(header)
+            }
+        }
+    }
+
+    /// Whether a timestamp read from `source` is covered by the signature.
+    pub fn timestamp_signed(&self, source: &ValueSource) -> bool {
+        self.signs(Part::Timestamp, source)
+    }
+
+    /// Whether an event id read from `source` is covered by the signature.
+    pub fn id_signed(&self, source: &ValueSource) -> bool {
+        self.signs(Part::Id, source)
+    }
+
+    /// A human-readable description without secret values, for `check-config`.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "source {}", self.name);
+        let _ = writeln!(out, "  path:        {}", self.path);
+        if self.path_token.is_some() {
+            let _ = writeln!(out, "               (senders post to {}/<path token>)", self.path);
+        }
+        let _ = writeln!(out, "  preset:      {}", self.preset.unwrap_or("(generic)"));
+        let u = &self.upstream;
+        let _ = writeln!(
+            out,
+            "  upstream:    {}://{}{} (timeout {})",
+            u.scheme,
+            u.authority,
+            u.path_and_query,
+            humantime::format_duration(u.timeout)
+        );
+        match &self.signature {
+            Some(check) => {
+                let s = &check.scheme;
+                let shape = match &s.shape {
+                    Shape::Plain { prefix } if prefix.is_empty() => "plain".to_string(),
+                    Shape::Plain { prefix } => format!("plain, prefix `{prefix}`"),
+                    Shape::KeyValue {
+                        timestamp_key,
+                        signature_key,
+                    } => format!("key-value `{timestamp_key}=…,{signature_key}=…`"),
+                    Shape::Versioned { version } => format!("versioned `{version},…`"),
+                };
+                let _ = writeln!(
+                    out,
+                    "  signature:   {} {} in {} ({shape}) over `{}`",
+                    s.algorithm.name(),
+                    s.encoding.name(),
+                    s.header,
+                    s.template.as_str()
+                );
+                let _ = writeln!(
+                    out,
+                    "  secrets:     {} ({})",
+                    check.keys.len(),
+                    self.secret_origins.join(", ")
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  signature:   none");
+            }
+        }
+        if let Some(token) = &self.token {
+            let _ = writeln!(
+                out,
+                "  token:       {} `{}<token>` ({} accepted)",
+                token.header,
+                token.prefix,
+                token.tokens.len()
+            );
+        }
+        if let Some(list) = &self.addresses {
+            let allow: Vec<String> = list.allow.iter().map(|n| n.to_string()).collect();
+            let proxies: Vec<String> = list.trusted_proxies.iter().map(|n| n.to_string()).collect();
+            let _ = writeln!(out, "  allow_ips:   {}", allow.join(", "));
+            if !proxies.is_empty() {
+                let _ = writeln!(out, "  trusted_proxies (X-Forwarded-For believed): {}", proxies.join(", "));
+            }
+        }
+        match &self.freshness {
+            Some(f) => {
+                let from: Vec<String> = f
+                    .from
+                    .iter()
+                    .map(|s| format!("{s} [{}]", signed_word(self.timestamp_signed(s))))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  timestamp:   {} as {}{}",
+                    from.join(" or "),
+                    f.format.name(),
+                    if f.required { "" } else { ", optional" }
+                );
+                let _ = writeln!(
+                    out,
+                    "  window:      {} past, {} future",
+                    humantime::format_duration(f.window),
+                    humantime::format_duration(f.future_skew)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  timestamp:   not checked");
+            }
+        }
+        if let Some(reason) = self.window_reason {
+            let _ = writeln!(out, "               why: {reason}");
+        }
+        match &self.dedup {
+            Some(d) => {
+                let key = match &d.id {
+                    Some(id) if d.id_signed => format!("{id} [signed]"),
+                    Some(id) => format!("{id} [unsigned] + body digest"),
+                    None => "body digest".to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "  dedup:       {key}, kept {}",
+                    humantime::format_duration(d.ttl)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  dedup:       off");
+            }
+        }
+        let _ = writeln!(out, "  max body:    {} bytes", self.max_body);
+        out
+    }
+}
+
+fn signed_word(signed: bool) -> &'static str {
+    if signed {
+        "signed"
+    } else {
+        "unsigned"
+    }
+}
