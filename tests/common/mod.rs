@@ -1,0 +1,319 @@
+//! Shared integration-test helpers: a real upstream server on 127.0.0.1:0 that records every
+//! request and answers from a script, the real gateway started in-process on 127.0.0.1:0, a
+//! minimal HTTP client, and independent signing formulas written out as the providers
+//! document them (not the crate's signer).
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, Notify};
+
+// ---------------------------------------------------------------- upstream
+
+/// What the upstream received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: &'static str,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Reply {
+            status,
+            body: "",
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn delayed(status: u16, delay: Duration) -> Self {
+        Reply {
+            status,
+            body: "",
+            delay,
+        }
+    }
+}
+
+#[derive(Default)]
+struct UpstreamState {
+    received: Mutex<Vec<Recorded>>,
+    script: Mutex<VecDeque<Reply>>,
+    default_reply: Mutex<Option<Reply>>,
+    arrived: Notify,
+}
+
+/// A recording upstream on an ephemeral loopback port.
+#[derive(Clone)]
+pub struct Upstream {
+    pub addr: SocketAddr,
+    state: Arc<UpstreamState>,
+}
+
+/// The body and headers of the upstream's default answer.
+pub const UPSTREAM_BODY: &str = "accepted-by-upstream";
+
+impl Upstream {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(UpstreamState::default());
+        let shared = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(answer(state, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Upstream { addr, state }
+    }
+
+    /// `http://127.0.0.1:<port>` of this upstream.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues answers for the next requests (then the default answer again).
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.script.lock().unwrap().extend(replies);
+    }
+
+    /// Sets the answer used when the script is empty.
+    pub fn set_default(&self, reply: Reply) {
+        *self.state.default_reply.lock().unwrap() = Some(reply);
+    }
+
+    pub fn received(&self) -> Vec<Recorded> {
+        self.state.received.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.state.received.lock().unwrap().len()
+    }
+}
+
+async fn answer(state: Arc<UpstreamState>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    state.received.lock().unwrap().push(Recorded {
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+        headers: parts.headers,
+        body,
+    });
+    state.arrived.notify_waiters();
+    let scripted = state.script.lock().unwrap().pop_front();
+    let reply = scripted
+        .or_else(|| state.default_reply.lock().unwrap().clone())
+        .unwrap_or(Reply {
+            status: 202,
+            body: UPSTREAM_BODY,
+            delay: Duration::ZERO,
+        });
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    Response::builder()
+        .status(reply.status)
+        .header("x-upstream", "yes")
+        .body(Full::new(Bytes::from_static(reply.body.as_bytes())))
+        .unwrap()
+}
+
+// ---------------------------------------------------------------- gateway
+
+/// The real gateway, in-process, on an ephemeral loopback port.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub gateway: hookgate::Gateway,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestGateway {
+    /// Starts a gateway on `config` where `{upstream}` is replaced by the upstream's URL.
+    pub async fn start(config: &str, upstream: &Upstream, env: &[(&str, &str)]) -> Self {
+        let text = config.replace("{upstream}", &upstream.url());
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config = hookgate::config::parse(&text, std::path::Path::new("."), &env)
+            .unwrap_or_else(|e| panic!("test config invalid: {e}"));
+        Self::from_config(&config).await
+    }
+
+    pub async fn from_config(config: &hookgate::Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let gateway = hookgate::Gateway::new(config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(hookgate::serve(listener, gateway.clone(), async move {
+            let _ = stopped.await;
+        }));
+        TestGateway {
+            addr,
+            gateway,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops accepting and waits for open requests to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    pub async fn post(&self, path: &str, headers: &[(String, String)], body: &[u8]) -> Answer {
+        send(self.addr, "POST", path, headers, body).await
+    }
+}
+
+// ---------------------------------------------------------------- client
+
+/// A response as the sender sees it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The `error` code of a JSON error answer.
+    pub fn error_code(&self) -> String {
+        let json: serde_json::Value = serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {:?}", self.body));
+        json["error"].as_str().unwrap_or_default().to_string()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one request over a fresh connection.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Answer {
+    let client: Client<_, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let request = builder.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
+    let response = client.request(request).await.expect("gateway answered");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// Header list from string pairs.
+pub fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+// ---------------------------------------------------------------- time
+
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// RFC 3339 UTC (`2025-06-11T10:30:00Z`) for unix seconds.
+pub fn iso(secs: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// CertifyClouds' zoneless form (`2024-12-14T12:00:00.000000`).
+pub fn iso_zoneless(secs: i64) -> String {
+    let with_zone = iso(secs);
+    format!("{}.000000", &with_zone[..with_zone.len() - 1])
+}
+
+// ---------------------------------------------------------------- independent signing
+
+pub fn hmac_sha256(secret: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+pub fn hex_sig(secret: &str, data: &[u8]) -> String {
+    hex::encode(hmac_sha256(secret.as_bytes(), data))
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE.encode(bytes)
+}
