@@ -22,7 +22,10 @@ pub struct TokenSet {
 impl TokenSet {
     pub fn new(tokens: &[Secret]) -> Self {
         TokenSet {
-            digests: tokens.iter().map(|t| Sha256::digest(t.expose()).into()).collect(),
+            digests: tokens
+                .iter()
+                .map(|t| Sha256::digest(t.expose()).into())
+                .collect(),
         }
     }
 

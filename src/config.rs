@@ -267,7 +267,10 @@ pub fn parse(text: &str, base_dir: &Path, env: &dyn Env) -> Result<Config, Confi
 fn resolve(file: FileConfig, base_dir: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
     let defaults = Defaults {
         max_body: file.server.max_body_bytes.unwrap_or(1024 * 1024),
-        body_timeout: file.server.body_timeout.map_or(Duration::from_secs(30), |d| d.0),
+        body_timeout: file
+            .server
+            .body_timeout
+            .map_or(Duration::from_secs(30), |d| d.0),
         upstream_timeout: file
             .server
             .upstream_timeout
@@ -286,7 +289,10 @@ fn resolve(file: FileConfig, base_dir: &Path, env: &dyn Env) -> Result<Config, C
             return err(&at, "duplicate source name");
         }
         if !paths.insert(spec.path.clone()) {
-            return err(&format!("{at}.path"), format!("path {} is used twice", spec.path));
+            return err(
+                &format!("{at}.path"),
+                format!("path {} is used twice", spec.path),
+            );
         }
         let source = resolve_source(spec, &at, base_dir, env, &defaults, &mut warnings)?;
         sources.push(Arc::new(source));
@@ -320,8 +326,16 @@ fn resolve_source(
     defaults: &Defaults,
     warnings: &mut Vec<String>,
 ) -> Result<Source, ConfigError> {
-    if spec.name.is_empty() || !spec.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-        return err(at, "name must be non-empty letters, digits, '-', '_' or '.'");
+    if spec.name.is_empty()
+        || !spec
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return err(
+            at,
+            "name must be non-empty letters, digits, '-', '_' or '.'",
+        );
     }
     validate_path(&spec.path).or_else(|m| err(&format!("{at}.path"), m))?;
 
@@ -341,7 +355,8 @@ fn resolve_source(
                 "{at}.{key}: literal secret in the configuration file; use env or file outside local demos"
             ));
         }
-        r.load(env, base_dir).or_else(|m| err(&format!("{at}.{key}"), m))
+        r.load(env, base_dir)
+            .or_else(|m| err(&format!("{at}.{key}"), m))
     };
 
     // Signature.
@@ -351,7 +366,10 @@ fn resolve_source(
         (Some(_), None) if preset.is_some() => {
             return err(
                 &format!("{at}.signature"),
-                format!("preset `{}` has no signature scheme to adjust", spec.preset.unwrap_or_default()),
+                format!(
+                    "preset `{}` has no signature scheme to adjust",
+                    spec.preset.unwrap_or_default()
+                ),
             )
         }
         (user, base) => user.or(base),
@@ -361,7 +379,10 @@ fn resolve_source(
         Some(sig) => {
             let scheme = build_scheme(&sig).or_else(|m| err(&format!("{at}.signature"), m))?;
             if spec.secrets.is_empty() {
-                return err(&format!("{at}.secrets"), "a signed source needs at least one secret");
+                return err(
+                    &format!("{at}.secrets"),
+                    "a signed source needs at least one secret",
+                );
             }
             let encoding = sig.secret_encoding.unwrap_or(SecretEncoding::Raw);
             let mut keys = Vec::new();
@@ -377,7 +398,10 @@ fn resolve_source(
         }
         None => {
             if !spec.secrets.is_empty() {
-                return err(&format!("{at}.secrets"), "secrets are set but the source has no signature scheme");
+                return err(
+                    &format!("{at}.secrets"),
+                    "secrets are set but the source has no signature scheme",
+                );
             }
             None
         }
@@ -386,7 +410,10 @@ fn resolve_source(
     let token = match &spec.token {
         Some(t) => {
             if t.secrets.is_empty() {
-                return err(&format!("{at}.token.secrets"), "at least one token is needed");
+                return err(
+                    &format!("{at}.token.secrets"),
+                    "at least one token is needed",
+                );
             }
             let header = HeaderName::from_bytes(t.header.as_bytes())
                 .or_else(|_| err(&format!("{at}.token.header"), "not a valid header name"))?;
@@ -415,24 +442,31 @@ fn resolve_source(
         }
         None => None,
     };
-    let parse_nets = |list: &Option<Vec<String>>, key: &str| -> Result<Vec<ipnet::IpNet>, ConfigError> {
-        list.iter()
-            .flatten()
-            .map(|s| parse_net(s).or_else(|m| err(&format!("{at}.{key}"), m)))
-            .collect()
-    };
+    let parse_nets =
+        |list: &Option<Vec<String>>, key: &str| -> Result<Vec<ipnet::IpNet>, ConfigError> {
+            list.iter()
+                .flatten()
+                .map(|s| parse_net(s).or_else(|m| err(&format!("{at}.{key}"), m)))
+                .collect()
+        };
     let allow = parse_nets(&spec.allow_ips, "allow_ips")?;
     let trusted_proxies = parse_nets(&spec.trusted_proxies, "trusted_proxies")?;
     let addresses = match (spec.allow_ips.is_some(), trusted_proxies.is_empty()) {
         (true, _) if allow.is_empty() => {
-            return err(&format!("{at}.allow_ips"), "is empty: nothing could deliver")
+            return err(
+                &format!("{at}.allow_ips"),
+                "is empty: nothing could deliver",
+            )
         }
         (true, _) => Some(AddressAllowlist {
             allow,
             trusted_proxies,
         }),
         (false, false) => {
-            return err(&format!("{at}.trusted_proxies"), "only has a meaning with allow_ips")
+            return err(
+                &format!("{at}.trusted_proxies"),
+                "only has a meaning with allow_ips",
+            )
         }
         (false, true) => None,
     };
@@ -443,12 +477,19 @@ fn resolve_source(
         );
     }
 
-    let upstream_timeout = spec.upstream_timeout.map_or(defaults.upstream_timeout, |d| d.0);
+    let upstream_timeout = spec
+        .upstream_timeout
+        .map_or(defaults.upstream_timeout, |d| d.0);
     let upstream = parse_upstream(&spec.upstream, upstream_timeout)
         .or_else(|m| err(&format!("{at}.upstream"), m))?;
 
     let (preset_fresh, preset_dedup, window_reason, preset_name) = match &preset {
-        Some(p) => (p.freshness.clone(), p.dedup.clone(), Some(p.window_reason), Some(p.name)),
+        Some(p) => (
+            p.freshness.clone(),
+            p.dedup.clone(),
+            Some(p.window_reason),
+            Some(p.name),
+        ),
         None => (FreshnessSpec::default(), DedupSpec::default(), None, None),
     };
     let fresh_spec = spec.freshness.unwrap_or_default().over(preset_fresh);
@@ -473,8 +514,8 @@ fn resolve_source(
     if source.max_body == 0 {
         return err(&format!("{at}.max_body_bytes"), "must be at least 1");
     }
-    source.freshness = build_freshness(&fresh_spec, &source)
-        .or_else(|m| err(&format!("{at}.freshness"), m))?;
+    source.freshness =
+        build_freshness(&fresh_spec, &source).or_else(|m| err(&format!("{at}.freshness"), m))?;
     source.dedup = build_dedup(&dedup_spec, &source).or_else(|m| err(&format!("{at}.dedup"), m))?;
     if let (Some(f), Some(d)) = (&source.freshness, &source.dedup) {
         if d.ttl < f.window {
@@ -489,7 +530,9 @@ fn resolve_source(
         }
     }
     if source.freshness.is_none() && source.dedup.is_none() {
-        warnings.push(format!("{at}: neither freshness nor dedup is on: replays are not stopped"));
+        warnings.push(format!(
+            "{at}: neither freshness nor dedup is on: replays are not stopped"
+        ));
     }
     Ok(source)
 }
@@ -502,7 +545,10 @@ fn validate_path(path: &str) -> Result<(), String> {
         return Err(format!("`{path}` must not end with '/'"));
     }
     let ok = |b: u8| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b);
-    if !path.bytes().all(ok) || path.split('/').any(|seg| seg == "." || seg == "..") || path.contains("//") {
+    if !path.bytes().all(ok)
+        || path.split('/').any(|seg| seg == "." || seg == "..")
+        || path.contains("//")
+    {
         return Err(format!(
             "`{path}` may only contain letters, digits and - _ . ~ between single slashes"
         ));
@@ -512,8 +558,8 @@ fn validate_path(path: &str) -> Result<(), String> {
 
 fn build_scheme(sig: &SignatureSpec) -> Result<Scheme, String> {
     let header = sig.header.as_deref().ok_or("header is not set")?;
-    let header =
-        HeaderName::from_bytes(header.as_bytes()).map_err(|_| format!("`{header}` is not a valid header name"))?;
+    let header = HeaderName::from_bytes(header.as_bytes())
+        .map_err(|_| format!("`{header}` is not a valid header name"))?;
     let format = sig.format.unwrap_or(SignatureFormat::Plain);
     let shape = match format {
         SignatureFormat::Plain => Shape::Plain {
@@ -551,12 +597,18 @@ fn build_freshness(spec: &FreshnessSpec, source: &Source) -> Result<Option<Fresh
     if !enabled {
         return Ok(None);
     }
-    let from = spec.from.as_ref().filter(|f| !f.is_empty()).ok_or("from is not set")?;
+    let from = spec
+        .from
+        .as_ref()
+        .filter(|f| !f.is_empty())
+        .ok_or("from is not set")?;
     let from = from
         .iter()
         .map(|s| ValueSource::parse(s).map_err(|m| format!("from: {m}")))
         .collect::<Result<Vec<_>, _>>()?;
-    if from.iter().any(|s| matches!(s, ValueSource::SignatureParam(_)))
+    if from
+        .iter()
+        .any(|s| matches!(s, ValueSource::SignatureParam(_)))
         && !source
             .signature
             .as_ref()
@@ -567,10 +619,16 @@ fn build_freshness(spec: &FreshnessSpec, source: &Source) -> Result<Option<Fresh
     let window = spec.window.map_or(Duration::from_secs(300), |d| d.0);
     let future_skew = spec.future_skew.map_or(Duration::from_secs(300), |d| d.0);
     if window.is_zero() || window > MAX_WINDOW {
-        return Err(format!("window {} must be between 1s and 30 days", Dur(window)));
+        return Err(format!(
+            "window {} must be between 1s and 30 days",
+            Dur(window)
+        ));
     }
     if future_skew > Duration::from_secs(24 * 3600) {
-        return Err(format!("future_skew {} must be at most 24h", Dur(future_skew)));
+        return Err(format!(
+            "future_skew {} must be at most 24h",
+            Dur(future_skew)
+        ));
     }
     Ok(Some(Freshness {
         from,
@@ -614,20 +672,31 @@ fn build_dedup(spec: &DedupSpec, source: &Source) -> Result<Option<DedupPolicy>,
 
 fn parse_upstream(text: &str, timeout: Duration) -> Result<Upstream, String> {
     let uri: Uri = text.parse().map_err(|_| format!("`{text}` is not a URL"))?;
-    let scheme = uri.scheme().cloned().ok_or_else(|| format!("`{text}` has no scheme"))?;
+    let scheme = uri
+        .scheme()
+        .cloned()
+        .ok_or_else(|| format!("`{text}` has no scheme"))?;
     if scheme != UriScheme::HTTP {
         return Err(format!("`{text}`: only http:// upstreams are supported"));
     }
-    let authority: Authority = uri.authority().cloned().ok_or_else(|| format!("`{text}` has no host"))?;
+    let authority: Authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| format!("`{text}` has no host"))?;
     if authority.as_str().contains('@') {
-        return Err(format!("`{text}`: credentials in the URL are not supported"));
+        return Err(format!(
+            "`{text}`: credentials in the URL are not supported"
+        ));
     }
-    let path_and_query = uri.path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
+    let path_and_query = uri
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.as_str().to_string());
     if timeout.is_zero() {
         return Err("upstream_timeout must be more than 0".into());
     }
     Ok(Upstream {
-        host_header: HeaderValue::from_str(authority.as_str()).map_err(|_| "bad host".to_string())?,
+        host_header: HeaderValue::from_str(authority.as_str())
+            .map_err(|_| "bad host".to_string())?,
         scheme,
         authority,
         path_and_query,
@@ -677,9 +746,13 @@ secrets = [{ env = "S" }]
     fn preset_fields_are_filled_and_overridable() {
         let config = parse_ok(MINIMAL);
         let source = &config.sources[0];
-        assert_eq!(source.freshness.as_ref().unwrap().window, Duration::from_secs(18 * 3600));
+        assert_eq!(
+            source.freshness.as_ref().unwrap().window,
+            Duration::from_secs(18 * 3600)
+        );
         assert!(source.dedup.as_ref().unwrap().id_signed);
-        let text = MINIMAL.to_string() + "freshness = { window = \"20h\" }\ndedup = { ttl = \"20h\" }\n";
+        let text =
+            MINIMAL.to_string() + "freshness = { window = \"20h\" }\ndedup = { ttl = \"20h\" }\n";
         let config = parse_ok(&text);
         assert_eq!(
             config.sources[0].freshness.as_ref().unwrap().window,
@@ -691,8 +764,13 @@ secrets = [{ env = "S" }]
     fn errors_name_the_key() {
         assert!(parse_err(&MINIMAL.replace("preset", "presett")).contains("presett"));
         assert!(parse_err(&MINIMAL.replace("\"S\"", "\"NOPE\"")).contains("source[ck].secrets[0]"));
-        assert!(parse_err(&MINIMAL.replace("cloudkeep", "cloudcreep")).contains("source[ck].preset"));
-        assert!(parse_err(&MINIMAL.replace("http://127.0.0.1:9000/in", "not a url")).contains("source[ck].upstream"));
+        assert!(
+            parse_err(&MINIMAL.replace("cloudkeep", "cloudcreep")).contains("source[ck].preset")
+        );
+        assert!(
+            parse_err(&MINIMAL.replace("http://127.0.0.1:9000/in", "not a url"))
+                .contains("source[ck].upstream")
+        );
         let twice = format!("{MINIMAL}{}", MINIMAL.replace("\"ck\"", "\"ck2\""));
         assert!(parse_err(&twice).contains("source[ck2].path"));
         assert!(parse_err(&MINIMAL.replace("/hooks/ck", "/hooks/../ck")).contains("path"));
@@ -712,8 +790,8 @@ preset = "certifyclouds"
 upstream = "http://127.0.0.1:9000/in"
 "#;
         assert!(parse_err(text).contains("no way to authenticate"));
-        let with_token = text.to_string()
-            + "token = { prefix = \"Bearer \", secrets = [{ env = \"S\" }] }\n";
+        let with_token =
+            text.to_string() + "token = { prefix = \"Bearer \", secrets = [{ env = \"S\" }] }\n";
         let config = parse_ok(&with_token);
         assert!(config.sources[0].dedup.as_ref().unwrap().id.is_none());
     }

@@ -116,7 +116,10 @@ impl Rejection {
         );
         match &self {
             Rejection::InFlight { retry_after } | Rejection::DedupUnavailable { retry_after } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs()));
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after.as_secs()),
+                );
             }
             Rejection::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
@@ -156,7 +159,10 @@ mod tests {
         assert_eq!(Rejection::BadSignature { reason: "x" }.status(), 401);
         assert_eq!(Rejection::MissingTimestamp.status(), 400);
         assert_eq!(
-            Rejection::StaleTimestamp { window: "5m".into() }.status(),
+            Rejection::StaleTimestamp {
+                window: "5m".into()
+            }
+            .status(),
             401
         );
         assert_eq!(Rejection::UpstreamUnavailable.status(), 502);

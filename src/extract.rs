@@ -140,10 +140,12 @@ pub fn json_field(body: &[u8], path: &JsonPath) -> Result<Option<Scalar>, JsonEr
         path: &path.0,
         duplicate: &duplicate,
     };
-    let found = seek.deserialize(&mut de).map_err(|_| match duplicate.get() {
-        true => JsonError::DuplicateKey(path.to_string()),
-        false => JsonError::Invalid,
-    })?;
+    let found = seek
+        .deserialize(&mut de)
+        .map_err(|_| match duplicate.get() {
+            true => JsonError::DuplicateKey(path.to_string()),
+            false => JsonError::Invalid,
+        })?;
     de.end().map_err(|_| JsonError::Invalid)?;
     Ok(found)
 }

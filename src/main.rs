@@ -42,7 +42,10 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, String)> {
     let default = config::default_path();
     let (config, origin) = match path {
         Some(p) => (config::load(p, &ProcessEnv)?, p.display().to_string()),
-        None if default.exists() => (config::load(&default, &ProcessEnv)?, default.display().to_string()),
+        None if default.exists() => (
+            config::load(&default, &ProcessEnv)?,
+            default.display().to_string(),
+        ),
         None => (
             config::parse(EMBEDDED_DEFAULT, Path::new("."), &ProcessEnv)?,
             "embedded default".to_string(),
@@ -91,7 +94,7 @@ async fn run_serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow:
         tracing::info!(
             source = %source.name,
             path = %source.path,
-            preset = source.preset.unwrap_or("generic"),
+            preset = %source.preset.unwrap_or("generic"),
             "source ready"
         );
     }

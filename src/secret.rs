@@ -139,7 +139,9 @@ mod tests {
     fn loads_from_env_map_and_file() {
         let env: HashMap<String, String> = [("K".to_string(), "from-env".to_string())].into();
         assert_eq!(
-            SecretRef::Env("K".into()).load(&env, Path::new(".")).unwrap(),
+            SecretRef::Env("K".into())
+                .load(&env, Path::new("."))
+                .unwrap(),
             "from-env"
         );
         let err = SecretRef::Env("MISSING".into())

@@ -90,7 +90,11 @@ impl Upstream {
     pub fn uri(&self, query: Option<&str>) -> Result<Uri, http::Error> {
         let path = match query {
             Some(q) if !q.is_empty() => {
-                let sep = if self.path_and_query.contains('?') { '&' } else { '?' };
+                let sep = if self.path_and_query.contains('?') {
+                    '&'
+                } else {
+                    '?'
+                };
                 format!("{}{sep}{q}", self.path_and_query)
             }
             _ => self.path_and_query.clone(),
@@ -139,7 +143,11 @@ impl Source {
         let _ = writeln!(out, "source {}", self.name);
         let _ = writeln!(out, "  path:        {}", self.path);
         if self.path_token.is_some() {
-            let _ = writeln!(out, "               (senders post to {}/<path token>)", self.path);
+            let _ = writeln!(
+                out,
+                "               (senders post to {}/<path token>)",
+                self.path
+            );
         }
         let _ = writeln!(out, "  preset:      {}", self.preset.unwrap_or("(generic)"));
         let u = &self.upstream;
@@ -196,7 +204,11 @@ impl Source {
             let proxies: Vec<String> = list.trusted_proxies.iter().map(|n| n.to_string()).collect();
             let _ = writeln!(out, "  allow_ips:   {}", allow.join(", "));
             if !proxies.is_empty() {
-                let _ = writeln!(out, "  trusted_proxies (X-Forwarded-For believed): {}", proxies.join(", "));
+                let _ = writeln!(
+                    out,
+                    "  trusted_proxies (X-Forwarded-For believed): {}",
+                    proxies.join(", ")
+                );
             }
         }
         match &self.freshness {

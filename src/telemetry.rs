@@ -1,6 +1,8 @@
 //! Log setup: human-readable lines on stderr, filtered by `RUST_LOG` (default `info`).
 //! Request lines come from the gateway's trace layer and never carry secrets or bodies.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. Safe to call once per process.
@@ -9,5 +11,6 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

@@ -47,7 +47,12 @@ fn config() -> String {
     text
 }
 
-const ENV: [(&str, &str); 4] = [("OLD", OLD), ("NEW", NEW), ("OLD_WH", OLD_WH), ("NEW_WH", NEW_WH)];
+const ENV: [(&str, &str); 4] = [
+    ("OLD", OLD),
+    ("NEW", NEW),
+    ("OLD_WH", OLD_WH),
+    ("NEW_WH", NEW_WH),
+];
 
 /// A delivery as the provider would send it.
 struct Delivery {
@@ -61,7 +66,8 @@ struct Delivery {
 /// Signs like the provider's documentation says, for `secret`, event `id` and time `ts`.
 fn deliver(preset: &str, secret: &str, id: &str, ts: i64) -> Delivery {
     let path = format!("/hooks/{preset}");
-    let (body, auth_header, mut headers): (String, &'static str, Vec<(&str, String)>) = match preset {
+    let (body, auth_header, mut headers): (String, &'static str, Vec<(&str, String)>) = match preset
+    {
         // Seed 001: X-CloudKeep-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>.
         "cloudkeep" => {
             let body = format!(
@@ -69,7 +75,11 @@ fn deliver(preset: &str, secret: &str, id: &str, ts: i64) -> Delivery {
                 iso(ts)
             );
             let sig = format!("sha256={}", hex_sig(secret, body.as_bytes()));
-            (body, "x-cloudkeep-signature-256", vec![("X-CloudKeep-Signature-256", sig)])
+            (
+                body,
+                "x-cloudkeep-signature-256",
+                vec![("X-CloudKeep-Signature-256", sig)],
+            )
         }
         // Seed 003: X-PolicyCortex-Signature: 'sha256=' + hex HMAC-SHA256 of the payload.
         "policycortex" => {
@@ -78,7 +88,11 @@ fn deliver(preset: &str, secret: &str, id: &str, ts: i64) -> Delivery {
                 iso(ts)
             );
             let sig = format!("sha256={}", hex_sig(secret, body.as_bytes()));
-            (body, "x-policycortex-signature", vec![("X-PolicyCortex-Signature", sig)])
+            (
+                body,
+                "x-policycortex-signature",
+                vec![("X-PolicyCortex-Signature", sig)],
+            )
         }
         // Seed 004: X-Corgea-Signature: hex HMAC-SHA256 of the payload, plus its other headers.
         "corgea" => {
@@ -119,7 +133,11 @@ fn deliver(preset: &str, secret: &str, id: &str, ts: i64) -> Delivery {
                 r##"{{"title":"Secrets Expiring Soon","message":"hello {id}","color":"#F97316","timestamp":"{}","source":"CertifyClouds","fields":[]}}"##,
                 iso_zoneless(ts)
             );
-            (body, "authorization", vec![("Authorization", format!("Bearer {secret}"))])
+            (
+                body,
+                "authorization",
+                vec![("Authorization", format!("Bearer {secret}"))],
+            )
         }
         // Standard Webhooks: v1,base64(HMAC-SHA256(base64-decoded key, "{id}.{ts}.{body}")).
         "standard-webhooks" => {
@@ -157,13 +175,20 @@ fn deliver(preset: &str, secret: &str, id: &str, ts: i64) -> Delivery {
         }
         // Stripe: Stripe-Signature: t=<ts>,v1=<hex HMAC-SHA256 of "{ts}.{body}">.
         "stripe" => {
-            let body = format!(r#"{{"id":"{id}","type":"charge.succeeded","data":{{"note":"hello"}}}}"#);
+            let body =
+                format!(r#"{{"id":"{id}","type":"charge.succeeded","data":{{"note":"hello"}}}}"#);
             let sig = hex_sig(secret, format!("{ts}.{body}").as_bytes());
-            (body, "stripe-signature", vec![("Stripe-Signature", format!("t={ts},v1={sig}"))])
+            (
+                body,
+                "stripe-signature",
+                vec![("Stripe-Signature", format!("t={ts},v1={sig}"))],
+            )
         }
         // Slack: X-Slack-Signature: v0=<hex HMAC-SHA256 of "v0:{ts}:{body}">.
         "slack" => {
-            let body = format!(r#"{{"type":"event_callback","event_id":"{id}","event":{{"text":"hello"}}}}"#);
+            let body = format!(
+                r#"{{"type":"event_callback","event_id":"{id}","event":{{"text":"hello"}}}}"#
+            );
             let sig = hex_sig(secret, format!("v0:{ts}:{body}").as_bytes());
             (
                 body,
@@ -264,7 +289,12 @@ async fn exercise(preset: &str) {
     assert_eq!(got[0].body, d.body, "{preset}: body must be byte-exact");
     assert_eq!(got[0].path_and_query, format!("/{preset}"));
     assert_eq!(got[0].headers["x-hookgate-source"], preset);
-    let auth_value = &d.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(d.auth_header)).unwrap().1;
+    let auth_value = &d
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(d.auth_header))
+        .unwrap()
+        .1;
     assert_eq!(got[0].headers[d.auth_header], auth_value.as_str());
 
     // The older secret still works during rotation.
@@ -275,41 +305,76 @@ async fn exercise(preset: &str) {
 
     let signed = preset != "certifyclouds";
     let bad_auth_code = if signed { "bad_signature" } else { "bad_token" };
-    let missing_code = if signed { "missing_signature" } else { "bad_token" };
+    let missing_code = if signed {
+        "missing_signature"
+    } else {
+        "bad_token"
+    };
 
     if signed {
         let mut d = deliver(preset, new, "evt_3", now);
         tamper_body(&mut d);
         let answer = gateway.post(&d.path, &d.headers, &d.body).await;
-        assert_eq!((answer.status.as_u16(), answer.error_code().as_str()), (401, "bad_signature"), "{preset} tampered body");
+        assert_eq!(
+            (answer.status.as_u16(), answer.error_code().as_str()),
+            (401, "bad_signature"),
+            "{preset} tampered body"
+        );
     }
 
     let mut d = deliver(preset, new, "evt_4", now);
     tamper_signature(&mut d);
     let answer = gateway.post(&d.path, &d.headers, &d.body).await;
-    assert_eq!((answer.status.as_u16(), answer.error_code().as_str()), (401, bad_auth_code), "{preset} tampered signature");
+    assert_eq!(
+        (answer.status.as_u16(), answer.error_code().as_str()),
+        (401, bad_auth_code),
+        "{preset} tampered signature"
+    );
 
     let d = deliver(preset, wrong, "evt_5", now);
     let answer = gateway.post(&d.path, &d.headers, &d.body).await;
-    assert_eq!((answer.status.as_u16(), answer.error_code().as_str()), (401, bad_auth_code), "{preset} wrong secret");
-    assert!(!answer.text().contains(&hex_sig(new, &d.body)), "expected signature must not be echoed");
+    assert_eq!(
+        (answer.status.as_u16(), answer.error_code().as_str()),
+        (401, bad_auth_code),
+        "{preset} wrong secret"
+    );
+    assert!(
+        !answer.text().contains(&hex_sig(new, &d.body)),
+        "expected signature must not be echoed"
+    );
 
     let mut d = deliver(preset, new, "evt_6", now);
     drop_auth_header(&mut d);
     let answer = gateway.post(&d.path, &d.headers, &d.body).await;
-    assert_eq!((answer.status.as_u16(), answer.error_code().as_str()), (401, missing_code), "{preset} missing header");
+    assert_eq!(
+        (answer.status.as_u16(), answer.error_code().as_str()),
+        (401, missing_code),
+        "{preset} missing header"
+    );
 
     if let Some(age) = stale_age(preset) {
         let d = deliver(preset, new, "evt_7", now - age);
         let answer = gateway.post(&d.path, &d.headers, &d.body).await;
-        assert_eq!((answer.status.as_u16(), answer.error_code().as_str()), (401, "stale_timestamp"), "{preset} stale");
+        assert_eq!(
+            (answer.status.as_u16(), answer.error_code().as_str()),
+            (401, "stale_timestamp"),
+            "{preset} stale"
+        );
 
         let d = deliver(preset, new, "evt_8", now + 3600);
         let answer = gateway.post(&d.path, &d.headers, &d.body).await;
-        assert_eq!((answer.status.as_u16(), answer.error_code().as_str()), (401, "future_timestamp"), "{preset} future");
+        assert_eq!(
+            (answer.status.as_u16(), answer.error_code().as_str()),
+            (401, "future_timestamp"),
+            "{preset} future"
+        );
     }
 
-    assert_eq!(upstream.count(), 2, "{preset}: nothing unverified reached the upstream");
+    assert_eq!(
+        upstream.count(),
+        2,
+        "{preset}: nothing unverified reached the upstream"
+    );
     gateway.shutdown().await;
 }
 
@@ -370,10 +435,18 @@ async fn late_retries_within_the_provider_horizon_are_accepted() {
     let gateway = TestGateway::start(&config(), &upstream, &ENV).await;
     let now = now_secs();
     // CloudKeep's 4th retry comes ~2 h 36 m after the event; its 5th ~14.6 h after.
-    for (i, age) in [2 * 3600, 2 * 3600 + 36 * 60, 14 * 3600 + 36 * 60].into_iter().enumerate() {
+    for (i, age) in [2 * 3600, 2 * 3600 + 36 * 60, 14 * 3600 + 36 * 60]
+        .into_iter()
+        .enumerate()
+    {
         let d = deliver("cloudkeep", NEW, &format!("evt_late_{i}"), now - age);
         let answer = gateway.post(&d.path, &d.headers, &d.body).await;
-        assert_eq!(answer.status, 202, "cloudkeep retry {age}s after the event: {}", answer.text());
+        assert_eq!(
+            answer.status,
+            202,
+            "cloudkeep retry {age}s after the event: {}",
+            answer.text()
+        );
     }
     // PolicyCortex retries for 24 h.
     let d = deliver("policycortex", NEW, "evt_late_pc", now - 23 * 3600);
@@ -382,7 +455,11 @@ async fn late_retries_within_the_provider_horizon_are_accepted() {
     let body = br#"{"event_id":"evt_custom","text":"custom template"}"#;
     let sig = hex_sig(NEW, body);
     let answer = gateway
-        .post("/hooks/corgea", &headers(&[("X-Corgea-Signature", &sig)]), body)
+        .post(
+            "/hooks/corgea",
+            &headers(&[("X-Corgea-Signature", &sig)]),
+            body,
+        )
         .await;
     assert_eq!(answer.status, 202, "{}", answer.text());
     assert_eq!(upstream.count(), 5);
@@ -413,12 +490,18 @@ freshness = { enabled = false }
     let h = headers(&[
         ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
         ("webhook-timestamp", "1614265330"),
-        ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+        (
+            "webhook-signature",
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        ),
     ]);
     let answer = gateway.post("/hooks/spec", &h, body).await;
     assert_eq!(answer.status, 202, "{}", answer.text());
     assert_eq!(upstream.received()[0].body.as_ref(), body);
-    assert_eq!(upstream.received()[0].headers["x-hookgate-event-id"], "msg_p5jXN8AQM9LWM0D4loKWxJek");
+    assert_eq!(
+        upstream.received()[0].headers["x-hookgate-event-id"],
+        "msg_p5jXN8AQM9LWM0D4loKWxJek"
+    );
 
     // Several signatures in the header: any valid one passes (here: a repeat of the delivered
     // message, so it is answered as a duplicate rather than refused).
@@ -436,7 +519,10 @@ freshness = { enabled = false }
     let h = headers(&[
         ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
         ("webhook-timestamp", "1614265331"),
-        ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+        (
+            "webhook-signature",
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        ),
     ]);
     let answer = gateway.post("/hooks/spec", &h, body).await;
     assert_eq!(answer.status, 401);

@@ -111,10 +111,13 @@ impl MemoryStore {
 
     fn claim_now(&self, key: DedupKey, ttl: Duration) -> ClaimOutcome {
         let token = self.token();
-        let result = self.cache.entry(key).and_compute_with(|current| match current {
-            None => Op::Put(Slot::new(token, ttl)),
-            Some(_) => Op::Nop,
-        });
+        let result = self
+            .cache
+            .entry(key)
+            .and_compute_with(|current| match current {
+                None => Op::Put(Slot::new(token, ttl)),
+                Some(_) => Op::Nop,
+            });
         match result {
             CompResult::Inserted(_) => ClaimOutcome::Claimed(ClaimToken(token)),
             CompResult::Unchanged(entry) if entry.value().token == DELIVERED => {
@@ -125,20 +128,24 @@ impl MemoryStore {
     }
 
     fn complete_now(&self, key: DedupKey, token: ClaimToken, ttl: Duration) {
-        self.cache.entry(key).and_compute_with(|current| match current {
-            // Ours, or our claim lapsed while the upstream was answering: the event is delivered.
-            None => Op::Put(Slot::new(DELIVERED, ttl)),
-            Some(e) if e.value().token == token.0 => Op::Put(Slot::new(DELIVERED, ttl)),
-            // Someone else's claim or already delivered: leave it.
-            Some(_) => Op::Nop,
-        });
+        self.cache
+            .entry(key)
+            .and_compute_with(|current| match current {
+                // Ours, or our claim lapsed while the upstream was answering: the event is delivered.
+                None => Op::Put(Slot::new(DELIVERED, ttl)),
+                Some(e) if e.value().token == token.0 => Op::Put(Slot::new(DELIVERED, ttl)),
+                // Someone else's claim or already delivered: leave it.
+                Some(_) => Op::Nop,
+            });
     }
 
     fn release_now(&self, key: DedupKey, token: ClaimToken) {
-        self.cache.entry(key).and_compute_with(|current| match current {
-            Some(e) if e.value().token == token.0 => Op::Remove,
-            _ => Op::Nop,
-        });
+        self.cache
+            .entry(key)
+            .and_compute_with(|current| match current {
+                Some(e) if e.value().token == token.0 => Op::Remove,
+                _ => Op::Nop,
+            });
     }
 }
 
@@ -190,17 +197,29 @@ mod tests {
     async fn absent_in_flight_delivered() {
         let store = MemoryStore::new(100);
         let t = claimed(store.claim(key("a"), LONG).await.unwrap());
-        assert_eq!(store.claim(key("a"), LONG).await.unwrap(), ClaimOutcome::InFlight);
+        assert_eq!(
+            store.claim(key("a"), LONG).await.unwrap(),
+            ClaimOutcome::InFlight
+        );
         store.complete(key("a"), t, LONG).await.unwrap();
-        assert_eq!(store.claim(key("a"), LONG).await.unwrap(), ClaimOutcome::Delivered);
+        assert_eq!(
+            store.claim(key("a"), LONG).await.unwrap(),
+            ClaimOutcome::Delivered
+        );
     }
 
     #[tokio::test]
     async fn release_lets_a_retry_through_and_ignores_foreign_tokens() {
         let store = MemoryStore::new(100);
         let t = claimed(store.claim(key("a"), LONG).await.unwrap());
-        store.release(key("a"), ClaimToken(t.0 + 1000)).await.unwrap();
-        assert_eq!(store.claim(key("a"), LONG).await.unwrap(), ClaimOutcome::InFlight);
+        store
+            .release(key("a"), ClaimToken(t.0 + 1000))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.claim(key("a"), LONG).await.unwrap(),
+            ClaimOutcome::InFlight
+        );
         store.release(key("a"), t).await.unwrap();
         claimed(store.claim(key("a"), LONG).await.unwrap());
     }
@@ -208,7 +227,12 @@ mod tests {
     #[tokio::test]
     async fn claims_lapse_by_themselves() {
         let store = MemoryStore::new(100);
-        claimed(store.claim(key("a"), Duration::from_millis(50)).await.unwrap());
+        claimed(
+            store
+                .claim(key("a"), Duration::from_millis(50))
+                .await
+                .unwrap(),
+        );
         tokio::time::sleep(Duration::from_millis(120)).await;
         claimed(store.claim(key("a"), LONG).await.unwrap());
     }
@@ -216,10 +240,18 @@ mod tests {
     #[tokio::test]
     async fn late_completion_after_a_lapse_still_marks_delivered() {
         let store = MemoryStore::new(100);
-        let t = claimed(store.claim(key("a"), Duration::from_millis(30)).await.unwrap());
+        let t = claimed(
+            store
+                .claim(key("a"), Duration::from_millis(30))
+                .await
+                .unwrap(),
+        );
         tokio::time::sleep(Duration::from_millis(80)).await;
         store.complete(key("a"), t, LONG).await.unwrap();
-        assert_eq!(store.claim(key("a"), LONG).await.unwrap(), ClaimOutcome::Delivered);
+        assert_eq!(
+            store.claim(key("a"), LONG).await.unwrap(),
+            ClaimOutcome::Delivered
+        );
     }
 
     #[test]

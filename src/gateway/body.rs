@@ -68,7 +68,8 @@ where
             if declared.is_some_and(|len| len > limit as u64) {
                 return Ok(Rejection::PayloadTooLarge { limit }.into_response());
             }
-            let read = tokio::time::timeout(source.body_timeout, Limited::new(body, limit).collect());
+            let read =
+                tokio::time::timeout(source.body_timeout, Limited::new(body, limit).collect());
             let bytes = match read.await {
                 Err(_) => return Ok(Rejection::BodyTimeout.into_response()),
                 Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {

@@ -141,7 +141,10 @@ fn duplicate_response() -> Response {
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    headers.insert("x-hookgate-duplicate", HeaderValue::from_static("delivered"));
+    headers.insert(
+        "x-hookgate-duplicate",
+        HeaderValue::from_static("delivered"),
+    );
     response.extensions_mut().insert(Outcome::Duplicate);
     response
 }

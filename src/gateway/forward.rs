@@ -183,7 +183,10 @@ mod tests {
     #[test]
     fn hop_by_hop_and_connection_named_headers_go() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, "keep-alive, x-secret-hop".parse().unwrap());
+        headers.insert(
+            header::CONNECTION,
+            "keep-alive, x-secret-hop".parse().unwrap(),
+        );
         headers.insert("x-secret-hop", "1".parse().unwrap());
         headers.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
         headers.insert("x-cloudkeep-signature-256", "sha256=00".parse().unwrap());

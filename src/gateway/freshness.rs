@@ -58,7 +58,9 @@ fn read_timestamp(
             ValueSource::Header(_) => match candidate.header(req.headers()) {
                 HeaderLookup::Missing => continue,
                 HeaderLookup::Value(text) => {
-                    return timestamp::parse_str(text, policy.format).map(Some).map_err(bad)
+                    return timestamp::parse_str(text, policy.format)
+                        .map(Some)
+                        .map_err(bad)
                 }
                 HeaderLookup::Repeated | HeaderLookup::Invalid => {
                     return Err(Rejection::BadTimestamp {

@@ -56,8 +56,8 @@ where
                 .map_or("unknown", Outcome::as_str);
             tracing::info!(
                 target: "hookgate::request",
-                source,
-                outcome,
+                %source,
+                %outcome,
                 status = response.status().as_u16(),
                 %method,
                 latency_ms = format_args!("{latency_ms:.2}"),

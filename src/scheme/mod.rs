@@ -153,7 +153,7 @@ impl Template {
                     rest = &rest[end + 1..];
                 }
                 Some(i) => {
-                    parts.push(Part::Literal(rest[..i].as_bytes().into()));
+                    parts.push(Part::Literal(rest.as_bytes()[..i].into()));
                     rest = &rest[i..];
                 }
                 None => {
@@ -302,7 +302,9 @@ impl Scheme {
             Some(ValueSource::Body(_)) => Err(format!(
                 "signature.{name} must come from a header or the signature header, not the body"
             )),
-            Some(ValueSource::SignatureParam(_)) if !matches!(self.shape, Shape::KeyValue { .. }) => {
+            Some(ValueSource::SignatureParam(_))
+                if !matches!(self.shape, Shape::KeyValue { .. }) =>
+            {
                 Err(format!(
                     "signature.{name} = signature:<param> needs the key-value signature format"
                 ))
@@ -398,7 +400,9 @@ impl Scheme {
             }
         }
         if count == 0 {
-            return Err(SignatureError::Invalid("no signature of the expected version"));
+            return Err(SignatureError::Invalid(
+                "no signature of the expected version",
+            ));
         }
         let timestamp = self.template_value(&self.timestamp, headers, param_timestamp)?;
         let id = self.template_value(&self.id, headers, None)?;
@@ -433,7 +437,9 @@ impl Scheme {
         let HeaderLookup::Value(value) = header_value(headers, &self.header) else {
             return None;
         };
-        key_value_pairs(value).find(|(k, _)| *k == key).map(|(_, v)| v)
+        key_value_pairs(value)
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
     }
 
     /// The value for `{timestamp}` or `{id}`, when the template uses it.
@@ -452,7 +458,9 @@ impl Scheme {
             Some(source @ ValueSource::Header(_)) => match source.header(headers) {
                 HeaderLookup::Value(value) => Ok(Some(value)),
                 HeaderLookup::Missing => Err(SignatureError::Invalid("signed header missing")),
-                _ => Err(SignatureError::Invalid("signed header repeated or not ASCII")),
+                _ => Err(SignatureError::Invalid(
+                    "signed header repeated or not ASCII",
+                )),
             },
             Some(ValueSource::Body(_)) => Ok(None),
         }
@@ -534,9 +542,15 @@ mod tests {
         };
         let value = s.sign(&key("new"), &input);
         let keys = [key("old"), key("new")];
-        assert_eq!(s.verify(&keys, &headers(&[("x-sig", &value)]), b"{}"), Ok(()));
+        assert_eq!(
+            s.verify(&keys, &headers(&[("x-sig", &value)]), b"{}"),
+            Ok(())
+        );
         let upper = format!("sha256={}", value[7..].to_uppercase());
-        assert_eq!(s.verify(&keys, &headers(&[("x-sig", &upper)]), b"{}"), Ok(()));
+        assert_eq!(
+            s.verify(&keys, &headers(&[("x-sig", &upper)]), b"{}"),
+            Ok(())
+        );
         assert_eq!(
             s.verify(&keys, &headers(&[("x-sig", &value)]), b"{ }"),
             Err(SignatureError::Mismatch)
@@ -612,10 +626,13 @@ mod tests {
         );
         assert!(good.starts_with("t=100,v1="));
         let both = format!("t=100,v1={},{}", "ab".repeat(32), &good[6..]);
-        assert_eq!(s.verify(&[k.clone()], &headers(&[("x-sig", &both)]), b"x"), Ok(()));
+        assert_eq!(
+            s.verify(std::slice::from_ref(&k), &headers(&[("x-sig", &both)]), b"x"),
+            Ok(())
+        );
         let moved = good.replace("t=100", "t=101");
         assert_eq!(
-            s.verify(&[k.clone()], &headers(&[("x-sig", &moved)]), b"x"),
+            s.verify(std::slice::from_ref(&k), &headers(&[("x-sig", &moved)]), b"x"),
             Err(SignatureError::Mismatch)
         );
         let twice = format!("t=1,{good}");
@@ -660,7 +677,10 @@ mod tests {
         assert!(!bare.ends_with('='));
         let padded = format!("{bare}=");
         for v in [&bare, &padded] {
-            assert_eq!(s.verify(&[k.clone()], &headers(&[("x-sig", v)]), b"payload"), Ok(()));
+            assert_eq!(
+                s.verify(std::slice::from_ref(&k), &headers(&[("x-sig", v)]), b"payload"),
+                Ok(())
+            );
         }
     }
 }

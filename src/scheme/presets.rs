@@ -239,7 +239,10 @@ mod tests {
         for name in NAMES {
             let p = find(name).unwrap();
             if let (Some(w), Some(ttl)) = (p.freshness.window, p.dedup.ttl) {
-                assert!(ttl.0 >= w.0, "{name}: dedup must cover the freshness window");
+                assert!(
+                    ttl.0 >= w.0,
+                    "{name}: dedup must cover the freshness window"
+                );
             }
         }
     }

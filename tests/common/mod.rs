@@ -128,7 +128,11 @@ impl Upstream {
 
 async fn answer(state: Arc<UpstreamState>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     state.received.lock().unwrap().push(Recorded {
         path_and_query: parts
             .uri
@@ -242,15 +246,16 @@ pub async fn send(
     headers: &[(String, String)],
     body: &[u8],
 ) -> Answer {
-    let client: Client<_, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut builder = Request::builder()
         .method(method)
         .uri(format!("http://{addr}{path}"));
     for (name, value) in headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    let request = builder.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
+    let request = builder
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .unwrap();
     let response = client.request(request).await.expect("gateway answered");
     let (parts, body) = response.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
@@ -316,4 +321,24 @@ pub fn b64(bytes: &[u8]) -> String {
 
 pub fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE.encode(bytes)
+}
+
+// ---------------------------------------------------------------- raw sockets
+
+/// Writes `request` as-is on a fresh connection and returns what came back until the server
+/// closed the connection or stayed silent for a second.
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may answer and close before reading everything; that is not a test failure.
+    let _ = stream.write_all(request).await;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => reply.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&reply).into_owned()
 }

@@ -1,0 +1,207 @@
+//! Deduplication through the real gateway: a delivered event is answered 2xx and not forwarded
+//! again; a failed attempt never marks an event seen; concurrent copies reach the upstream
+//! once; keys are scoped per source; an unsigned id cannot be used to slip a replay through.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const SECRET: &str = "dedup-test-secret";
+
+const CONFIG: &str = r#"
+[[source]]
+name = "ck-a"
+path = "/hooks/a"
+preset = "cloudkeep"
+upstream = "{upstream}/a"
+upstream_timeout = "1s"
+secrets = [{ env = "S" }]
+
+[[source]]
+name = "ck-b"
+path = "/hooks/b"
+preset = "cloudkeep"
+upstream = "{upstream}/b"
+secrets = [{ env = "S" }]
+
+[[source]]
+name = "gh"
+path = "/hooks/gh"
+preset = "github"
+upstream = "{upstream}/gh"
+secrets = [{ env = "S" }]
+"#;
+
+async fn start() -> (Upstream, TestGateway) {
+    let upstream = Upstream::start().await;
+    let gateway = TestGateway::start(CONFIG, &upstream, &[("S", SECRET)]).await;
+    (upstream, gateway)
+}
+
+/// A CloudKeep delivery of event `id`, signed as the seed documents.
+fn cloudkeep(id: &str) -> (Vec<(String, String)>, Vec<u8>) {
+    let body = format!(
+        r#"{{"id":"{id}","event":"secret.updated","timestamp":"{}"}}"#,
+        iso(now_secs())
+    );
+    let sig = format!("sha256={}", hex_sig(SECRET, body.as_bytes()));
+    (
+        headers(&[("X-CloudKeep-Signature-256", &sig)]),
+        body.into_bytes(),
+    )
+}
+
+#[tokio::test]
+async fn duplicate_after_delivery_is_acknowledged_and_not_forwarded() {
+    let (upstream, gateway) = start().await;
+    let (h, body) = cloudkeep("evt_dup");
+    assert_eq!(gateway.post("/hooks/a", &h, &body).await.status, 202);
+    let again = gateway.post("/hooks/a", &h, &body).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.headers["x-hookgate-duplicate"], "delivered");
+    assert_eq!(upstream.count(), 1);
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn failed_delivery_is_not_marked_seen() {
+    let (upstream, gateway) = start().await;
+    upstream.script([Reply::status(500), Reply::status(503)]);
+    let (h, body) = cloudkeep("evt_retry");
+    // The upstream's failures go back to the sender, so its retry logic runs.
+    assert_eq!(gateway.post("/hooks/a", &h, &body).await.status, 500);
+    assert_eq!(gateway.post("/hooks/a", &h, &body).await.status, 503);
+    // The third attempt is delivered, and only then does a repeat count as a duplicate.
+    assert_eq!(gateway.post("/hooks/a", &h, &body).await.status, 202);
+    assert_eq!(gateway.post("/hooks/a", &h, &body).await.status, 200);
+    assert_eq!(upstream.count(), 3);
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn upstream_timeout_releases_the_claim() {
+    let (upstream, gateway) = start().await;
+    upstream.script([Reply::delayed(200, Duration::from_millis(1500))]);
+    let (h, body) = cloudkeep("evt_slow");
+    let answer = gateway.post("/hooks/a", &h, &body).await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.error_code().as_str()),
+        (504, "upstream_timeout")
+    );
+    // The retry is forwarded again rather than refused as in flight or duplicate.
+    assert_eq!(gateway.post("/hooks/a", &h, &body).await.status, 202);
+    assert_eq!(upstream.count(), 2);
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn unreachable_upstream_is_502_and_releases_the_claim() {
+    let upstream = Upstream::start().await;
+    // Reserve a port and close it so nothing listens there.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let config = CONFIG.replace("{upstream}/a", &format!("http://{closed}/a"));
+    let gateway = TestGateway::start(&config, &upstream, &[("S", SECRET)]).await;
+    let (h, body) = cloudkeep("evt_down");
+    for _ in 0..2 {
+        let answer = gateway.post("/hooks/a", &h, &body).await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.error_code().as_str()),
+            (502, "upstream_unavailable")
+        );
+    }
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_copies_are_forwarded_once() {
+    let (upstream, gateway) = start().await;
+    upstream.set_default(Reply::delayed(200, Duration::from_millis(300)));
+    let (h, body) = cloudkeep("evt_storm");
+    let addr = gateway.addr;
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (h, body) = (h.clone(), body.clone());
+            tokio::spawn(async move { send(addr, "POST", "/hooks/a", &h, &body).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    assert_eq!(upstream.count(), 1, "exactly one copy reaches the upstream");
+    let delivered = statuses
+        .iter()
+        .filter(|a| a.status == 200 && !a.headers.contains_key("x-hookgate-duplicate"))
+        .count();
+    assert_eq!(delivered, 1);
+    for answer in &statuses {
+        match answer.status.as_u16() {
+            200 => {}
+            409 => {
+                assert_eq!(answer.error_code(), "in_flight");
+                assert!(answer.headers.contains_key("retry-after"));
+            }
+            other => panic!("unexpected status {other}: {}", answer.text()),
+        }
+    }
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn same_id_on_two_sources_is_forwarded_to_both() {
+    let (upstream, gateway) = start().await;
+    let (h, body) = cloudkeep("evt_shared");
+    assert_eq!(gateway.post("/hooks/a", &h, &body).await.status, 202);
+    assert_eq!(gateway.post("/hooks/b", &h, &body).await.status, 202);
+    let paths: Vec<String> = upstream
+        .received()
+        .into_iter()
+        .map(|r| r.path_and_query)
+        .collect();
+    assert_eq!(paths, ["/a", "/b"]);
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn unsigned_delivery_id_cannot_smuggle_a_replay() {
+    let (upstream, gateway) = start().await;
+    let body = br#"{"action":"opened","number":7}"#;
+    let sig = format!("sha256={}", hex_sig(SECRET, body));
+    let first = headers(&[("X-Hub-Signature-256", &sig), ("X-GitHub-Delivery", "d-1")]);
+    assert_eq!(gateway.post("/hooks/gh", &first, body).await.status, 202);
+    // A replayer rewrites the unsigned delivery id: the body digest still recognises it.
+    let replay = headers(&[("X-Hub-Signature-256", &sig), ("X-GitHub-Delivery", "d-2")]);
+    let answer = gateway.post("/hooks/gh", &replay, body).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.headers["x-hookgate-duplicate"], "delivered");
+    assert_eq!(upstream.count(), 1);
+    // The event id goes upstream in a header hookgate owns.
+    assert_eq!(upstream.received()[0].headers["x-hookgate-event-id"], "d-1");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn sender_hanging_up_does_not_lose_the_outcome() {
+    let (upstream, gateway) = start().await;
+    upstream.script([Reply::delayed(200, Duration::from_millis(300))]);
+    let (h, body) = cloudkeep("evt_hangup");
+    let addr = gateway.addr;
+    let (h2, body2) = (h.clone(), body.clone());
+    // The sender gives up after 50 ms, long before the upstream answers.
+    let _ = tokio::time::timeout(Duration::from_millis(50), async move {
+        send(addr, "POST", "/hooks/a", &h2, &body2).await
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The upstream did accept it, so the sender's retry is a duplicate, not a second delivery.
+    let retry = gateway.post("/hooks/a", &h, &body).await;
+    assert_eq!(retry.status, 200);
+    assert_eq!(retry.headers["x-hookgate-duplicate"], "delivered");
+    assert_eq!(upstream.count(), 1);
+    gateway.shutdown().await;
+}
