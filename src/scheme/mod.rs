@@ -627,12 +627,20 @@ mod tests {
         assert!(good.starts_with("t=100,v1="));
         let both = format!("t=100,v1={},{}", "ab".repeat(32), &good[6..]);
         assert_eq!(
-            s.verify(std::slice::from_ref(&k), &headers(&[("x-sig", &both)]), b"x"),
+            s.verify(
+                std::slice::from_ref(&k),
+                &headers(&[("x-sig", &both)]),
+                b"x"
+            ),
             Ok(())
         );
         let moved = good.replace("t=100", "t=101");
         assert_eq!(
-            s.verify(std::slice::from_ref(&k), &headers(&[("x-sig", &moved)]), b"x"),
+            s.verify(
+                std::slice::from_ref(&k),
+                &headers(&[("x-sig", &moved)]),
+                b"x"
+            ),
             Err(SignatureError::Mismatch)
         );
         let twice = format!("t=1,{good}");
@@ -678,7 +686,11 @@ mod tests {
         let padded = format!("{bare}=");
         for v in [&bare, &padded] {
             assert_eq!(
-                s.verify(std::slice::from_ref(&k), &headers(&[("x-sig", v)]), b"payload"),
+                s.verify(
+                    std::slice::from_ref(&k),
+                    &headers(&[("x-sig", v)]),
+                    b"payload"
+                ),
                 Ok(())
             );
         }
