@@ -20,6 +20,10 @@ use crate::access::{parse_net, AddressAllowlist, HeaderToken, TokenSet};
 use crate::extract::ValueSource;
 use crate::scheme::{presets, Algorithm, Encoding, Scheme, Shape, SigningKey, Template};
 use crate::secret::{Env, Secret, SecretEncoding, SecretRef};
+use crate::sender::format::{render_template, TemplateValues};
+use crate::sender::outbound::{OutboundConfig, Target};
+use crate::sender::retry::RetryPolicy;
+use crate::sender::Signer;
 pub use crate::source::MissingId;
 use crate::source::{DedupPolicy, Freshness, SignatureCheck, Source, Upstream};
 use crate::timestamp::TimeFormat;
@@ -60,6 +64,39 @@ pub struct FileConfig {
     pub dedup: DedupStoreSpec,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceSpec>,
+    /// The outbound sidecar listener; off when absent.
+    pub outbound: Option<OutboundSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundSpec {
+    /// Default `127.0.0.1:8081` (loopback: it takes unauthenticated events from local apps).
+    pub listen: Option<SocketAddr>,
+    /// Queued deliveries per target. Default 1000.
+    pub queue: Option<usize>,
+    #[serde(default, rename = "target")]
+    pub targets: Vec<TargetSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    pub name: String,
+    pub url: String,
+    pub preset: String,
+    /// Signing secret (or bearer token for presets that do not sign).
+    pub secret: Option<SecretRef>,
+    /// Retry policy; default: the preset's.
+    pub retry: Option<String>,
+    /// Randomise delays by up to ± this fraction.
+    pub jitter: Option<f64>,
+    /// Consecutive failed deliveries before pausing. Default 10.
+    pub pause_after: Option<u32>,
+    /// Deliveries in progress at once. Default 4.
+    pub concurrency: Option<usize>,
+    /// Corgea-style body template.
+    pub template: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -236,6 +273,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub dedup_capacity: u64,
     pub sources: Vec<Arc<Source>>,
+    pub outbound: Option<OutboundConfig>,
     /// Things that work but should not be in production (logged at start).
     pub warnings: Vec<String>,
 }
@@ -301,6 +339,10 @@ fn resolve(file: FileConfig, base_dir: &Path, env: &dyn Env) -> Result<Config, C
     if capacity == 0 {
         return err("dedup.capacity", "must be at least 1");
     }
+    let outbound = match file.outbound {
+        Some(spec) => Some(resolve_outbound(spec, base_dir, env, &mut warnings)?),
+        None => None,
+    };
     Ok(Config {
         listen: file
             .server
@@ -308,7 +350,92 @@ fn resolve(file: FileConfig, base_dir: &Path, env: &dyn Env) -> Result<Config, C
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
         dedup_capacity: capacity,
         sources,
+        outbound,
         warnings,
+    })
+}
+
+fn resolve_outbound(
+    spec: OutboundSpec,
+    base_dir: &Path,
+    env: &dyn Env,
+    warnings: &mut Vec<String>,
+) -> Result<OutboundConfig, ConfigError> {
+    if spec.targets.is_empty() {
+        return err(
+            "outbound.target",
+            "[outbound] needs at least one [[outbound.target]]",
+        );
+    }
+    let listen = spec
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081)));
+    if !listen.ip().is_loopback() {
+        warnings.push(format!(
+            "outbound.listen: {listen} is not loopback; anyone who reaches it can make hookgate sign events"
+        ));
+    }
+    let mut names = HashSet::new();
+    let mut targets = Vec::new();
+    for t in spec.targets {
+        let at = format!("outbound.target[{}]", t.name);
+        if t.name.is_empty() || t.name.contains('/') || !names.insert(t.name.clone()) {
+            return err(&at, "name must be non-empty, unique and without '/'");
+        }
+        let url: Uri = t
+            .url
+            .parse()
+            .ok()
+            .filter(|u: &Uri| u.scheme() == Some(&UriScheme::HTTP) && u.authority().is_some())
+            .ok_or_else(|| ConfigError(format!("{at}.url: `{}` is not an http:// URL", t.url)))?;
+        let secret = match &t.secret {
+            Some(r) => {
+                if matches!(r, SecretRef::Value(_)) {
+                    warnings.push(format!(
+                        "{at}.secret: literal secret in the configuration file"
+                    ));
+                }
+                Some(
+                    r.load(env, base_dir)
+                        .or_else(|m| err(&format!("{at}.secret"), m))?,
+                )
+            }
+            None => None,
+        };
+        let signer = Signer::for_preset(&t.preset, secret.as_deref())
+            .or_else(|e| err(&format!("{at}.preset"), e))?;
+        let mut retry =
+            RetryPolicy::parse(t.retry.as_deref().unwrap_or(signer.preset().sender.retry))
+                .or_else(|m| err(&format!("{at}.retry"), m))?;
+        if let Some(jitter) = t.jitter {
+            if !(0.0..=1.0).contains(&jitter) {
+                return err(&format!("{at}.jitter"), "must be between 0 and 1");
+            }
+            retry.jitter = jitter;
+        }
+        if let Some(template) = &t.template {
+            let probe = TemplateValues {
+                payload: "{}",
+                unix_secs: 0,
+                event_type: "probe",
+                event_id: "probe",
+            };
+            render_template(template, &probe).or_else(|e| err(&format!("{at}.template"), e))?;
+        }
+        targets.push(Target {
+            name: t.name.clone(),
+            url,
+            signer,
+            retry,
+            pause_after: t.pause_after.unwrap_or(10).max(1),
+            concurrency: t.concurrency.unwrap_or(4).clamp(1, 256),
+            template: t.template,
+        });
+    }
+    Ok(OutboundConfig {
+        listen,
+        queue: spec.queue.unwrap_or(1000).max(1),
+        targets,
     })
 }
 
@@ -556,7 +683,7 @@ fn validate_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn build_scheme(sig: &SignatureSpec) -> Result<Scheme, String> {
+pub(crate) fn build_scheme(sig: &SignatureSpec) -> Result<Scheme, String> {
     let header = sig.header.as_deref().ok_or("header is not set")?;
     let header = HeaderName::from_bytes(header.as_bytes())
         .map_err(|_| format!("`{header}` is not a valid header name"))?;

@@ -11,7 +11,10 @@
 //! - [`extract`]: reading timestamps and ids from headers and JSON bodies.
 //! - [`timestamp`]: strict timestamp parsing (unix s/ms, ISO 8601).
 //! - [`dedup`]: the three-state dedup store trait and its in-memory backend.
-//! - [`gateway`]: the tower stack (one layer per concern) and the accept loop.
+//! - [`gateway`]: the tower stack, one layer per concern.
+//! - [`server`]: the accept loop shared by the listeners (limits, graceful shutdown).
+//! - [`sender`]: the outbound sender (signing, retries, payload formats, sidecar endpoint).
+//! - [`demo`]: `hookgate demo`, the newcomer's first minute.
 //! - [`error`]: rejections and their JSON answers.
 //! - [`secret`]: secret sources and a value type that never prints.
 //! - [`telemetry`]: log setup.
@@ -20,11 +23,14 @@
 pub mod access;
 pub mod config;
 pub mod dedup;
+pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod gateway;
 pub mod scheme;
 pub mod secret;
+pub mod sender;
+pub mod server;
 pub mod source;
 pub mod telemetry;
 pub mod timestamp;

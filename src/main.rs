@@ -1,15 +1,24 @@
-//! The `hookgate` command line: `serve` runs the gateway, `check-config` validates a
-//! configuration and prints what each source verifies (never a secret).
+//! The `hookgate` command line: `serve` runs the gateway (and the outbound listener when
+//! configured), `check-config` validates a configuration, `send`/`sign`/`sample` simulate a
+//! provider, and `demo` shows the whole thing working in a minute.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hookgate::config::{self, Config, EMBEDDED_DEFAULT};
-use hookgate::secret::ProcessEnv;
+use std::io::Read;
+
+use hookgate::secret::{ProcessEnv, SecretRef};
+use hookgate::sender::deliver::{DeliveryOutcome, Sender, TokioSleeper};
+use hookgate::sender::outbound::Outbound;
+use hookgate::sender::retry::RetryPolicy;
+use hookgate::sender::{now_secs, sample, OutboundEvent, Signer};
 use hookgate::{serve, telemetry, Gateway};
+use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(name = "hookgate", version, about = "Webhook verification gateway")]
@@ -35,6 +44,105 @@ enum Command {
         /// Configuration file. Default: config/hookgate.toml, or the embedded default.
         path: Option<PathBuf>,
     },
+    /// Sign an event as a provider does and deliver it with the provider's retries.
+    Send {
+        #[command(flatten)]
+        event: EventArgs,
+        /// Where to deliver (http://).
+        #[arg(long)]
+        url: String,
+        /// Retry policy: a name, custom:<d>,<d>… or exponential:… (default: the preset's).
+        #[arg(long)]
+        retry: Option<String>,
+        /// Randomise retry delays by up to ± this fraction.
+        #[arg(long, default_value_t = 0.0)]
+        jitter: f64,
+    },
+    /// Print the headers a provider would send with an event (for curl).
+    Sign {
+        #[command(flatten)]
+        event: EventArgs,
+        /// Unix time to stamp (default: now).
+        #[arg(long)]
+        timestamp: Option<i64>,
+    },
+    /// Print a sample event body for a preset.
+    Sample {
+        #[arg(long)]
+        preset: String,
+        #[arg(long)]
+        event_id: Option<String>,
+        #[arg(long)]
+        event_type: Option<String>,
+    },
+    /// Start the gateway on the embedded default with an echo upstream, send signed,
+    /// duplicate, tampered and stale events for every preset, and print the outcomes.
+    Demo,
+}
+
+#[derive(clap::Args)]
+struct EventArgs {
+    /// Provider preset whose scheme and headers to use.
+    #[arg(long)]
+    preset: String,
+    /// Environment variable holding the secret.
+    #[arg(long, conflicts_with = "secret_file")]
+    secret_env: Option<String>,
+    /// File holding the secret (trailing newline dropped).
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    /// Body file, or - for standard input (default: a sample event for the preset).
+    #[arg(long)]
+    body: Option<String>,
+    /// Event id (default: the id found in a sample, or a new one).
+    #[arg(long)]
+    event_id: Option<String>,
+    /// Event type, for providers that send one in a header.
+    #[arg(long)]
+    event_type: Option<String>,
+}
+
+impl EventArgs {
+    fn secret(&self) -> anyhow::Result<Option<String>> {
+        let source = match (&self.secret_env, &self.secret_file) {
+            (Some(var), _) => SecretRef::Env(var.clone()),
+            (None, Some(path)) => SecretRef::File(path.clone()),
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(
+            source
+                .load(&ProcessEnv, Path::new("."))
+                .map_err(anyhow::Error::msg)?,
+        ))
+    }
+
+    fn signer(&self) -> anyhow::Result<Signer> {
+        Ok(Signer::for_preset(&self.preset, self.secret()?.as_deref())?)
+    }
+
+    fn event(&self, at: i64) -> anyhow::Result<OutboundEvent> {
+        let id = self
+            .event_id
+            .clone()
+            .unwrap_or_else(|| sample::new_id("evt_"));
+        let mut event = sample::event(&self.preset, &id, at, self.event_type.as_deref());
+        match self.body.as_deref() {
+            None => {}
+            Some("-") => {
+                let mut buf = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut buf)
+                    .context("cannot read the body from stdin")?;
+                event.body = buf.into();
+            }
+            Some(path) => {
+                event.body = std::fs::read(path)
+                    .with_context(|| format!("cannot read the body file {path}"))?
+                    .into();
+            }
+        }
+        Ok(event)
+    }
 }
 
 /// Loads the named file, else `config/hookgate.toml`, else the embedded default.
@@ -98,9 +206,129 @@ async fn run_serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow:
             "source ready"
         );
     }
-    serve(listener, Gateway::new(&config), shutdown_signal()).await?;
+    let (stop, stopped) = watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let outbound = match &config.outbound {
+        Some(outbound) => {
+            let listener = tokio::net::TcpListener::bind(outbound.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} (outbound)", outbound.listen))?;
+            let service = Outbound::start(outbound, Sender::default(), Arc::new(TokioSleeper));
+            tracing::info!(
+                address = %listener.local_addr()?,
+                targets = outbound.targets.len(),
+                "outbound listener ready (queued deliveries do not survive a restart)"
+            );
+            Some(tokio::spawn(hookgate::server::run(
+                listener,
+                service.service(),
+                until_stopped(),
+            )))
+        }
+        None => None,
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    serve(listener, Gateway::new(&config), until_stopped()).await?;
+    if let Some(outbound) = outbound {
+        outbound.await??;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn run_send(
+    event_args: EventArgs,
+    url: String,
+    retry: Option<String>,
+    jitter: f64,
+) -> anyhow::Result<()> {
+    let signer = event_args.signer()?;
+    let url: http::Uri = url
+        .parse()
+        .with_context(|| format!("`{url}` is not a URL"))?;
+    if url.scheme_str() != Some("http") {
+        anyhow::bail!("only http:// URLs are supported");
+    }
+    let mut policy = RetryPolicy::parse(retry.as_deref().unwrap_or(signer.preset().sender.retry))
+        .map_err(anyhow::Error::msg)?;
+    if !(0.0..=1.0).contains(&jitter) {
+        anyhow::bail!("--jitter must be between 0 and 1");
+    }
+    policy.jitter = jitter;
+    let event = event_args.event(now_secs())?;
+    println!(
+        "sending event {} ({} bytes) to {url} as {} with retry policy {}",
+        event.id,
+        event.body.len(),
+        signer.preset().name,
+        policy.name
+    );
+    let report = Sender::default()
+        .deliver(&url, &signer, &event, &policy, &TokioSleeper, |attempt| {
+            println!("{attempt}");
+        })
+        .await;
+    match report.outcome {
+        DeliveryOutcome::Delivered => {
+            println!("delivered after {} attempt(s)", report.attempts.len());
+            Ok(())
+        }
+        DeliveryOutcome::Rejected(status) => Err(SendFailed(format!(
+            "rejected with HTTP {status}; the provider would not retry"
+        ))
+        .into()),
+        DeliveryOutcome::Exhausted => Err(SendFailed(format!(
+            "not delivered after {} attempt(s)",
+            report.attempts.len()
+        ))
+        .into()),
+    }
+}
+
+fn run_sign(event_args: EventArgs, timestamp: Option<i64>) -> anyhow::Result<()> {
+    let signer = event_args.signer()?;
+    let at = timestamp.unwrap_or_else(now_secs);
+    let event = event_args.event(at)?;
+    for (name, value) in &signer.headers(&event, at, 1) {
+        println!("{name}: {}", value.to_str().unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn run_sample(
+    preset: &str,
+    event_id: Option<String>,
+    event_type: Option<String>,
+) -> anyhow::Result<()> {
+    if hookgate::scheme::presets::find(preset).is_none() {
+        anyhow::bail!(
+            "unknown preset `{preset}` (known: {})",
+            hookgate::scheme::presets::NAMES.join(", ")
+        );
+    }
+    let id = event_id.unwrap_or_else(|| sample::new_id("evt_"));
+    let event = sample::event(preset, &id, now_secs(), event_type.as_deref());
+    println!("{}", String::from_utf8_lossy(&event.body));
+    Ok(())
+}
+
+async fn run_demo() -> anyhow::Result<()> {
+    let mut table = String::new();
+    let ok = hookgate::demo::run(&mut table).await?;
+    print!("{table}");
+    if ok {
+        Ok(())
+    } else {
+        Err(SendFailed("the demo saw unexpected outcomes".into()).into())
+    }
 }
 
 fn run_check(path: Option<PathBuf>) -> anyhow::Result<()> {
@@ -118,21 +346,46 @@ fn run_check(path: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A run that worked but whose outcome was a failure (exit 1; usage errors exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SendFailed(String);
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig { path } => run_check(path),
+        Command::Sign { event, timestamp } => run_sign(event, timestamp),
+        Command::Sample {
+            preset,
+            event_id,
+            event_type,
+        } => run_sample(&preset, event_id, event_type),
+        Command::Send {
+            event,
+            url,
+            retry,
+            jitter,
+        } => runtime().and_then(|rt| rt.block_on(run_send(event, url, retry, jitter))),
+        Command::Demo => runtime().and_then(|rt| rt.block_on(run_demo())),
         Command::Serve { config, listen } => {
             telemetry::init();
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the runtime")
-                .and_then(|rt| rt.block_on(run_serve(config, listen)))
+            runtime().and_then(|rt| rt.block_on(run_serve(config, listen)))
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<SendFailed>() => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(2)

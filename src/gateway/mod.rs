@@ -1,6 +1,5 @@
 //! The inbound gateway: the tower stack every delivery passes through, built in one place
-//! ([`Gateway::stack`]), and the accept loop ([`serve`]) that runs it on a listener until a
-//! shutdown signal. Each concern is one layer in its own module; a rejection is a `Response`
+//! ([`Gateway::stack`]), served by [`serve`] until a shutdown signal. Each concern is one layer in its own module; a rejection is a `Response`
 //! (never a service error), so every layer's error type is `Infallible`.
 
 mod body;
@@ -16,17 +15,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder};
 
@@ -80,12 +73,6 @@ pub struct EventId(pub String);
 #[derive(Debug, Clone)]
 pub struct RoutedTo(pub Arc<Source>);
 
-/// Header-level protocol limits of the public listener.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_HEADER_BUF: usize = 64 * 1024;
-/// How long in-flight requests may take to finish after shutdown is requested.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
 /// Everything the stack needs, built from a validated [`Config`].
 #[derive(Clone)]
 pub struct Gateway {
@@ -138,31 +125,6 @@ impl Gateway {
     }
 }
 
-/// Adds the connection's peer address to each request.
-#[derive(Clone)]
-struct WithPeer<S> {
-    peer: SocketAddr,
-    inner: S,
-}
-
-impl<S> Service<http::Request<Incoming>> for WithPeer<S>
-where
-    S: Service<http::Request<Incoming>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<Incoming>) -> Self::Future {
-        req.extensions_mut().insert(PeerAddr(self.peer));
-        self.inner.call(req)
-    }
-}
-
 /// Serves the gateway on `listener` until `shutdown` completes, then stops accepting and lets
 /// open requests finish (up to a grace period).
 pub async fn serve(
@@ -170,51 +132,5 @@ pub async fn serve(
     gateway: Gateway,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let stack = gateway.stack();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEADER_BUF);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEADER_BUF as u32);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(error) => {
-                        // Out of descriptors and similar: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(WithPeer { peer, inner: stack.clone() });
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%error, "connection ended with an error");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    tracing::info!("shutting down: no new connections, finishing open requests");
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            tracing::warn!("grace period over; closing remaining connections");
-        }
-    }
-    Ok(())
+    crate::server::run(listener, gateway.stack(), shutdown).await
 }

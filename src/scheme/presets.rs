@@ -22,6 +22,32 @@ pub struct Preset {
     pub dedup: DedupSpec,
     /// Why the freshness window has the length it has.
     pub window_reason: &'static str,
+    /// How the provider sends, for hookgate's own sender.
+    pub sender: SenderProfile,
+}
+
+/// What a provider puts on each delivery besides the signature, and how it retries.
+#[derive(Debug, Clone, Copy)]
+pub struct SenderProfile {
+    pub user_agent: &'static str,
+    /// Header naming the event type, where the provider has one.
+    pub event_type_header: Option<&'static str>,
+    /// Header with a new id for every attempt (e.g. `X-Corgea-Delivery`).
+    pub attempt_id_header: Option<&'static str>,
+    /// A delivery-time header that is not part of the signature, and its format.
+    pub timestamp_header: Option<(&'static str, TimeFormat)>,
+    /// The provider's retry schedule (a name accepted by `RetryPolicy::parse`).
+    pub retry: &'static str,
+}
+
+const fn profile(user_agent: &'static str, retry: &'static str) -> SenderProfile {
+    SenderProfile {
+        user_agent,
+        event_type_header: None,
+        attempt_id_header: None,
+        timestamp_header: None,
+        retry,
+    }
 }
 
 /// Every preset name accepted in configuration, aliases included.
@@ -105,6 +131,7 @@ pub fn find(name: &str) -> Option<Preset> {
             freshness: freshness(&["body:timestamp"], TimeFormat::Iso8601, true, 18 * HOUR),
             dedup: dedup(Some("body:id"), 18 * HOUR),
             window_reason: "event time in the signed body; retries span ~14.6 h (1m,5m,30m,2h,12h)",
+            sender: profile("hookgate-sender (cloudkeep)", "cloudkeep"),
         },
         "policycortex" => Preset {
             name: "policycortex",
@@ -112,6 +139,7 @@ pub fn find(name: &str) -> Option<Preset> {
             freshness: freshness(&["body:created"], TimeFormat::Iso8601, true, 25 * HOUR),
             dedup: dedup(Some("body:id"), 25 * HOUR),
             window_reason: "event time in the signed body; at-least-once with a 24 h retry window",
+            sender: profile("hookgate-sender (policycortex)", "policycortex"),
         },
         // The X-Corgea-Timestamp header is not signed; the body's `timestamp` is. Custom body
         // templates may leave it out, so it is optional and dedup on `event_id` carries the load.
@@ -121,6 +149,12 @@ pub fn find(name: &str) -> Option<Preset> {
             freshness: freshness(&["body:timestamp"], TimeFormat::Iso8601, false, HOUR),
             dedup: dedup(Some("body:event_id"), HOUR),
             window_reason: "event time in the signed body; 3 attempts within ~40 s, manual retries later",
+            sender: SenderProfile {
+                event_type_header: Some("X-Corgea-Event"),
+                attempt_id_header: Some("X-Corgea-Delivery"),
+                timestamp_header: Some(("X-Corgea-Timestamp", TimeFormat::Unix)),
+                ..profile("Corgea-Webhooks/1.0", "corgea")
+            },
         },
         // The public docs do not say which bytes are signed nor which hash: raw body with
         // HMAC-SHA256 is assumed (override signature.signed / signature.algorithm). The
@@ -131,6 +165,10 @@ pub fn find(name: &str) -> Option<Preset> {
             freshness: freshness(&["header:VaaS-Timestamp"], TimeFormat::Unix, true, 25 * HOUR),
             dedup: dedup(None, 25 * HOUR),
             window_reason: "retried for up to 24 h; timestamp header is unsigned, so dedup covers the window",
+            sender: SenderProfile {
+                timestamp_header: Some(("VaaS-Timestamp", TimeFormat::Unix)),
+                ..profile("hookgate-sender (vaas)", "vaas")
+            },
         },
         // No signature: authenticate with a path token, a static header token and/or an
         // address allowlist (the source must configure at least one).
@@ -145,6 +183,7 @@ pub fn find(name: &str) -> Option<Preset> {
             ),
             dedup: dedup(None, 15 * MINUTE),
             window_reason: "retries immediately, 2 s, 5 s, 10 s (10 s timeout each); Teams cards carry no time",
+            sender: profile("hookgate-sender (certifyclouds)", "certifyclouds"),
         },
         "standard-webhooks" | "svix" => Preset {
             name: "standard-webhooks",
@@ -164,6 +203,7 @@ pub fn find(name: &str) -> Option<Preset> {
             freshness: freshness(&["header:webhook-timestamp"], TimeFormat::Unix, true, 5 * MINUTE),
             dedup: dedup(Some("header:webhook-id"), 30 * HOUR),
             window_reason: "each attempt is re-signed with a fresh timestamp (spec tolerance 5 min); ids kept for the ~28 h retry schedule",
+            sender: profile("hookgate-sender (standard-webhooks)", "standard-webhooks"),
         },
         "github" => Preset {
             name: "github",
@@ -171,6 +211,10 @@ pub fn find(name: &str) -> Option<Preset> {
             freshness: no_freshness(),
             dedup: dedup(Some("header:X-GitHub-Delivery"), 72 * HOUR),
             window_reason: "GitHub sends no timestamp; manual redelivery is possible for 3 days",
+            sender: SenderProfile {
+                event_type_header: Some("X-GitHub-Event"),
+                ..profile("GitHub-Hookshot/hookgate", "none")
+            },
         },
         "stripe" => Preset {
             name: "stripe",
@@ -183,6 +227,7 @@ pub fn find(name: &str) -> Option<Preset> {
             freshness: freshness(&["signature:t"], TimeFormat::Unix, true, 5 * MINUTE),
             dedup: dedup(Some("body:id"), 72 * HOUR),
             window_reason: "each attempt is re-signed (Stripe's tolerance is 5 min); event ids kept for its 3-day retries",
+            sender: profile("Stripe/1.0 (+https://stripe.com/docs/webhooks)", "stripe"),
         },
         "slack" => Preset {
             name: "slack",
@@ -198,6 +243,7 @@ pub fn find(name: &str) -> Option<Preset> {
             ),
             dedup: dedup(Some("body:event_id"), HOUR),
             window_reason: "timestamp is signed per request (Slack's own guidance: 5 min)",
+            sender: profile("Slackbot 1.0 (+https://api.slack.com/robots)", "slack"),
         },
         "shopify" => Preset {
             name: "shopify",
@@ -210,6 +256,11 @@ pub fn find(name: &str) -> Option<Preset> {
             ),
             dedup: dedup(Some("header:X-Shopify-Webhook-Id"), 5 * HOUR),
             window_reason: "retried 8 times over 4 h; the triggered-at header is unsigned",
+            sender: SenderProfile {
+                event_type_header: Some("X-Shopify-Topic"),
+                timestamp_header: Some(("X-Shopify-Triggered-At", TimeFormat::Iso8601)),
+                ..profile("Shopify-Captain-Hook", "shopify")
+            },
         },
         _ => return None,
     };

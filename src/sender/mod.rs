@@ -1,0 +1,173 @@
+//! The outbound sender: signs deliveries with the same [`Scheme`] the gateway verifies with,
+//! adding every header the provider sends (timestamp, event and delivery ids, event type,
+//! User-Agent), and delivers them with the provider's retry schedule.
+//!
+//! - [`retry`]: retry policies and how a response is classified.
+//! - [`deliver`]: one delivery with its attempts recorded.
+//! - [`format`]: payload renderings (CertifyClouds' Slack/Teams/generic, body templates).
+//! - [`sample`]: example events per preset, for `send`, `sign` and `demo`.
+//! - [`outbound`]: the local sidecar endpoint with a bounded queue.
+
+pub mod deliver;
+pub mod format;
+pub mod outbound;
+pub mod retry;
+pub mod sample;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::config::build_scheme;
+use crate::extract::ValueSource;
+use crate::scheme::presets::{self, Preset};
+use crate::scheme::{Scheme, SignInput, SigningKey};
+use crate::secret::SecretEncoding;
+use crate::timestamp::TimeFormat;
+
+/// One event to send.
+#[derive(Debug, Clone)]
+pub struct OutboundEvent {
+    pub body: Bytes,
+    /// The event id (stable across attempts).
+    pub id: String,
+    pub event_type: Option<String>,
+}
+
+/// Signs events the way one provider does.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    preset: Preset,
+    scheme: Option<(Scheme, SigningKey)>,
+    /// Bearer token for senders that authenticate without a signature.
+    token: Option<String>,
+    /// Headers that carry the event id.
+    id_headers: Vec<HeaderName>,
+}
+
+/// Why a signer could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SignerError(pub String);
+
+impl Signer {
+    /// A signer for `preset`. `secret` is the signing secret; for presets without a signature
+    /// it is sent as `Authorization: Bearer <secret>` when given.
+    pub fn for_preset(preset: &str, secret: Option<&str>) -> Result<Self, SignerError> {
+        let preset = presets::find(preset).ok_or_else(|| {
+            SignerError(format!(
+                "unknown preset `{preset}` (known: {})",
+                presets::NAMES.join(", ")
+            ))
+        })?;
+        let mut id_headers = Vec::new();
+        let scheme = match &preset.signature {
+            Some(spec) => {
+                let scheme = build_scheme(spec).map_err(SignerError)?;
+                let secret = secret.ok_or_else(|| {
+                    SignerError(format!(
+                        "preset `{}` signs: a secret is needed",
+                        preset.name
+                    ))
+                })?;
+                let key = spec
+                    .secret_encoding
+                    .unwrap_or(SecretEncoding::Raw)
+                    .decode(secret)
+                    .map_err(SignerError)?;
+                if let Some(ValueSource::Header(name)) = &scheme.id {
+                    id_headers.push(name.clone());
+                }
+                let key = SigningKey::new(scheme.algorithm, &key);
+                Some((scheme, key))
+            }
+            None => None,
+        };
+        if let Some(Ok(ValueSource::Header(name))) =
+            preset.dedup.id.as_deref().map(ValueSource::parse)
+        {
+            if !id_headers.contains(&name) {
+                id_headers.push(name);
+            }
+        }
+        let token = match scheme {
+            Some(_) => None,
+            None => secret.map(str::to_string),
+        };
+        Ok(Signer {
+            preset,
+            scheme,
+            token,
+            id_headers,
+        })
+    }
+
+    pub fn preset(&self) -> &Preset {
+        &self.preset
+    }
+
+    /// All headers of one attempt of `event`, stamped at `unix_secs`. `attempt` is 1-based.
+    pub fn headers(&self, event: &OutboundEvent, unix_secs: i64, attempt: u32) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let profile = &self.preset.sender;
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(USER_AGENT, HeaderValue::from_static(profile.user_agent));
+        let ts = unix_secs.to_string();
+        let mut set = |name: &str, value: &str| {
+            // Preset names are written in their documented case; `from_bytes` lower-cases.
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(name, value);
+            }
+        };
+        for name in &self.id_headers {
+            set(name.as_str(), &event.id);
+        }
+        if let Some((name, format)) = profile.timestamp_header {
+            let value = match format {
+                TimeFormat::Iso8601 => iso8601(unix_secs),
+                TimeFormat::UnixMs => (unix_secs * 1000).to_string(),
+                TimeFormat::Unix | TimeFormat::Auto => ts.clone(),
+            };
+            set(name, &value);
+        }
+        if let (Some(name), Some(event_type)) = (profile.event_type_header, &event.event_type) {
+            set(name, event_type);
+        }
+        if let Some(name) = profile.attempt_id_header {
+            let delivery = format!("{:016x}-{attempt}", fastrand::u64(..));
+            set(name, &delivery);
+        }
+        if let Some((scheme, key)) = &self.scheme {
+            if let Some(ValueSource::Header(name)) = &scheme.timestamp {
+                set(name.as_str(), &ts);
+            }
+            let input = SignInput {
+                body: &event.body,
+                timestamp: Some(&ts),
+                id: Some(&event.id),
+            };
+            set(scheme.header.as_str(), &scheme.sign(key, &input));
+        }
+        if let Some(token) = &self.token {
+            set(AUTHORIZATION.as_str(), &format!("Bearer {token}"));
+        }
+        headers
+    }
+}
+
+/// `2025-06-11T10:30:00Z` for unix seconds.
+pub fn iso8601(unix_secs: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix_secs)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// The current time in unix seconds.
+pub fn now_secs() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}

@@ -1,0 +1,96 @@
+//! Example events for each preset, shaped like the provider's documented payloads and carrying
+//! the given event id and time where the provider puts them. `hookgate send`/`sign` use them
+//! when no body is given, and `hookgate demo` sends them through the gateway.
+
+use bytes::Bytes;
+
+use super::format::{Alert, AlertField, Color};
+use super::{iso8601, OutboundEvent};
+
+/// A fresh event id, unique enough for demos and simulations.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}{:016x}", fastrand::u64(..))
+}
+
+/// The default event type of a preset's sample.
+pub fn default_event_type(preset: &str) -> &'static str {
+    match preset {
+        "cloudkeep" => "secret.created",
+        "policycortex" => "policy.violation.created",
+        "corgea" => "scan.completed",
+        "vaas" => "CertificateExpiration",
+        "certifyclouds" => "secret_expiring",
+        "github" => "ping",
+        "stripe" => "charge.succeeded",
+        "slack" => "event_callback",
+        "shopify" => "orders/create",
+        _ => "test.event",
+    }
+}
+
+/// A sample event for `preset` with event id `id`, stamped at `unix_secs`.
+pub fn event(preset: &str, id: &str, unix_secs: i64, event_type: Option<&str>) -> OutboundEvent {
+    let kind = event_type.unwrap_or_else(|| default_event_type(preset));
+    let at = iso8601(unix_secs);
+    let body = match preset {
+        "cloudkeep" => serde_json::json!({
+            "id": id, "event": kind, "timestamp": at,
+            "data": {"vaultId": "vlt_8xK2mN", "vaultName": "Production", "secretKey": "NEW_API_KEY", "type": "api_key"}
+        })
+        .to_string(),
+        "policycortex" => serde_json::json!({
+            "id": id, "type": kind, "created": at,
+            "data": {"violation": {"policy_name": "require-s3-encryption", "severity": "HIGH", "score": 92.3}}
+        })
+        .to_string(),
+        "corgea" => serde_json::json!({
+            "event_id": id, "event_type": kind, "timestamp": at,
+            "data": {"scan_id": "scan-uuid-7890", "issues_found": 8}
+        })
+        .to_string(),
+        "vaas" => serde_json::json!({
+            "events": [{
+                "eventType": kind, "eventName": "Certificate Expiration",
+                "message": format!("Certificate api.example.com expires soon ({id})"),
+                "criticality": 1, "createdAt": at
+            }]
+        })
+        .to_string(),
+        "certifyclouds" => Alert {
+            title: "Secrets Expiring Soon".into(),
+            text: format!("Found 1 secret expiring within 30 days ({id})"),
+            color: Color::Orange,
+            ts: unix_secs,
+            fields: vec![AlertField {
+                title: "kv-production".into(),
+                value: "api-key (expires soon)".into(),
+                short: true,
+            }],
+        }
+        .generic(),
+        "stripe" => serde_json::json!({
+            "id": id, "object": "event", "type": kind, "created": unix_secs,
+            "data": {"object": {"amount": 2000, "currency": "usd"}}
+        })
+        .to_string(),
+        "slack" => serde_json::json!({
+            "type": kind, "event_id": id, "event_time": unix_secs,
+            "event": {"type": "app_mention", "text": "hello"}
+        })
+        .to_string(),
+        "github" => serde_json::json!({
+            "zen": "Keep it logically awesome.", "hook_id": 1, "delivery": id
+        })
+        .to_string(),
+        "shopify" => serde_json::json!({
+            "id": 820982911946154508u64, "note": id, "created_at": at, "currency": "USD"
+        })
+        .to_string(),
+        _ => serde_json::json!({"type": kind, "id": id, "timestamp": unix_secs}).to_string(),
+    };
+    OutboundEvent {
+        body: Bytes::from(body),
+        id: id.to_string(),
+        event_type: Some(kind.to_string()),
+    }
+}
