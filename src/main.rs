@@ -117,6 +117,7 @@ impl EventArgs {
     }
 
     fn signer(&self) -> anyhow::Result<Signer> {
+        check_preset(&self.preset)?;
         Ok(Signer::for_preset(&self.preset, self.secret()?.as_deref())?)
     }
 
@@ -303,17 +304,22 @@ fn run_sign(event_args: EventArgs, timestamp: Option<i64>) -> anyhow::Result<()>
     Ok(())
 }
 
-fn run_sample(
-    preset: &str,
-    event_id: Option<String>,
-    event_type: Option<String>,
-) -> anyhow::Result<()> {
+fn check_preset(preset: &str) -> anyhow::Result<()> {
     if hookgate::scheme::presets::find(preset).is_none() {
         anyhow::bail!(
             "unknown preset `{preset}` (known: {})",
             hookgate::scheme::presets::NAMES.join(", ")
         );
     }
+    Ok(())
+}
+
+fn run_sample(
+    preset: &str,
+    event_id: Option<String>,
+    event_type: Option<String>,
+) -> anyhow::Result<()> {
+    check_preset(preset)?;
     let id = event_id.unwrap_or_else(|| sample::new_id("evt_"));
     let event = sample::event(preset, &id, now_secs(), event_type.as_deref());
     println!("{}", String::from_utf8_lossy(&event.body));

@@ -141,6 +141,20 @@ impl Server {
         }
     }
 
+    /// Waits for a log line containing `needle` and returns it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no line with {needle}; log: {:#?}", self.log));
+            self.log.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
     /// Sends SIGTERM, waits for exit, returns the exit code and the whole log.
     fn stop(mut self) -> (Option<i32>, String) {
         let pid = self.child.id().to_string();
@@ -195,16 +209,51 @@ async fn serve_forwards_with_a_config_file_and_env_secrets() {
     let dir = temp_dir("file");
     std::fs::write(dir.join("rotated.secret"), "file-secret\n").unwrap();
     let config = format!(
-        "[[source]]\nname = \"ck\"\npath = \"/hooks/ck\"\npreset = \"cloudkeep\"\nupstream = \"{}/ck\"\n\
-         secrets = [{{ env = \"CK_SECRET\" }}, {{ file = \"rotated.secret\" }}]\n",
+        "[[source]]\nname = \"ck\"\npath = \"/hooks/ck\"\npreset = \"cloudkeep\"\nupstream = \"{0}/ck\"\n\
+         secrets = [{{ env = \"CK_SECRET\" }}, {{ file = \"rotated.secret\" }}]\n\
+         [outbound]\nlisten = \"127.0.0.1:0\"\n[[outbound.target]]\nname = \"out\"\nurl = \"{0}/out\"\n\
+         preset = \"stripe\"\nsecret = {{ env = \"CK_SECRET\" }}\nretry = \"none\"\n",
         upstream.url()
     );
     std::fs::write(dir.join("gw.toml"), config).unwrap();
-    let server = Server::start(
+    let mut server = Server::start(
         &dir,
         &["--config", "gw.toml"],
         &[("CK_SECRET", "env-secret")],
     );
+
+    // The outbound listener runs beside the gateway and delivers signed events.
+    let line = server.wait_for("outbound listener ready");
+    let outbound: SocketAddr = line
+        .split("address=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let answer = send(
+        outbound,
+        "POST",
+        "/outbound/out",
+        &[],
+        br#"{"id":"evt_out"}"#,
+    )
+    .await;
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    for _ in 0..200 {
+        if upstream.count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let got = &upstream.received()[0];
+    assert_eq!(got.path_and_query, "/out");
+    assert!(got.headers["stripe-signature"]
+        .to_str()
+        .unwrap()
+        .starts_with("t="));
 
     for (i, secret) in ["env-secret", "file-secret"].into_iter().enumerate() {
         let body = format!(r#"{{"id":"evt_{i}","timestamp":"{}"}}"#, iso(now_secs()));
@@ -213,7 +262,12 @@ async fn serve_forwards_with_a_config_file_and_env_secrets() {
         let answer = send(server.addr, "POST", "/hooks/ck", &h, body.as_bytes()).await;
         assert_eq!(answer.status, 202, "{}", answer.text());
     }
-    assert_eq!(upstream.count(), 2);
+    let paths: Vec<String> = upstream
+        .received()
+        .into_iter()
+        .map(|r| r.path_and_query)
+        .collect();
+    assert_eq!(paths, ["/out", "/ck", "/ck"]);
 
     let (code, log) = server.stop();
     assert_eq!(code, Some(0), "{log}");
@@ -222,4 +276,122 @@ async fn serve_forwards_with_a_config_file_and_env_secrets() {
         assert!(!log.contains(secret), "secret in log:\n{log}");
     }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn demo_shows_every_outcome_as_expected() {
+    let out = hookgate().arg("demo").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("every outcome is as expected"), "{text}");
+    assert_eq!(text.matches("forwarded 200 ok").count(), 10, "{text}");
+    assert!(!text.contains("UNEXPECTED"));
+}
+
+#[test]
+fn sign_prints_headers_that_verify_independently() {
+    let dir = temp_dir("sign");
+    std::fs::write(dir.join("secret"), "sign-secret\n").unwrap();
+    std::fs::write(dir.join("body.json"), br#"{"type":"charge.succeeded"}"#).unwrap();
+    let out = hookgate()
+        .current_dir(&dir)
+        .args([
+            "sign",
+            "--preset",
+            "stripe",
+            "--secret-file",
+            "secret",
+            "--body",
+            "body.json",
+            "--timestamp",
+            "1700000000",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let expected = hex_sig("sign-secret", br#"1700000000.{"type":"charge.succeeded"}"#);
+    assert!(
+        text.contains(&format!("stripe-signature: t=1700000000,v1={expected}")),
+        "{text}"
+    );
+    assert!(!text.contains("sign-secret"));
+
+    let out = hookgate()
+        .args(["sign", "--preset", "nope", "--secret-env", "X"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown preset"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_delivers_and_reports_each_attempt() {
+    let upstream = Upstream::start().await;
+    upstream.script([Reply::status(503)]);
+    let url = format!("{}/in", upstream.url());
+    let out = tokio::task::spawn_blocking(move || {
+        hookgate()
+            .args([
+                "send",
+                "--preset",
+                "corgea",
+                "--secret-env",
+                "SEND_SECRET",
+                "--url",
+                &url,
+                "--retry",
+                "custom:10ms",
+            ])
+            .env("SEND_SECRET", "send-secret")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("attempt 1 after 0s: HTTP 503"), "{text}");
+    assert!(text.contains("attempt 2 after 10ms: HTTP 202"), "{text}");
+    assert!(text.contains("delivered after 2 attempt(s)"));
+    let got = upstream.received();
+    assert_eq!(
+        got[1].headers["x-corgea-signature"],
+        hex_sig("send-secret", &got[1].body)
+    );
+
+    upstream.set_default(Reply::status(400));
+    let url = format!("{}/in", upstream.url());
+    let out = tokio::task::spawn_blocking(move || {
+        hookgate()
+            .args([
+                "send",
+                "--preset",
+                "corgea",
+                "--secret-env",
+                "SEND_SECRET",
+                "--url",
+                &url,
+            ])
+            .env("SEND_SECRET", "send-secret")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a rejected delivery exits 1");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rejected with HTTP 400"));
 }

@@ -7,53 +7,6 @@ mod common;
 
 use common::*;
 
-const OLD: &str = "old-secret-value";
-const NEW: &str = "new-secret-value";
-const WRONG: &str = "wrong-secret-value";
-/// Standard Webhooks secrets are `whsec_` + base64 of the key bytes.
-const OLD_WH: &str = "whsec_b2xkLWtleS1ieXRlcy0wMTIzNDU2Nzg5";
-const NEW_WH: &str = "whsec_bmV3LWtleS1ieXRlcy0wMTIzNDU2Nzg5";
-const WRONG_WH: &str = "whsec_d3Jvbmcta2V5LWJ5dGVzLTAxMjM0NTY3";
-
-const PRESETS: [&str; 10] = [
-    "cloudkeep",
-    "policycortex",
-    "corgea",
-    "vaas",
-    "certifyclouds",
-    "standard-webhooks",
-    "github",
-    "stripe",
-    "slack",
-    "shopify",
-];
-
-fn config() -> String {
-    let mut text = String::new();
-    for preset in PRESETS {
-        let auth = match preset {
-            "certifyclouds" => {
-                "token = { prefix = \"Bearer \", secrets = [{ env = \"OLD\" }, { env = \"NEW\" }] }"
-                    .to_string()
-            }
-            "standard-webhooks" => "secrets = [{ env = \"OLD_WH\" }, { env = \"NEW_WH\" }]".into(),
-            _ => "secrets = [{ env = \"OLD\" }, { env = \"NEW\" }]".into(),
-        };
-        text += &format!(
-            "[[source]]\nname = \"{preset}\"\npath = \"/hooks/{preset}\"\npreset = \"{preset}\"\n\
-             upstream = \"{{upstream}}/{preset}\"\n{auth}\n\n"
-        );
-    }
-    text
-}
-
-const ENV: [(&str, &str); 4] = [
-    ("OLD", OLD),
-    ("NEW", NEW),
-    ("OLD_WH", OLD_WH),
-    ("NEW_WH", NEW_WH),
-];
-
 /// A delivery as the provider would send it.
 struct Delivery {
     path: String,
@@ -274,7 +227,7 @@ fn drop_auth_header(d: &mut Delivery) {
 
 async fn exercise(preset: &str) {
     let upstream = Upstream::start().await;
-    let gateway = TestGateway::start(&config(), &upstream, &ENV).await;
+    let gateway = TestGateway::start(&all_presets_config(), &upstream, &ENV).await;
     let now = now_secs();
     let (old, new, wrong) = secrets(preset);
 
@@ -432,7 +385,7 @@ async fn shopify() {
 #[tokio::test]
 async fn late_retries_within_the_provider_horizon_are_accepted() {
     let upstream = Upstream::start().await;
-    let gateway = TestGateway::start(&config(), &upstream, &ENV).await;
+    let gateway = TestGateway::start(&all_presets_config(), &upstream, &ENV).await;
     let now = now_secs();
     // CloudKeep's 4th retry comes ~2 h 36 m after the event; its 5th ~14.6 h after.
     for (i, age) in [2 * 3600, 2 * 3600 + 36 * 60, 14 * 3600 + 36 * 60]

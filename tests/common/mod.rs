@@ -38,6 +38,7 @@ pub struct Reply {
     pub status: u16,
     pub body: &'static str,
     pub delay: Duration,
+    pub headers: Vec<(&'static str, &'static str)>,
 }
 
 impl Reply {
@@ -46,15 +47,20 @@ impl Reply {
             status,
             body: "",
             delay: Duration::ZERO,
+            headers: Vec::new(),
         }
     }
 
     pub fn delayed(status: u16, delay: Duration) -> Self {
         Reply {
-            status,
-            body: "",
             delay,
+            ..Reply::status(status)
         }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.push((name, value));
+        self
     }
 }
 
@@ -147,16 +153,19 @@ async fn answer(state: Arc<UpstreamState>, req: Request<Incoming>) -> Response<F
     let reply = scripted
         .or_else(|| state.default_reply.lock().unwrap().clone())
         .unwrap_or(Reply {
-            status: 202,
             body: UPSTREAM_BODY,
-            delay: Duration::ZERO,
+            ..Reply::status(202)
         });
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
-    Response::builder()
+    let mut response = Response::builder()
         .status(reply.status)
-        .header("x-upstream", "yes")
+        .header("x-upstream", "yes");
+    for (name, value) in &reply.headers {
+        response = response.header(*name, *value);
+    }
+    response
         .body(Full::new(Bytes::from_static(reply.body.as_bytes())))
         .unwrap()
 }
@@ -302,6 +311,56 @@ pub fn iso_zoneless(secs: i64) -> String {
     let with_zone = iso(secs);
     format!("{}.000000", &with_zone[..with_zone.len() - 1])
 }
+
+// ---------------------------------------------------------------- every preset at once
+
+/// One source per preset at `/hooks/<preset>`, each accepting two secrets (rotation).
+pub const OLD: &str = "old-secret-value";
+pub const NEW: &str = "new-secret-value";
+pub const WRONG: &str = "wrong-secret-value";
+/// Standard Webhooks secrets are `whsec_` + base64 of the key bytes.
+pub const OLD_WH: &str = "whsec_b2xkLWtleS1ieXRlcy0wMTIzNDU2Nzg5";
+pub const NEW_WH: &str = "whsec_bmV3LWtleS1ieXRlcy0wMTIzNDU2Nzg5";
+pub const WRONG_WH: &str = "whsec_d3Jvbmcta2V5LWJ5dGVzLTAxMjM0NTY3";
+
+pub const PRESETS: [&str; 10] = [
+    "cloudkeep",
+    "policycortex",
+    "corgea",
+    "vaas",
+    "certifyclouds",
+    "standard-webhooks",
+    "github",
+    "stripe",
+    "slack",
+    "shopify",
+];
+
+pub fn all_presets_config() -> String {
+    let mut text = String::new();
+    for preset in PRESETS {
+        let auth = match preset {
+            "certifyclouds" => {
+                "token = { prefix = \"Bearer \", secrets = [{ env = \"OLD\" }, { env = \"NEW\" }] }"
+                    .to_string()
+            }
+            "standard-webhooks" => "secrets = [{ env = \"OLD_WH\" }, { env = \"NEW_WH\" }]".into(),
+            _ => "secrets = [{ env = \"OLD\" }, { env = \"NEW\" }]".into(),
+        };
+        text += &format!(
+            "[[source]]\nname = \"{preset}\"\npath = \"/hooks/{preset}\"\npreset = \"{preset}\"\n\
+             upstream = \"{{upstream}}/{preset}\"\n{auth}\n\n"
+        );
+    }
+    text
+}
+
+pub const ENV: [(&str, &str); 4] = [
+    ("OLD", OLD),
+    ("NEW", NEW),
+    ("OLD_WH", OLD_WH),
+    ("NEW_WH", NEW_WH),
+];
 
 // ---------------------------------------------------------------- independent signing
 
