@@ -125,6 +125,21 @@ impl Gateway {
     }
 }
 
+/// The verify → freshness → dedup-key decision for one delivery, without any I/O: what the
+/// stack decides before it claims keys and forwards. Used by the fuzz targets and tests.
+pub fn decide(
+    source: &Source,
+    req: &http::Request<Bytes>,
+    now_ms: i64,
+) -> Result<Vec<crate::dedup::DedupKey>, crate::error::Rejection> {
+    verify::authenticate(source, req)?;
+    freshness::check(source, req, now_ms)?;
+    match &source.dedup {
+        Some(policy) => dedup::keys_for(policy, req).map(|(keys, _)| keys),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// Serves the gateway on `listener` until `shutdown` completes, then stops accepting and lets
 /// open requests finish (up to a grace period).
 pub async fn serve(
