@@ -27,6 +27,7 @@ use crate::sender::Signer;
 pub use crate::source::MissingId;
 use crate::source::{DedupPolicy, Freshness, SignatureCheck, Source, Upstream};
 use crate::timestamp::TimeFormat;
+use crate::tls::{upstream_client_config, TlsFiles, TlsReloader};
 
 /// The default configuration, compiled in: `hookgate serve` uses it when no file is given and
 /// `config/hookgate.toml` does not exist.
@@ -66,6 +67,33 @@ pub struct FileConfig {
     pub sources: Vec<SourceSpec>,
     /// The outbound sidecar listener; off when absent.
     pub outbound: Option<OutboundSpec>,
+    /// The admin listener (metrics, health, reload); off when absent.
+    pub admin: Option<AdminSpec>,
+    /// Trust for `https://` upstreams.
+    pub upstream_tls: Option<UpstreamTlsSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSpec {
+    /// Default `127.0.0.1:9090`.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsSpec {
+    /// A PEM file of CA certificates trusted in addition to the system's roots.
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    /// PEM certificate chain (relative paths: from the configuration file's folder).
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +138,8 @@ pub struct ServerSpec {
     pub body_timeout: Option<Dur>,
     /// Default upstream timeout for sources that set none. Default 30 s.
     pub upstream_timeout: Option<Dur>,
+    /// Terminate TLS on the public listener.
+    pub tls: Option<TlsSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -274,6 +304,12 @@ pub struct Config {
     pub dedup_capacity: u64,
     pub sources: Vec<Arc<Source>>,
     pub outbound: Option<OutboundConfig>,
+    /// Address of the admin listener, when enabled.
+    pub admin: Option<SocketAddr>,
+    /// Certificate and key of the public listener, when it terminates TLS.
+    pub tls: Option<TlsFiles>,
+    /// Extra CA for `https://` upstreams.
+    pub upstream_ca: Option<PathBuf>,
     /// Things that work but should not be in production (logged at start).
     pub warnings: Vec<String>,
 }
@@ -343,6 +379,34 @@ fn resolve(file: FileConfig, base_dir: &Path, env: &dyn Env) -> Result<Config, C
         Some(spec) => Some(resolve_outbound(spec, base_dir, env, &mut warnings)?),
         None => None,
     };
+    let tls = match file.server.tls {
+        Some(spec) => {
+            let files = TlsFiles {
+                cert: base_dir.join(spec.cert),
+                key: base_dir.join(spec.key),
+            };
+            // Loaded now so a bad file is a start-up (or reload) error, not a handshake error.
+            TlsReloader::new(&files)?;
+            Some(files)
+        }
+        None => None,
+    };
+    let upstream_ca = file
+        .upstream_tls
+        .and_then(|t| t.ca)
+        .map(|ca| base_dir.join(ca));
+    if let Some(ca) = &upstream_ca {
+        upstream_client_config(Some(ca))?;
+    }
+    let admin = file.admin.map(|a| {
+        a.listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090)))
+    });
+    if let Some(addr) = admin.filter(|a| !a.ip().is_loopback()) {
+        warnings.push(format!(
+            "admin.listen: {addr} is not loopback; the admin endpoints can reload the configuration and forget dedup keys"
+        ));
+    }
     Ok(Config {
         listen: file
             .server
@@ -351,6 +415,9 @@ fn resolve(file: FileConfig, base_dir: &Path, env: &dyn Env) -> Result<Config, C
         dedup_capacity: capacity,
         sources,
         outbound,
+        admin,
+        tls,
+        upstream_ca,
         warnings,
     })
 }
@@ -623,7 +690,7 @@ fn resolve_source(
     let dedup_spec = spec.dedup.unwrap_or_default().over(preset_dedup);
 
     let mut source = Source {
-        name: spec.name.clone(),
+        name: spec.name.as_str().into(),
         path: spec.path.clone(),
         preset: preset_name,
         signature,
@@ -803,8 +870,10 @@ fn parse_upstream(text: &str, timeout: Duration) -> Result<Upstream, String> {
         .scheme()
         .cloned()
         .ok_or_else(|| format!("`{text}` has no scheme"))?;
-    if scheme != UriScheme::HTTP {
-        return Err(format!("`{text}`: only http:// upstreams are supported"));
+    if scheme != UriScheme::HTTP && scheme != UriScheme::HTTPS {
+        return Err(format!(
+            "`{text}`: only http:// and https:// upstreams are supported"
+        ));
     }
     let authority: Authority = uri
         .authority()

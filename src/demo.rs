@@ -147,12 +147,7 @@ pub async fn run(out: &mut String) -> anyhow::Result<bool> {
     let windows: HashMap<&str, i64> = config
         .sources
         .iter()
-        .filter_map(|s| {
-            Some((
-                s.name.as_str(),
-                s.freshness.as_ref()?.window.as_secs() as i64,
-            ))
-        })
+        .filter_map(|s| Some((&*s.name, s.freshness.as_ref()?.window.as_secs() as i64)))
         .collect();
 
     let sender = Sender::default();

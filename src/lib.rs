@@ -16,17 +16,24 @@
 //! - [`sender`]: the outbound sender (signing, retries, payload formats, sidecar endpoint).
 //! - [`demo`]: `hookgate demo`, the newcomer's first minute.
 //! - [`error`]: rejections and their JSON answers.
+//! - [`metrics`]: the Prometheus metrics.
 //! - [`secret`]: secret sources and a value type that never prints.
 //! - [`telemetry`]: log setup.
+//! - [`admin`]: the admin listener (metrics, health, readiness, reload, dedup forget).
+//! - [`reload`]: hot reload of configuration and secrets.
+//! - [`tls`]: TLS for the listener (reloadable certificate) and for https upstreams.
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod admin;
 pub mod config;
 pub mod dedup;
 pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod gateway;
+pub mod metrics;
+pub mod reload;
 pub mod scheme;
 pub mod secret;
 pub mod sender;
@@ -34,6 +41,7 @@ pub mod server;
 pub mod source;
 pub mod telemetry;
 pub mod timestamp;
+pub mod tls;
 
 pub use config::Config;
 pub use gateway::{serve, Gateway};

@@ -9,7 +9,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hookgate::config::{self, Config, EMBEDDED_DEFAULT};
+use hookgate::admin::Admin;
+use hookgate::config;
+use hookgate::metrics::Metrics;
+use hookgate::reload::{ConfigOrigin, Reloader};
+use hookgate::telemetry::LogFormat;
+use hookgate::tls::TlsReloader;
 use std::io::Read;
 
 use hookgate::secret::{ProcessEnv, SecretRef};
@@ -17,7 +22,7 @@ use hookgate::sender::deliver::{DeliveryOutcome, Sender, TokioSleeper};
 use hookgate::sender::outbound::Outbound;
 use hookgate::sender::retry::RetryPolicy;
 use hookgate::sender::{now_secs, sample, OutboundEvent, Signer};
-use hookgate::{serve, telemetry, Gateway};
+use hookgate::{telemetry, Gateway};
 use tokio::sync::watch;
 
 #[derive(Parser)]
@@ -29,15 +34,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway.
-    Serve {
-        /// Configuration file. Default: config/hookgate.toml, or the embedded default when
-        /// that file does not exist.
+    /// Run the gateway (and the outbound and admin listeners when configured).
+    Serve(ServeArgs),
+    /// Ask a running hookgate to reload its configuration (same as SIGHUP).
+    Reload {
+        /// Admin listener address. Default: `admin.listen` of the configuration.
+        #[arg(long)]
+        admin: Option<SocketAddr>,
+        /// Configuration file to read the admin address from.
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// Listen address, overriding `server.listen`.
-        #[arg(long)]
-        listen: Option<SocketAddr>,
     },
     /// Validate a configuration and print the resolved sources (without secrets).
     CheckConfig {
@@ -78,6 +84,23 @@ enum Command {
     /// Start the gateway on the embedded default with an echo upstream, send signed,
     /// duplicate, tampered and stale events for every preset, and print the outcomes.
     Demo,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Configuration file. Default: config/hookgate.toml, or the embedded default when that
+    /// file does not exist.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Listen address, overriding `server.listen`.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Admin listener address, overriding (or enabling) `admin.listen`.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(clap::Args)]
@@ -146,21 +169,14 @@ impl EventArgs {
     }
 }
 
-/// Loads the named file, else `config/hookgate.toml`, else the embedded default.
-fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, String)> {
+/// The named file, else `config/hookgate.toml` if it exists, else the embedded default.
+fn config_origin(path: Option<&Path>) -> ConfigOrigin {
     let default = config::default_path();
-    let (config, origin) = match path {
-        Some(p) => (config::load(p, &ProcessEnv)?, p.display().to_string()),
-        None if default.exists() => (
-            config::load(&default, &ProcessEnv)?,
-            default.display().to_string(),
-        ),
-        None => (
-            config::parse(EMBEDDED_DEFAULT, Path::new("."), &ProcessEnv)?,
-            "embedded default".to_string(),
-        ),
-    };
-    Ok((config, origin))
+    match path {
+        Some(p) => ConfigOrigin::File(p.to_path_buf()),
+        None if default.exists() => ConfigOrigin::File(default),
+        None => ConfigOrigin::Embedded,
+    }
 }
 
 async fn shutdown_signal() {
@@ -184,18 +200,26 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run_serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> {
-    let (config, origin) = load_config(path.as_deref())?;
+async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let origin = config_origin(args.config.as_deref());
+    let config = origin.load()?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let address = listen.unwrap_or(config.listen);
+    let metrics = Arc::new(Metrics::default());
+    let gateway = Gateway::with_metrics(&config, metrics.clone());
+    let tls = config.tls.as_ref().map(TlsReloader::new).transpose()?;
+    let acceptor = tls.as_ref().map(|t| t.acceptor()).transpose()?;
+
+    let address = args.listen.unwrap_or(config.listen);
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
+    let gateway_addr = listener.local_addr()?;
     tracing::info!(
-        config = %origin,
-        address = %listener.local_addr()?,
+        config = %origin.describe(),
+        address = %gateway_addr,
+        tls = acceptor.is_some(),
         sources = config.sources.len(),
         "hookgate listening"
     );
@@ -207,6 +231,9 @@ async fn run_serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow:
             "source ready"
         );
     }
+    let mut listeners = vec![("gateway", gateway_addr)];
+    let reloader = Arc::new(Reloader::new(origin, gateway.clone(), &config, tls.clone()));
+
     let (stop, stopped) = watch::channel(false);
     let until_stopped = move || {
         let mut stopped = stopped.clone();
@@ -214,35 +241,98 @@ async fn run_serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow:
             let _ = stopped.wait_for(|s| *s).await;
         }
     };
+    let mut background = Vec::new();
     let outbound = match &config.outbound {
         Some(outbound) => {
             let listener = tokio::net::TcpListener::bind(outbound.listen)
                 .await
                 .with_context(|| format!("cannot listen on {} (outbound)", outbound.listen))?;
-            let service = Outbound::start(outbound, Sender::default(), Arc::new(TokioSleeper));
+            let address = listener.local_addr()?;
+            let service = Outbound::start(
+                outbound,
+                Sender::default(),
+                Arc::new(TokioSleeper),
+                metrics.clone(),
+            );
             tracing::info!(
-                address = %listener.local_addr()?,
+                %address,
                 targets = outbound.targets.len(),
                 "outbound listener ready (queued deliveries do not survive a restart)"
             );
-            Some(tokio::spawn(hookgate::server::run(
+            listeners.push(("outbound", address));
+            background.push(tokio::spawn(hookgate::server::run(
                 listener,
                 service.service(),
                 until_stopped(),
-            )))
+            )));
+            Some(service)
         }
         None => None,
     };
+    if let Some(address) = args.admin_listen.or(config.admin) {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address} (admin)"))?;
+        let address = listener.local_addr()?;
+        listeners.push(("admin", address));
+        tracing::info!(%address, "admin listener ready");
+        let admin = Arc::new(Admin {
+            gateway: gateway.clone(),
+            reloader: reloader.clone(),
+            outbound,
+            listeners: listeners.clone(),
+        });
+        background.push(tokio::spawn(hookgate::server::run(
+            listener,
+            admin.service(),
+            until_stopped(),
+        )));
+    }
+
+    #[cfg(unix)]
+    {
+        let reloader = reloader.clone();
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the configuration");
+                let reloader = reloader.clone();
+                // Reading files blocks; a refused reload is logged by the reloader.
+                let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+            }
+        });
+    }
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop.send(true);
     });
-    serve(listener, Gateway::new(&config), until_stopped()).await?;
-    if let Some(outbound) = outbound {
-        outbound.await??;
+    hookgate::server::run_tls(listener, acceptor, gateway.stack(), until_stopped()).await?;
+    for task in background {
+        task.await??;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn run_reload(admin: Option<SocketAddr>, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let address = match admin {
+        Some(address) => address,
+        None => config_origin(config.as_deref())
+            .load()?
+            .admin
+            .context("the configuration has no [admin] listener; pass --admin ADDR")?,
+    };
+    let url: http::Uri = format!("http://{address}/reload").parse()?;
+    let (status, _, body) = Sender::default()
+        .post(&url, http::HeaderMap::new(), bytes::Bytes::new())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the admin listener at {address}: {e}"))?;
+    println!("{}", String::from_utf8_lossy(&body));
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(SendFailed(format!("reload refused (HTTP {})", status.as_u16())).into())
+    }
 }
 
 async fn run_send(
@@ -338,8 +428,9 @@ async fn run_demo() -> anyhow::Result<()> {
 }
 
 fn run_check(path: Option<PathBuf>) -> anyhow::Result<()> {
-    let (config, origin) = load_config(path.as_deref())?;
-    println!("configuration {origin} is valid");
+    let origin = config_origin(path.as_deref());
+    let config = origin.load()?;
+    println!("configuration {} is valid", origin.describe());
     println!("listen {}", config.listen);
     println!("dedup capacity {} keys", config.dedup_capacity);
     for source in &config.sources {
@@ -381,9 +472,12 @@ fn main() -> ExitCode {
             jitter,
         } => runtime().and_then(|rt| rt.block_on(run_send(event, url, retry, jitter))),
         Command::Demo => runtime().and_then(|rt| rt.block_on(run_demo())),
-        Command::Serve { config, listen } => {
-            telemetry::init();
-            runtime().and_then(|rt| rt.block_on(run_serve(config, listen)))
+        Command::Serve(args) => {
+            telemetry::init(args.log_format);
+            runtime().and_then(|rt| rt.block_on(run_serve(args)))
+        }
+        Command::Reload { admin, config } => {
+            runtime().and_then(|rt| rt.block_on(run_reload(admin, config)))
         }
     };
     match result {

@@ -1,5 +1,6 @@
-//! The accept loop shared by hookgate's listeners: HTTP/1.1 and HTTP/2 on one port, protocol
-//! limits (header read timeout, header size), the peer address added to every request, and
+//! The accept loop shared by hookgate's listeners: HTTP/1.1 and HTTP/2 on one port (by ALPN
+//! over TLS, by preface in cleartext), optional TLS termination, protocol limits (header read
+//! timeout, header size, handshake timeout), the peer address added to every request, and
 //! graceful shutdown (stop accepting, let open requests finish within a grace period).
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tower::Service;
 
 use crate::gateway::{BoxError, PeerAddr};
@@ -50,9 +52,31 @@ where
     }
 }
 
-/// Serves `service` on `listener` until `shutdown` completes.
+/// Time allowed for a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `service` on `listener` (plain HTTP) until `shutdown` completes.
 pub async fn run<S, B>(
     listener: TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    run_tls(listener, None, service, shutdown).await
+}
+
+/// Serves `service` on `listener`, terminating TLS when `tls` is given, until `shutdown`
+/// completes.
+pub async fn run_tls<S, B>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     service: S,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()>
@@ -90,10 +114,32 @@ where
                 };
                 let _ = stream.set_nodelay(true);
                 let service = TowerToHyperService::new(WithPeer { peer, inner: service.clone() });
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(error) = connection.await {
+                    let result = match tls {
+                        None => {
+                            let connection = builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                        Some(acceptor) => {
+                            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(error)) => {
+                                    tracing::debug!(%error, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!("TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let connection = builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                    };
+                    if let Err(error) = result {
                         tracing::debug!(%error, "connection ended with an error");
                     }
                 });

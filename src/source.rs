@@ -16,7 +16,8 @@ use crate::timestamp::TimeFormat;
 
 #[derive(Debug)]
 pub struct Source {
-    pub name: String,
+    /// Shared so metric labels and logs can hold it without copying.
+    pub name: std::sync::Arc<str>,
     /// The path the sender posts to (without the path token, if any).
     pub path: String,
     pub preset: Option<&'static str>,

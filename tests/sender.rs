@@ -247,6 +247,7 @@ async fn outbound(upstream: &Upstream) -> (std::net::SocketAddr, Outbound) {
         config.outbound.as_ref().unwrap(),
         Sender::default(),
         Arc::new(TokioSleeper),
+        Arc::new(hookgate::metrics::Metrics::default()),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

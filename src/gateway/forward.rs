@@ -7,33 +7,48 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Extensions, Version};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::Service;
 
-use super::{BoxFuture, EventId, Outcome, PeerAddr, Response};
+use super::{BoxFuture, EventId, Outcome, PeerAddr, RequestId, Response};
 use crate::error::Rejection;
+use crate::metrics::Metrics;
 use crate::source::Source;
+use crate::tls::upstream_client_config;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The pooled HTTP client shared by every request.
+/// The pooled HTTP(S) client shared by every request.
 #[derive(Clone)]
-pub struct UpstreamClient(Client<HttpConnector, Full<Bytes>>);
+pub struct UpstreamClient(Client<HttpsConnector<HttpConnector>, Full<Bytes>>);
 
 impl UpstreamClient {
-    pub fn new() -> Self {
+    /// A client for `http://` and `https://` upstreams; `extra_ca` is trusted besides the
+    /// system's roots (it was validated with the configuration).
+    pub fn new(extra_ca: Option<&std::path::Path>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.enforce_http(false);
+        let tls = upstream_client_config(extra_ca).unwrap_or_else(|error| {
+            tracing::error!(%error, "upstream CA unusable; trusting the system roots only");
+            upstream_client_config(None).expect("a config without extra CA always builds")
+        });
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
@@ -103,11 +118,12 @@ fn append_forwarded_for(headers: &mut HeaderMap, peer: Option<PeerAddr>) {
 #[derive(Clone)]
 pub struct Forward {
     client: UpstreamClient,
+    metrics: Arc<Metrics>,
 }
 
 impl Forward {
-    pub fn new(client: UpstreamClient) -> Self {
-        Forward { client }
+    pub fn new(client: UpstreamClient, metrics: Arc<Metrics>) -> Self {
+        Forward { client, metrics }
     }
 }
 
@@ -122,6 +138,7 @@ impl Service<http::Request<Bytes>> for Forward {
 
     fn call(&mut self, req: http::Request<Bytes>) -> BoxFuture {
         let client = self.client.0.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let source = req
                 .extensions()
@@ -130,6 +147,7 @@ impl Service<http::Request<Bytes>> for Forward {
                 .expect("the route layer runs first");
             let peer = req.extensions().get::<PeerAddr>().copied();
             let event_id = req.extensions().get::<EventId>().cloned();
+            let request_id = req.extensions().get::<RequestId>().cloned();
             let (parts, body) = req.into_parts();
             let Ok(uri) = source.upstream.uri(parts.uri.query()) else {
                 return Ok(Rejection::UpstreamUnavailable.into_response());
@@ -148,6 +166,9 @@ impl Service<http::Request<Bytes>> for Forward {
             if let Some(id) = event_id.and_then(|id| HeaderValue::from_str(&id.0).ok()) {
                 headers.insert("x-hookgate-event-id", id);
             }
+            if let Some(RequestId(id)) = request_id {
+                headers.insert("x-hookgate-request-id", id);
+            }
 
             let mut upstream = http::Request::new(Full::new(body));
             *upstream.method_mut() = parts.method;
@@ -155,6 +176,7 @@ impl Service<http::Request<Bytes>> for Forward {
             *upstream.version_mut() = Version::HTTP_11;
             *upstream.headers_mut() = headers;
 
+            let started = Instant::now();
             match tokio::time::timeout(source.upstream.timeout, client.request(upstream)).await {
                 Err(_) => Ok(Rejection::UpstreamTimeout.into_response()),
                 Ok(Err(error)) => {
@@ -162,6 +184,7 @@ impl Service<http::Request<Bytes>> for Forward {
                     Ok(Rejection::UpstreamUnavailable.into_response())
                 }
                 Ok(Ok(response)) => {
+                    metrics.upstream(&source.name, response.status().as_u16(), started.elapsed());
                     let (mut parts, body) = response.into_parts();
                     strip_hop_by_hop(&mut parts.headers);
                     parts.extensions = Extensions::new();

@@ -16,7 +16,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
+use http::HeaderValue;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -25,6 +27,7 @@ use tower::{Service, ServiceBuilder};
 
 use crate::config::Config;
 use crate::dedup::MemoryStore;
+use crate::metrics::Metrics;
 use crate::source::Source;
 
 pub use route::Routes;
@@ -73,26 +76,52 @@ pub struct EventId(pub String);
 #[derive(Debug, Clone)]
 pub struct RoutedTo(pub Arc<Source>);
 
+/// hookgate's id for one request: in the log line, the response and the upstream request.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub HeaderValue);
+
 /// Everything the stack needs, built from a validated [`Config`].
 #[derive(Clone)]
 pub struct Gateway {
-    routes: Arc<Routes>,
+    /// Swapped whole on reload; each request keeps the snapshot it was routed with.
+    routes: Arc<ArcSwap<Routes>>,
     store: MemoryStore,
     client: forward::UpstreamClient,
+    metrics: Arc<Metrics>,
 }
 
 impl Gateway {
     pub fn new(config: &Config) -> Self {
+        Self::with_metrics(config, Arc::new(Metrics::default()))
+    }
+
+    pub fn with_metrics(config: &Config, metrics: Arc<Metrics>) -> Self {
         Gateway {
-            routes: Arc::new(Routes::new(&config.sources)),
+            routes: Arc::new(ArcSwap::from_pointee(Routes::new(&config.sources))),
             store: MemoryStore::new(config.dedup_capacity),
-            client: forward::UpstreamClient::new(),
+            client: forward::UpstreamClient::new(config.upstream_ca.as_deref()),
+            metrics,
         }
     }
 
     /// The dedup store (shared by every clone of the stack).
     pub fn store(&self) -> &MemoryStore {
         &self.store
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The sources currently served.
+    pub fn sources(&self) -> Vec<Arc<Source>> {
+        self.routes.load().sources()
+    }
+
+    /// Serves `config`'s sources from now on. Requests already routed finish on the sources
+    /// they were routed to; the dedup store is untouched (keys are scoped by source name).
+    pub fn swap_sources(&self, config: &Config) {
+        self.routes.store(Arc::new(Routes::new(&config.sources)));
     }
 
     /// The request's way through the gateway, outermost first.
@@ -109,7 +138,7 @@ impl Gateway {
         ServiceBuilder::new()
             // One log line per request with its outcome and latency; sees every answer,
             // including the rejections of the layers below.
-            .layer(trace::TraceLayer)
+            .layer(trace::TraceLayer::new(self.metrics.clone()))
             // Path → source before anything is read: unknown paths cost nothing and the
             // gateway can never be used as an open proxy.
             .layer(route::RouteLayer::new(self.routes.clone()))
@@ -121,7 +150,10 @@ impl Gateway {
             .layer(freshness::FreshnessLayer)
             // Dedup last before the upstream: only authentic, fresh deliveries claim keys.
             .layer(dedup::DedupLayer::new(self.store.clone()))
-            .service(forward::Forward::new(self.client.clone()))
+            .service(forward::Forward::new(
+                self.client.clone(),
+                self.metrics.clone(),
+            ))
     }
 }
 

@@ -8,6 +8,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use arc_swap::ArcSwap;
 use http::Method;
 use hyper::body::Incoming;
 use tower::{Layer, Service};
@@ -32,6 +33,13 @@ impl Routes {
         }
     }
 
+    /// Every source in the table.
+    pub fn sources(&self) -> Vec<Arc<Source>> {
+        let mut all: Vec<Arc<Source>> = self.by_path.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
     /// The source for `path`, if any.
     pub fn find(&self, path: &str) -> Option<&Arc<Source>> {
         if let Some(source) = self.by_path.get(path) {
@@ -46,11 +54,11 @@ impl Routes {
 
 #[derive(Debug, Clone)]
 pub struct RouteLayer {
-    routes: Arc<Routes>,
+    routes: Arc<ArcSwap<Routes>>,
 }
 
 impl RouteLayer {
-    pub fn new(routes: Arc<Routes>) -> Self {
+    pub fn new(routes: Arc<ArcSwap<Routes>>) -> Self {
         RouteLayer { routes }
     }
 }
@@ -68,7 +76,7 @@ impl<S> Layer<S> for RouteLayer {
 
 #[derive(Debug, Clone)]
 pub struct Route<S> {
-    routes: Arc<Routes>,
+    routes: Arc<ArcSwap<Routes>>,
     inner: S,
 }
 
@@ -86,7 +94,7 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<Incoming>) -> BoxFuture {
-        let Some(source) = self.routes.find(req.uri().path()).cloned() else {
+        let Some(source) = self.routes.load().find(req.uri().path()).cloned() else {
             return Box::pin(async { Ok(Rejection::UnknownSource.into_response()) });
         };
         let routed = RoutedTo(source.clone());

@@ -1,29 +1,52 @@
-//! The outermost layer: one structured log line per request — source, outcome, status and
-//! latency. It never logs bodies, header values or the raw path (which may hold a path token).
+//! The outermost layer: gives each request an id (returned to the sender and passed upstream),
+//! records its metrics, and writes one structured log line — request id, source, outcome,
+//! status and latency. It never logs bodies, header values or the raw path (which may hold a
+//! path token).
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use http::HeaderValue;
 use hyper::body::Incoming;
 use tower::{Layer, Service};
 
-use super::{BoxFuture, Outcome, Response, RoutedTo};
+use super::{BoxFuture, Outcome, RequestId, Response, RoutedTo};
+use crate::metrics::Metrics;
 
-#[derive(Debug, Clone, Copy)]
-pub struct TraceLayer;
+#[derive(Clone)]
+pub struct TraceLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl TraceLayer {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        TraceLayer { metrics }
+    }
+}
 
 impl<S> Layer<S> for TraceLayer {
     type Service = Trace<S>;
 
     fn layer(&self, inner: S) -> Trace<S> {
-        Trace { inner }
+        Trace {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Trace<S> {
     inner: S,
+    metrics: Arc<Metrics>,
+}
+
+/// A new request id: 16 hex digits.
+fn new_request_id() -> HeaderValue {
+    let text = format!("{:016x}", fastrand::u64(..));
+    HeaderValue::from_str(&text).expect("hex is a valid header value")
 }
 
 impl<S> Service<http::Request<Incoming>> for Trace<S>
@@ -39,30 +62,33 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<Incoming>) -> BoxFuture {
+    fn call(&mut self, mut req: http::Request<Incoming>) -> BoxFuture {
         let started = Instant::now();
         let method = req.method().clone();
+        let id = new_request_id();
+        req.extensions_mut().insert(RequestId(id.clone()));
         let response = self.inner.call(req);
+        let metrics = self.metrics.clone();
         Box::pin(async move {
-            let response = response.await?;
-            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-            let source = response
-                .extensions()
-                .get::<RoutedTo>()
-                .map_or("-", |r| r.0.name.as_str());
+            let mut response = response.await?;
+            let elapsed = started.elapsed();
+            let source = response.extensions().get::<RoutedTo>().map(|r| &r.0.name);
             let outcome = response
                 .extensions()
                 .get::<Outcome>()
                 .map_or("unknown", Outcome::as_str);
+            metrics.request(source, outcome, elapsed);
             tracing::info!(
                 target: "hookgate::request",
-                %source,
+                request_id = id.to_str().unwrap_or_default(),
+                source = source.map_or("-", |s| &**s),
                 %outcome,
                 status = response.status().as_u16(),
                 %method,
-                latency_ms = format_args!("{latency_ms:.2}"),
+                latency_ms = format_args!("{:.2}", elapsed.as_secs_f64() * 1000.0),
                 "request"
             );
+            response.headers_mut().insert("x-hookgate-request-id", id);
             Ok(response)
         })
     }

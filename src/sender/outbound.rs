@@ -21,11 +21,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use tokio::sync::{mpsc, Mutex, Notify};
 
-use super::deliver::{DeliveryOutcome, Sender, Sleeper};
+use super::deliver::{AttemptResult, DeliveryOutcome, Sender, Sleeper};
 use super::format::{render_template, TemplateValues};
 use super::retry::RetryPolicy;
 use super::sample::new_id;
 use super::{now_secs, OutboundEvent, Signer};
+use crate::metrics::Metrics;
 
 /// Largest event body accepted from the local application.
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
@@ -61,6 +62,7 @@ struct Job {
 
 struct TargetState {
     target: Target,
+    label: Arc<str>,
     tx: mpsc::Sender<Job>,
     rx: Mutex<mpsc::Receiver<Job>>,
     queued: AtomicUsize,
@@ -116,12 +118,18 @@ pub struct Outbound {
 
 impl Outbound {
     /// Creates the queues and starts each target's workers.
-    pub fn start(config: &OutboundConfig, sender: Sender, sleeper: Arc<dyn Sleeper>) -> Self {
+    pub fn start(
+        config: &OutboundConfig,
+        sender: Sender,
+        sleeper: Arc<dyn Sleeper>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let mut targets = HashMap::new();
         for target in &config.targets {
             let (tx, rx) = mpsc::channel(config.queue.max(1));
             let state = Arc::new(TargetState {
                 target: target.clone(),
+                label: Arc::from(target.name.as_str()),
                 tx,
                 rx: Mutex::new(rx),
                 queued: AtomicUsize::new(0),
@@ -133,7 +141,12 @@ impl Outbound {
                 attempts: AtomicU64::new(0),
             });
             for _ in 0..target.concurrency.max(1) {
-                tokio::spawn(work(state.clone(), sender.clone(), sleeper.clone()));
+                tokio::spawn(work(
+                    state.clone(),
+                    sender.clone(),
+                    sleeper.clone(),
+                    metrics.clone(),
+                ));
             }
             targets.insert(target.name.clone(), state);
         }
@@ -203,6 +216,13 @@ impl Outbound {
         state.resumed.notify_waiters();
         tracing::info!(target = %target, "outbound target resumed");
         true
+    }
+
+    /// Updates the queue-depth gauges (called on scrape).
+    pub fn record_queues(&self, metrics: &Metrics) {
+        for state in self.targets.values() {
+            metrics.outbound_queue(&state.label, state.queued.load(Ordering::SeqCst));
+        }
     }
 
     pub fn status(&self, target: &str) -> Option<TargetStatus> {
@@ -338,7 +358,12 @@ fn error(status: StatusCode, code: &str, message: &str) -> http::Response<Full<B
 }
 
 /// One worker of a target: takes jobs in order and delivers them.
-async fn work(state: Arc<TargetState>, sender: Sender, sleeper: Arc<dyn Sleeper>) {
+async fn work(
+    state: Arc<TargetState>,
+    sender: Sender,
+    sleeper: Arc<dyn Sleeper>,
+    metrics: Arc<Metrics>,
+) {
     loop {
         let job = {
             let mut rx = state.rx.lock().await;
@@ -364,6 +389,17 @@ async fn work(state: Arc<TargetState>, sender: Sender, sleeper: Arc<dyn Sleeper>
                 sleeper.as_ref(),
                 |attempt| {
                     state.attempts.fetch_add(1, Ordering::SeqCst);
+                    match &attempt.result {
+                        AttemptResult::Status(s) => {
+                            metrics.outbound_attempt(&state.label, Some(*s), "")
+                        }
+                        AttemptResult::Timeout => {
+                            metrics.outbound_attempt(&state.label, None, "timeout")
+                        }
+                        AttemptResult::Error(_) => {
+                            metrics.outbound_attempt(&state.label, None, "error")
+                        }
+                    }
                     tracing::info!(
                         target = %target.name,
                         delivery = %job.delivery_id,
@@ -374,11 +410,17 @@ async fn work(state: Arc<TargetState>, sender: Sender, sleeper: Arc<dyn Sleeper>
             .await;
         match report.outcome {
             DeliveryOutcome::Delivered => {
+                metrics.outbound_delivery(&state.label, "delivered");
                 state.consecutive_failures.store(0, Ordering::SeqCst);
                 state.delivered.fetch_add(1, Ordering::SeqCst);
                 tracing::info!(target = %target.name, delivery = %job.delivery_id, attempts = report.attempts.len(), "delivered");
             }
             outcome => {
+                let kind = match outcome {
+                    DeliveryOutcome::Rejected(_) => "rejected",
+                    _ => "exhausted",
+                };
+                metrics.outbound_delivery(&state.label, kind);
                 state.failed.fetch_add(1, Ordering::SeqCst);
                 let failures = state.consecutive_failures.fetch_add(1, Ordering::SeqCst) + 1;
                 tracing::warn!(target = %target.name, delivery = %job.delivery_id, ?outcome, attempts = report.attempts.len(), "delivery failed");

@@ -1,0 +1,251 @@
+//! The admin listener (loopback by default): `GET /metrics` (Prometheus text), `GET /healthz`
+//! (the process is alive), `GET /readyz` (configuration loaded, listeners bound, upstreams
+//! reachable — as JSON; 503 when any upstream is down), `POST /reload` (same as SIGHUP) and
+//! `POST /dedup/forget` (forget an event so an operator can redeliver it on purpose).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use crate::dedup::{DedupKey, DedupStore};
+use crate::reload::Reloader;
+use crate::sender::outbound::Outbound;
+use crate::Gateway;
+
+/// How long a readiness probe waits for each upstream's TCP handshake.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Everything the admin endpoints look at.
+pub struct Admin {
+    pub gateway: Gateway,
+    pub reloader: Arc<Reloader>,
+    pub outbound: Option<Outbound>,
+    /// The listeners that are bound, by role.
+    pub listeners: Vec<(&'static str, SocketAddr)>,
+}
+
+type Answer = http::Response<Full<Bytes>>;
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Answer {
+    let mut response = http::Response::new(Full::new(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Answer {
+    json(
+        status,
+        &serde_json::json!({"error": code, "message": message}),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Forget {
+    source: String,
+    /// The event id to forget.
+    id: Option<String>,
+    /// The exact body of the delivery, to forget its digest key too.
+    body: Option<String>,
+}
+
+/// Whether a TCP connection to `authority` (host:port) opens in time.
+async fn reachable(authority: &str) -> Result<(), String> {
+    match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(authority)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 1s".to_string()),
+    }
+}
+
+impl Admin {
+    pub async fn handle(&self, req: http::Request<Incoming>) -> Answer {
+        let path = req.uri().path().to_string();
+        match (req.method().clone(), path.as_str()) {
+            (Method::GET, "/metrics") => self.metrics(),
+            (Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+            (Method::GET, "/readyz") => self.readyz().await,
+            (Method::POST, "/reload") => match self.reloader.reload() {
+                Ok(generation) => json(
+                    StatusCode::OK,
+                    &serde_json::json!({"reloaded": true, "generation": generation}),
+                ),
+                Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, "reload_refused", &e.0),
+            },
+            (Method::POST, "/dedup/forget") => self.forget(req).await,
+            (_, "/metrics" | "/healthz" | "/readyz" | "/reload" | "/dedup/forget") => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "wrong method",
+            ),
+            _ => error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint"),
+        }
+    }
+
+    fn metrics(&self) -> Answer {
+        let metrics = self.gateway.metrics();
+        let store = self.gateway.store();
+        metrics.dedup(store.len(), store.early_evictions());
+        if let Some(outbound) = &self.outbound {
+            outbound.record_queues(metrics);
+        }
+        let mut response = http::Response::new(Full::new(Bytes::from(metrics.render())));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        response
+    }
+
+    async fn readyz(&self) -> Answer {
+        let sources = self.gateway.sources();
+        let mut authorities: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for source in &sources {
+            let u = &source.upstream;
+            let port = u
+                .authority
+                .port_u16()
+                .unwrap_or(if u.scheme == http::uri::Scheme::HTTPS {
+                    443
+                } else {
+                    80
+                });
+            let target = format!("{}:{port}", u.authority.host());
+            authorities
+                .entry(target)
+                .or_default()
+                .push(source.name.to_string());
+        }
+        let checks = futures_util::future::join_all(authorities.keys().map(|a| reachable(a))).await;
+        let mut all_up = true;
+        let upstreams: Vec<serde_json::Value> = authorities
+            .iter()
+            .zip(checks)
+            .map(|((authority, names), check)| {
+                all_up &= check.is_ok();
+                let mut entry = serde_json::json!({
+                    "upstream": authority,
+                    "sources": names,
+                    "reachable": check.is_ok(),
+                });
+                if let Err(reason) = check {
+                    entry["error"] = reason.into();
+                }
+                entry
+            })
+            .collect();
+        let listeners: serde_json::Map<String, serde_json::Value> = self
+            .listeners
+            .iter()
+            .map(|(role, addr)| (role.to_string(), addr.to_string().into()))
+            .collect();
+        let body = serde_json::json!({
+            "ready": all_up,
+            "config": {"loaded": true, "generation": self.reloader.generation(), "sources": sources.len()},
+            "listeners": listeners,
+            "upstreams": upstreams,
+        });
+        let status = if all_up {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        json(status, &body)
+    }
+
+    async fn forget(&self, req: http::Request<Incoming>) -> Answer {
+        let Ok(body) = Limited::new(req.into_body(), 1024 * 1024).collect().await else {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "limit is 1 MiB",
+            );
+        };
+        let forget: Forget = match serde_json::from_slice(&body.to_bytes()) {
+            Ok(f) => f,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!("expected {{\"source\", \"id\"?, \"body\"?}}: {e}"),
+                )
+            }
+        };
+        let Some(source) = self
+            .gateway
+            .sources()
+            .into_iter()
+            .find(|s| *s.name == *forget.source)
+        else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "unknown_source",
+                "no source with this name",
+            );
+        };
+        let Some(policy) = &source.dedup else {
+            return error(
+                StatusCode::CONFLICT,
+                "dedup_off",
+                "this source does not deduplicate",
+            );
+        };
+        let mut keys = Vec::new();
+        if let Some(id) = &forget.id {
+            keys.push(DedupKey::for_id(&policy.scope, id.as_bytes()));
+        }
+        if let Some(body) = &forget.body {
+            keys.push(DedupKey::for_body(&policy.scope, body.as_bytes()));
+        }
+        if keys.is_empty() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "give an id, a body or both",
+            );
+        }
+        for key in &keys {
+            if let Err(e) = self.gateway.store().forget(*key).await {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "dedup_unavailable",
+                    &e.to_string(),
+                );
+            }
+        }
+        tracing::info!(source = %source.name, keys = keys.len(), "dedup keys forgotten by operator");
+        json(
+            StatusCode::OK,
+            &serde_json::json!({"forgotten": keys.len()}),
+        )
+    }
+
+    /// A tower service for [`crate::server::run`].
+    pub fn service(
+        self: Arc<Self>,
+    ) -> impl tower::Service<
+        http::Request<Incoming>,
+        Response = Answer,
+        Error = Infallible,
+        Future = impl std::future::Future<Output = Result<Answer, Infallible>> + Send,
+    > + Clone
+           + Send
+           + 'static {
+        tower::service_fn(move |req| {
+            let admin = self.clone();
+            async move { Ok::<_, Infallible>(admin.handle(req).await) }
+        })
+    }
+}

@@ -1,0 +1,287 @@
+//! Prometheus metrics: requests by source and outcome, request and upstream latency
+//! histograms, upstream answers by class, dedup entries and early evictions (each one a hole in
+//! replay protection), outbound queue depth, attempts and deliveries, and config reloads.
+//! Recording is lock-free on counters; the text exposition is rendered on scrape.
+
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// A shared name (source or target) used as a label value without copying.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Name(pub Arc<str>);
+
+impl EncodeLabelValue for Name {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), fmt::Error> {
+        encoder.write_str(&self.0)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    source: Name,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: Name,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    source: Name,
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    target: Name,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetResultLabels {
+    target: Name,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~52 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every metric hookgate exposes.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: HistogramFamily<SourceLabels>,
+    upstream_seconds: HistogramFamily<SourceLabels>,
+    upstream_responses: Family<UpstreamLabels, Counter>,
+    dedup_entries: Gauge,
+    dedup_early_evictions: Counter,
+    outbound_queue: Family<TargetLabels, Gauge>,
+    outbound_attempts: Family<TargetResultLabels, Counter>,
+    outbound_deliveries: Family<TargetResultLabels, Counter>,
+    reloads: Family<ResultLabels, Counter>,
+    config_generation: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("hookgate");
+        let requests = Family::default();
+        registry.register(
+            "requests",
+            "Requests by source and outcome",
+            requests.clone(),
+        );
+        let request_seconds: HistogramFamily<SourceLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head to response head",
+            request_seconds.clone(),
+        );
+        let upstream_seconds: HistogramFamily<SourceLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "upstream_duration_seconds",
+            "Time the upstream took to answer",
+            upstream_seconds.clone(),
+        );
+        let upstream_responses = Family::default();
+        registry.register(
+            "upstream_responses",
+            "Upstream answers by status class (2xx, 3xx, 4xx, 5xx)",
+            upstream_responses.clone(),
+        );
+        let dedup_entries = Gauge::default();
+        registry.register(
+            "dedup_entries",
+            "Keys held by the dedup store (in flight and delivered)",
+            dedup_entries.clone(),
+        );
+        let dedup_early_evictions = Counter::default();
+        registry.register(
+            "dedup_early_evictions",
+            "Keys evicted for space before their lifetime ended (holes in replay protection)",
+            dedup_early_evictions.clone(),
+        );
+        let outbound_queue = Family::default();
+        registry.register(
+            "outbound_queue_depth",
+            "Deliveries waiting per outbound target",
+            outbound_queue.clone(),
+        );
+        let outbound_attempts = Family::default();
+        registry.register(
+            "outbound_attempts",
+            "Outbound delivery attempts by result (2xx, 4xx, 5xx, timeout, error)",
+            outbound_attempts.clone(),
+        );
+        let outbound_deliveries = Family::default();
+        registry.register(
+            "outbound_deliveries",
+            "Outbound deliveries by outcome (delivered, rejected, exhausted)",
+            outbound_deliveries.clone(),
+        );
+        let reloads = Family::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads by result",
+            reloads.clone(),
+        );
+        let config_generation = Gauge::default();
+        registry.register(
+            "config_generation",
+            "Generation of the configuration in use (1 at start, +1 per successful reload)",
+            config_generation.clone(),
+        );
+        config_generation.set(1);
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            upstream_seconds,
+            upstream_responses,
+            dedup_entries,
+            dedup_early_evictions,
+            outbound_queue,
+            outbound_attempts,
+            outbound_deliveries,
+            reloads,
+            config_generation,
+        }
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+impl Metrics {
+    /// One finished request.
+    pub fn request(&self, source: Option<&Arc<str>>, outcome: &'static str, elapsed: Duration) {
+        let source = Name(source.cloned().unwrap_or_else(|| Arc::from("-")));
+        self.request_seconds
+            .get_or_create(&SourceLabels {
+                source: source.clone(),
+            })
+            .observe(elapsed.as_secs_f64());
+        self.requests
+            .get_or_create(&RequestLabels { source, outcome })
+            .inc();
+    }
+
+    /// One upstream answer.
+    pub fn upstream(&self, source: &Arc<str>, status: u16, elapsed: Duration) {
+        let source = Name(source.clone());
+        self.upstream_seconds
+            .get_or_create(&SourceLabels {
+                source: source.clone(),
+            })
+            .observe(elapsed.as_secs_f64());
+        self.upstream_responses
+            .get_or_create(&UpstreamLabels {
+                source,
+                class: status_class(status),
+            })
+            .inc();
+    }
+
+    /// One outbound attempt: `Some(status)` or `None` with a failure kind.
+    pub fn outbound_attempt(&self, target: &Arc<str>, status: Option<u16>, failure: &'static str) {
+        let result = status.map_or(failure, status_class);
+        self.outbound_attempts
+            .get_or_create(&TargetResultLabels {
+                target: Name(target.clone()),
+                result,
+            })
+            .inc();
+    }
+
+    pub fn outbound_delivery(&self, target: &Arc<str>, outcome: &'static str) {
+        self.outbound_deliveries
+            .get_or_create(&TargetResultLabels {
+                target: Name(target.clone()),
+                result: outcome,
+            })
+            .inc();
+    }
+
+    pub fn outbound_queue(&self, target: &Arc<str>, depth: usize) {
+        self.outbound_queue
+            .get_or_create(&TargetLabels {
+                target: Name(target.clone()),
+            })
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    pub fn reload(&self, ok: bool, generation: u64) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads.get_or_create(&ResultLabels { result }).inc();
+        self.config_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+    }
+
+    /// Updates the dedup gauges from the store's current numbers.
+    pub fn dedup(&self, entries: u64, early_evictions: u64) {
+        self.dedup_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        let seen = self.dedup_early_evictions.get();
+        if early_evictions > seen {
+            self.dedup_early_evictions.inc_by(early_evictions - seen);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_with_labels() {
+        let metrics = Metrics::default();
+        let source: Arc<str> = Arc::from("ck");
+        metrics.request(Some(&source), "forwarded", Duration::from_millis(3));
+        metrics.request(Some(&source), "forwarded", Duration::from_millis(3));
+        metrics.upstream(&source, 503, Duration::from_millis(1));
+        metrics.dedup(10, 2);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"hookgate_requests_total{source="ck",outcome="forwarded"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"hookgate_upstream_responses_total{source="ck",class="5xx"} 1"#));
+        assert!(text.contains("hookgate_dedup_entries 10"));
+        assert!(text.contains("hookgate_dedup_early_evictions_total 2"));
+        assert!(text.contains("hookgate_config_generation 1"));
+    }
+}

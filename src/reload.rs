@@ -1,0 +1,117 @@
+//! Hot reload: re-read the configuration and its secret files, validate, and swap the served
+//! sources atomically. Requests already routed finish on the configuration they started with;
+//! the dedup store is kept (keys are scoped by source name, so they stay valid). An invalid new
+//! configuration is refused with a logged reason and the previous one keeps serving. This is
+//! how secrets rotate: add the new secret, reload, remove the old one later, reload again.
+//!
+//! The listen addresses, dedup capacity and outbound targets are read at start only; changing
+//! them needs a restart (a reload logs a warning when they differ).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::config::{self, Config, ConfigError, EMBEDDED_DEFAULT};
+use crate::secret::ProcessEnv;
+use crate::tls::TlsReloader;
+use crate::Gateway;
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigOrigin {
+    File(PathBuf),
+    Embedded,
+}
+
+impl ConfigOrigin {
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match self {
+            ConfigOrigin::File(path) => config::load(path, &ProcessEnv),
+            ConfigOrigin::Embedded => config::parse(EMBEDDED_DEFAULT, Path::new("."), &ProcessEnv),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            ConfigOrigin::File(path) => path.display().to_string(),
+            ConfigOrigin::Embedded => "embedded default".to_string(),
+        }
+    }
+}
+
+/// Reloads the gateway's configuration on demand (SIGHUP or the admin endpoint).
+pub struct Reloader {
+    origin: ConfigOrigin,
+    gateway: Gateway,
+    tls: Option<Arc<TlsReloader>>,
+    generation: AtomicU64,
+    /// What start-time-only settings were, to warn when a reload changes them.
+    fixed: Mutex<(std::net::SocketAddr, u64)>,
+    /// One reload at a time.
+    running: Mutex<()>,
+}
+
+impl Reloader {
+    pub fn new(
+        origin: ConfigOrigin,
+        gateway: Gateway,
+        started_with: &Config,
+        tls: Option<Arc<TlsReloader>>,
+    ) -> Self {
+        Reloader {
+            origin,
+            gateway,
+            tls,
+            generation: AtomicU64::new(1),
+            fixed: Mutex::new((started_with.listen, started_with.dedup_capacity)),
+            running: Mutex::new(()),
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Reloads now. Returns the new generation, or why the new configuration was refused.
+    pub fn reload(&self) -> Result<u64, ConfigError> {
+        let _one_at_a_time = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let metrics = self.gateway.metrics().clone();
+        let outcome = self.origin.load().and_then(|config| {
+            if let Some(tls) = &self.tls {
+                tls.reload(config.tls.as_ref())?;
+            }
+            Ok(config)
+        });
+        match outcome {
+            Ok(config) => {
+                self.gateway.swap_sources(&config);
+                let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+                metrics.reload(true, generation);
+                let fixed = self.fixed.lock().unwrap_or_else(|e| e.into_inner());
+                if fixed.0 != config.listen || fixed.1 != config.dedup_capacity {
+                    tracing::warn!(
+                        "server.listen and dedup.capacity changes take effect at the next restart"
+                    );
+                }
+                for warning in &config.warnings {
+                    tracing::warn!("{warning}");
+                }
+                tracing::info!(
+                    generation,
+                    sources = config.sources.len(),
+                    config = %self.origin.describe(),
+                    "configuration reloaded"
+                );
+                Ok(generation)
+            }
+            Err(error) => {
+                metrics.reload(false, self.generation());
+                tracing::error!(
+                    reason = %error,
+                    "configuration reload refused; still serving the previous configuration"
+                );
+                Err(error)
+            }
+        }
+    }
+}
