@@ -333,9 +333,22 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
 
 /// Parses and validates configuration text.
 pub fn parse(text: &str, base_dir: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
-    let file: FileConfig =
-        toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim_end().to_string()))?;
+    let file: FileConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
     resolve(file, base_dir, env)
+}
+
+/// A TOML error on one line: position and message (the default rendering spans several lines).
+fn toml_error(text: &str, error: &toml::de::Error) -> ConfigError {
+    let message = error.message().trim();
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            ConfigError(format!("line {line}, column {column}: {message}"))
+        }
+        None => ConfigError(message.to_string()),
+    }
 }
 
 fn resolve(file: FileConfig, base_dir: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
@@ -936,6 +949,33 @@ secrets = [{ env = "S" }]
         let config = parse(EMBEDDED_DEFAULT, Path::new("config"), &HashMap::new()).unwrap();
         assert!(!config.sources.is_empty());
         assert!(!config.warnings.is_empty(), "demo secrets must warn");
+    }
+
+    #[test]
+    fn example_configurations_match_the_schema() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for example in [
+            "config/examples/standalone.toml",
+            "config/examples/sidecar.toml",
+        ] {
+            let text = std::fs::read_to_string(root.join(example)).unwrap();
+            let file: FileConfig =
+                toml::from_str(&text).unwrap_or_else(|e| panic!("{example}: {e}"));
+            assert!(!file.sources.is_empty());
+        }
+        // The manifest embeds a configuration too.
+        let manifest =
+            std::fs::read_to_string(root.join("deploy/kubernetes/hookgate-sidecar.yaml")).unwrap();
+        let start = manifest.find("hookgate.toml: |").unwrap();
+        let embedded: String = manifest[start..]
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with("---"))
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let file: FileConfig = toml::from_str(&embedded).unwrap();
+        assert_eq!(file.sources[0].preset.as_deref(), Some("github"));
     }
 
     #[test]

@@ -3,27 +3,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
 
-fn hookgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hookgate"))
-}
-
 fn repo_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config/hookgate.toml")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hookgate-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
@@ -96,86 +82,13 @@ fn check_config_errors_name_the_key_and_exit_2() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// A running `hookgate serve` whose stderr is collected line by line.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Server {
-    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = hookgate()
-            .current_dir(dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut log = Vec::new();
-        let addr = loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| panic!("no listening line; log so far: {log:#?}"));
-            log.push(line.clone());
-            if let Some(rest) = line.split("address=").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        Server {
-            child,
-            addr,
-            lines,
-            log,
-        }
-    }
-
-    /// Waits for a log line containing `needle` and returns it.
-    fn wait_for(&mut self, needle: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| panic!("no line with {needle}; log: {:#?}", self.log));
-            self.log.push(line.clone());
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-
-    /// Sends SIGTERM, waits for exit, returns the exit code and the whole log.
-    fn stop(mut self) -> (Option<i32>, String) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let status = self.child.wait().unwrap();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.log.push(line);
-        }
-        (status.code(), self.log.join("\n"))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_runs_on_the_embedded_default_and_stops_cleanly() {
     // An empty folder: no config/hookgate.toml, so the embedded default is used.
     let dir = temp_dir("embedded");
-    let server = Server::start(&dir, &[], &[]);
+    let mut server = Server::start(&dir, &["--admin-listen", "127.0.0.1:0"], &[]);
+    let admin = listening_address(&server.wait_for("admin listener ready")).unwrap();
+    assert_eq!(send(admin, "GET", "/healthz", &[], b"").await.status, 200);
     assert!(
         server
             .log
@@ -223,16 +136,7 @@ async fn serve_forwards_with_a_config_file_and_env_secrets() {
     );
 
     // The outbound listener runs beside the gateway and delivers signed events.
-    let line = server.wait_for("outbound listener ready");
-    let outbound: SocketAddr = line
-        .split("address=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let outbound = listening_address(&server.wait_for("outbound listener ready")).unwrap();
     let answer = send(
         outbound,
         "POST",
