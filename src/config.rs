@@ -24,6 +24,7 @@ use crate::sender::format::{render_template, TemplateValues};
 use crate::sender::outbound::{OutboundConfig, Target};
 use crate::sender::retry::RetryPolicy;
 use crate::sender::Signer;
+use crate::server::Limits;
 pub use crate::source::MissingId;
 use crate::source::{DedupPolicy, Freshness, SignatureCheck, Source, Upstream};
 use crate::timestamp::TimeFormat;
@@ -71,6 +72,24 @@ pub struct FileConfig {
     pub admin: Option<AdminSpec>,
     /// Trust for `https://` upstreams.
     pub upstream_tls: Option<UpstreamTlsSpec>,
+    /// Connection and request limits of the public listener.
+    #[serde(default)]
+    pub limits: LimitsSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Time to receive a request head; also the idle time allowed between keep-alive requests.
+    pub header_read_timeout: Option<Dur>,
+    /// Largest request head (request line + headers), in bytes.
+    pub max_header_bytes: Option<usize>,
+    /// Most headers in one request.
+    pub max_headers: Option<usize>,
+    /// Requests handled at once; more are shed with 503 + Retry-After.
+    pub max_concurrent_requests: Option<usize>,
+    /// HTTP/2 streams per connection.
+    pub h2_max_concurrent_streams: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -310,6 +329,7 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Extra CA for `https://` upstreams.
     pub upstream_ca: Option<PathBuf>,
+    pub limits: Limits,
     /// Things that work but should not be in production (logged at start).
     pub warnings: Vec<String>,
 }
@@ -411,6 +431,7 @@ fn resolve(file: FileConfig, base_dir: &Path, env: &dyn Env) -> Result<Config, C
     if let Some(ca) = &upstream_ca {
         upstream_client_config(Some(ca))?;
     }
+    let limits = resolve_limits(&file.limits)?;
     let admin = file.admin.map(|a| {
         a.listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090)))
@@ -431,8 +452,42 @@ fn resolve(file: FileConfig, base_dir: &Path, env: &dyn Env) -> Result<Config, C
         admin,
         tls,
         upstream_ca,
+        limits,
         warnings,
     })
+}
+
+fn resolve_limits(spec: &LimitsSpec) -> Result<Limits, ConfigError> {
+    let d = Limits::default();
+    let limits = Limits {
+        header_read_timeout: spec
+            .header_read_timeout
+            .map_or(d.header_read_timeout, |t| t.0),
+        max_header_bytes: spec.max_header_bytes.unwrap_or(d.max_header_bytes),
+        max_headers: spec.max_headers.unwrap_or(d.max_headers),
+        max_concurrent_requests: spec
+            .max_concurrent_requests
+            .unwrap_or(d.max_concurrent_requests),
+        h2_max_concurrent_streams: spec
+            .h2_max_concurrent_streams
+            .unwrap_or(d.h2_max_concurrent_streams),
+    };
+    if limits.header_read_timeout.is_zero() {
+        return err("limits.header_read_timeout", "must be more than 0");
+    }
+    if limits.max_header_bytes < 8192 {
+        return err("limits.max_header_bytes", "must be at least 8192");
+    }
+    if limits.max_headers == 0
+        || limits.max_concurrent_requests == 0
+        || limits.h2_max_concurrent_streams == 0
+    {
+        return err(
+            "limits",
+            "max_headers, max_concurrent_requests and h2_max_concurrent_streams must be at least 1",
+        );
+    }
+    Ok(limits)
 }
 
 fn resolve_outbound(

@@ -45,6 +45,8 @@ pub enum Rejection {
     BadJson { reason: String },
     #[error("this event is already being delivered; retry later")]
     InFlight { retry_after: Duration },
+    #[error("the gateway is at its concurrency limit; retry later")]
+    Overloaded { retry_after: Duration },
     #[error("the deduplication store is unavailable; retry later")]
     DedupUnavailable { retry_after: Duration },
     #[error("the upstream could not be reached")]
@@ -72,7 +74,7 @@ impl Rejection {
             | FutureTimestamp { .. } => StatusCode::UNAUTHORIZED,
             ForbiddenAddress => StatusCode::FORBIDDEN,
             InFlight { .. } => StatusCode::CONFLICT,
-            DedupUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            DedupUnavailable { .. } | Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -99,6 +101,7 @@ impl Rejection {
             BadJson { .. } => "bad_json",
             InFlight { .. } => "in_flight",
             DedupUnavailable { .. } => "dedup_unavailable",
+            Overloaded { .. } => "overloaded",
             UpstreamUnavailable => "upstream_unavailable",
             UpstreamTimeout => "upstream_timeout",
         }
@@ -115,7 +118,9 @@ impl Rejection {
             HeaderValue::from_static("application/json"),
         );
         match &self {
-            Rejection::InFlight { retry_after } | Rejection::DedupUnavailable { retry_after } => {
+            Rejection::InFlight { retry_after }
+            | Rejection::DedupUnavailable { retry_after }
+            | Rejection::Overloaded { retry_after } => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after.as_secs()),

@@ -306,7 +306,14 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop.send(true);
     });
-    hookgate::server::run_tls(listener, acceptor, gateway.stack(), until_stopped()).await?;
+    hookgate::server::run_tls(
+        listener,
+        acceptor,
+        gateway.limits(),
+        gateway.stack(),
+        until_stopped(),
+    )
+    .await?;
     for task in background {
         task.await??;
     }

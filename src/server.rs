@@ -20,10 +20,34 @@ use tower::Service;
 
 use crate::gateway::{BoxError, PeerAddr};
 
-/// Time allowed for a client to send its request headers (slow-loris protection).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest request head accepted.
-const MAX_HEADER_BUF: usize = 64 * 1024;
+/// Protocol limits of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Time to receive a request head (slow-loris protection). hyper arms it whenever an
+    /// HTTP/1.1 connection waits for a request head, so it is also the keep-alive idle timeout.
+    pub header_read_timeout: Duration,
+    /// Largest request head; larger ones are answered 431.
+    pub max_header_bytes: usize,
+    /// Most headers in one request.
+    pub max_headers: usize,
+    /// Requests in progress at once on the gateway; more are shed with 503.
+    pub max_concurrent_requests: usize,
+    /// HTTP/2 streams per connection.
+    pub h2_max_concurrent_streams: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            max_concurrent_requests: 1024,
+            h2_max_concurrent_streams: 128,
+        }
+    }
+}
+
 /// How long open requests may take to finish after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -69,7 +93,7 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    run_tls(listener, None, service, shutdown).await
+    run_tls(listener, None, Limits::default(), service, shutdown).await
 }
 
 /// Serves `service` on `listener`, terminating TLS when `tls` is given, until `shutdown`
@@ -77,6 +101,7 @@ where
 pub async fn run_tls<S, B>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    limits: Limits,
     service: S,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()>
@@ -92,12 +117,16 @@ where
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEADER_BUF);
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEADER_BUF as u32);
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .keep_alive_interval(limits.header_read_timeout)
+        .keep_alive_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

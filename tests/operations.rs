@@ -407,6 +407,7 @@ async fn tls_listener_serves_http1_and_http2() {
     tokio::spawn(hookgate::server::run_tls(
         listener,
         Some(acceptor),
+        Default::default(),
         gateway.stack(),
         std::future::pending(),
     ));
@@ -487,6 +488,7 @@ async fn https_upstream_with_a_configured_ca() {
     tokio::spawn(hookgate::server::run_tls(
         listener,
         Some(upstream_acceptor),
+        Default::default(),
         proxy,
         std::future::pending(),
     ));

@@ -7,6 +7,7 @@ mod dedup;
 mod forward;
 mod freshness;
 mod route;
+mod shed;
 mod trace;
 mod verify;
 
@@ -28,6 +29,7 @@ use tower::{Service, ServiceBuilder};
 use crate::config::Config;
 use crate::dedup::MemoryStore;
 use crate::metrics::Metrics;
+use crate::server::Limits;
 use crate::source::Source;
 
 pub use route::Routes;
@@ -88,6 +90,8 @@ pub struct Gateway {
     store: MemoryStore,
     client: forward::UpstreamClient,
     metrics: Arc<Metrics>,
+    limits: Limits,
+    shed: shed::ShedLayer,
 }
 
 impl Gateway {
@@ -101,12 +105,19 @@ impl Gateway {
             store: MemoryStore::new(config.dedup_capacity),
             client: forward::UpstreamClient::new(config.upstream_ca.as_deref()),
             metrics,
+            limits: config.limits,
+            shed: shed::ShedLayer::new(config.limits.max_concurrent_requests),
         }
     }
 
     /// The dedup store (shared by every clone of the stack).
     pub fn store(&self) -> &MemoryStore {
         &self.store
+    }
+
+    /// The listener limits from the configuration.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -139,6 +150,9 @@ impl Gateway {
             // One log line per request with its outcome and latency; sees every answer,
             // including the rejections of the layers below.
             .layer(trace::TraceLayer::new(self.metrics.clone()))
+            // Shed load before any work is done: a full gateway answers 503 at once rather
+            // than queueing (the permit count is shared by every connection).
+            .layer(self.shed.clone())
             // Path → source before anything is read: unknown paths cost nothing and the
             // gateway can never be used as an open proxy.
             .layer(route::RouteLayer::new(self.routes.clone()))
@@ -179,5 +193,6 @@ pub async fn serve(
     gateway: Gateway,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    crate::server::run(listener, gateway.stack(), shutdown).await
+    let limits = gateway.limits();
+    crate::server::run_tls(listener, None, limits, gateway.stack(), shutdown).await
 }

@@ -1,0 +1,81 @@
+//! Load shedding: at most `max_concurrent_requests` requests are in progress at once; beyond
+//! that the answer is an immediate 503 with `Retry-After`, so senders back off and retry
+//! instead of piling up in a queue that only grows.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use tokio::sync::Semaphore;
+use tower::{Layer, Service};
+
+use super::{BoxFuture, Response};
+use crate::error::Rejection;
+
+/// What a shed request is told to wait before retrying.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+pub struct ShedLayer {
+    permits: Arc<Semaphore>,
+}
+
+impl ShedLayer {
+    pub fn new(max_concurrent: usize) -> Self {
+        ShedLayer {
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+        }
+    }
+}
+
+impl<S> Layer<S> for ShedLayer {
+    type Service = Shed<S>;
+
+    fn layer(&self, inner: S) -> Shed<S> {
+        Shed {
+            inner,
+            permits: self.permits.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Shed<S> {
+    inner: S,
+    permits: Arc<Semaphore>,
+}
+
+impl<S> Service<http::Request<Incoming>> for Shed<S>
+where
+    S: Service<http::Request<Incoming>, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Incoming>) -> BoxFuture {
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let response = self.inner.call(req);
+                Box::pin(async move {
+                    let response = response.await;
+                    drop(permit);
+                    response
+                })
+            }
+            Err(_) => Box::pin(async {
+                Ok(Rejection::Overloaded {
+                    retry_after: RETRY_AFTER,
+                }
+                .into_response())
+            }),
+        }
+    }
+}
