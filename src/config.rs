@@ -90,6 +90,8 @@ pub struct LimitsSpec {
     pub max_concurrent_requests: Option<usize>,
     /// HTTP/2 streams per connection.
     pub h2_max_concurrent_streams: Option<u32>,
+    /// Time open requests get to finish after SIGTERM/SIGINT.
+    pub shutdown_grace: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -471,6 +473,7 @@ fn resolve_limits(spec: &LimitsSpec) -> Result<Limits, ConfigError> {
         h2_max_concurrent_streams: spec
             .h2_max_concurrent_streams
             .unwrap_or(d.h2_max_concurrent_streams),
+        shutdown_grace: spec.shutdown_grace.map_or(d.shutdown_grace, |t| t.0),
     };
     if limits.header_read_timeout.is_zero() {
         return err("limits.header_read_timeout", "must be more than 0");

@@ -314,6 +314,13 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         until_stopped(),
     )
     .await?;
+    let released = gateway.release_unfinished().await;
+    if released > 0 {
+        tracing::warn!(
+            released,
+            "released the dedup claims of requests that did not finish"
+        );
+    }
     for task in background {
         task.await??;
     }

@@ -34,6 +34,8 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// HTTP/2 streams per connection.
     pub h2_max_concurrent_streams: u32,
+    /// How long open requests may take to finish after shutdown is requested.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Limits {
@@ -44,12 +46,10 @@ impl Default for Limits {
             max_headers: 100,
             max_concurrent_requests: 1024,
             h2_max_concurrent_streams: 128,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
-
-/// How long open requests may take to finish after shutdown is requested.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Adds the connection's peer address to each request.
 #[derive(Clone)]
@@ -179,7 +179,7 @@ where
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+        () = tokio::time::sleep(limits.shutdown_grace) => {
             tracing::warn!("grace period over; closing remaining connections");
         }
     }

@@ -299,3 +299,41 @@ async fn send_delivers_and_reports_each_attempt() {
     assert_eq!(out.status.code(), Some(1), "a rejected delivery exits 1");
     assert!(String::from_utf8_lossy(&out.stderr).contains("rejected with HTTP 400"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
+    let upstream = Upstream::start().await;
+    upstream.script([Reply::delayed(202, Duration::from_millis(800))]);
+    let dir = temp_dir("sigterm");
+    std::fs::write(
+        dir.join("gw.toml"),
+        format!(
+            "[[source]]\nname = \"ck\"\npath = \"/hooks/ck\"\npreset = \"cloudkeep\"\nupstream = \"{}/ck\"\nsecrets = [{{ value = \"term-secret\" }}]\n",
+            upstream.url()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&dir, &["--config", "gw.toml"], &[]);
+    let body = format!(r#"{{"id":"evt_term","timestamp":"{}"}}"#, iso(now_secs()));
+    let h = headers(&[(
+        "X-CloudKeep-Signature-256",
+        &format!("sha256={}", hex_sig("term-secret", body.as_bytes())),
+    )]);
+    let addr = server.addr;
+    let in_flight =
+        tokio::spawn(async move { send(addr, "POST", "/hooks/ck", &h, body.as_bytes()).await });
+    while upstream.count() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (code, log) = tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .unwrap();
+    assert_eq!(
+        in_flight.await.unwrap().status,
+        202,
+        "the request in flight completed"
+    );
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("stopped"));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -205,3 +205,44 @@ async fn sender_hanging_up_does_not_lose_the_outcome() {
     assert_eq!(upstream.count(), 1);
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_releases_the_claims_of_requests_that_did_not_finish() {
+    let upstream = Upstream::start().await;
+    upstream.script([Reply::delayed(200, Duration::from_secs(3))]);
+    let config = format!("[limits]\nshutdown_grace = \"200ms\"\n{CONFIG}");
+    let gateway = TestGateway::start(&config, &upstream, &[("S", SECRET)]).await;
+    let store = gateway.gateway.store().clone();
+    let scope = gateway
+        .gateway
+        .sources()
+        .into_iter()
+        .find(|s| &*s.name == "ck-a")
+        .unwrap()
+        .dedup
+        .as_ref()
+        .unwrap()
+        .scope;
+    let (h, body) = cloudkeep("evt_unfinished");
+    let addr = gateway.addr;
+    let pending = tokio::spawn(async move { send(addr, "POST", "/hooks/a", &h, &body).await });
+    while upstream.count() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let key = hookgate::dedup::DedupKey::for_id(&scope, b"evt_unfinished");
+    use hookgate::dedup::{ClaimOutcome, DedupStore};
+    assert_eq!(
+        store.claim(key, Duration::from_secs(60)).await.unwrap(),
+        ClaimOutcome::InFlight
+    );
+    // The grace period (200 ms) ends long before the upstream (3 s) answers.
+    gateway.shutdown().await;
+    assert!(
+        matches!(
+            store.claim(key, Duration::from_secs(60)).await.unwrap(),
+            ClaimOutcome::Claimed(_)
+        ),
+        "the unfinished request's claim was released, so the sender's retry will go through"
+    );
+    pending.abort();
+}

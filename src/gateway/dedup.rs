@@ -8,8 +8,10 @@
 //! The forward runs in its own task, so a sender that hangs up mid-request does not cancel it:
 //! the claim's fate always matches what the upstream actually did.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -29,14 +31,44 @@ const CLAIM_MARGIN: Duration = Duration::from_secs(5);
 /// Retry-After when the store cannot answer.
 const STORE_RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// Claims held by requests still in progress, so shutdown can release those that never
+/// finish (a shared store would otherwise keep them until they lapse).
+#[derive(Debug, Clone, Default)]
+pub struct Outstanding {
+    next: Arc<AtomicU64>,
+    held: Arc<Mutex<HashMap<u64, Vec<(DedupKey, ClaimToken)>>>>,
+}
+
+impl Outstanding {
+    fn track(&self, claims: Vec<(DedupKey, ClaimToken)>) -> u64 {
+        let slot = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(slot, claims);
+        slot
+    }
+
+    fn settle(&self, slot: u64) {
+        self.lock().remove(&slot);
+    }
+
+    /// Removes and returns every claim still held.
+    pub fn take_all(&self) -> Vec<(DedupKey, ClaimToken)> {
+        self.lock().drain().flat_map(|(_, claims)| claims).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Vec<(DedupKey, ClaimToken)>>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DedupLayer<D> {
     store: D,
+    outstanding: Outstanding,
 }
 
 impl<D> DedupLayer<D> {
-    pub fn new(store: D) -> Self {
-        DedupLayer { store }
+    pub fn new(store: D, outstanding: Outstanding) -> Self {
+        DedupLayer { store, outstanding }
     }
 }
 
@@ -47,6 +79,7 @@ impl<S, D: Clone> Layer<S> for DedupLayer<D> {
         Dedup {
             inner,
             store: self.store.clone(),
+            outstanding: self.outstanding.clone(),
         }
     }
 }
@@ -55,6 +88,7 @@ impl<S, D: Clone> Layer<S> for DedupLayer<D> {
 pub struct Dedup<S, D> {
     inner: S,
     store: D,
+    outstanding: Outstanding,
 }
 
 /// The keys a delivery claims, and its event id if it has one.
@@ -95,10 +129,19 @@ pub fn keys_for(
 struct Claims<D: DedupStore + Clone> {
     store: D,
     held: Vec<(DedupKey, ClaimToken)>,
+    /// Where the claims are registered while the request is in progress.
+    tracked: Option<(Outstanding, u64)>,
 }
 
 impl<D: DedupStore + Clone> Claims<D> {
+    fn untrack(&mut self) {
+        if let Some((outstanding, slot)) = self.tracked.take() {
+            outstanding.settle(slot);
+        }
+    }
+
     async fn complete(mut self, ttl: Duration) {
+        self.untrack();
         for (key, token) in std::mem::take(&mut self.held) {
             if let Err(error) = self.store.complete(key, token, ttl).await {
                 tracing::warn!(%error, "could not mark an event delivered");
@@ -107,6 +150,7 @@ impl<D: DedupStore + Clone> Claims<D> {
     }
 
     async fn release(mut self) {
+        self.untrack();
         for (key, token) in std::mem::take(&mut self.held) {
             if let Err(error) = self.store.release(key, token).await {
                 tracing::warn!(%error, "could not release a dedup claim; it will lapse by itself");
@@ -117,6 +161,7 @@ impl<D: DedupStore + Clone> Claims<D> {
 
 impl<D: DedupStore + Clone> Drop for Claims<D> {
     fn drop(&mut self) {
+        self.untrack();
         if self.held.is_empty() {
             return;
         }
@@ -170,6 +215,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.store.clone();
+        let outstanding = self.outstanding.clone();
         Box::pin(async move {
             let source = req
                 .extensions()
@@ -190,6 +236,7 @@ where
             let mut claims = Claims {
                 store: store.clone(),
                 held: Vec::with_capacity(keys.len()),
+                tracked: None,
             };
             for key in keys {
                 let refusal = match store.claim(key, in_flight_ttl).await {
@@ -214,6 +261,7 @@ where
                 return Ok(refusal);
             }
             let ttl = policy.ttl;
+            claims.tracked = Some((outstanding.clone(), outstanding.track(claims.held.clone())));
             let delivery = tokio::spawn(async move {
                 let response = match inner.call(req).await {
                     Ok(response) => response,

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder};
 
 use crate::config::Config;
-use crate::dedup::MemoryStore;
+use crate::dedup::{DedupStore, MemoryStore};
 use crate::metrics::Metrics;
 use crate::server::Limits;
 use crate::source::Source;
@@ -92,6 +92,7 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     limits: Limits,
     shed: shed::ShedLayer,
+    outstanding: dedup::Outstanding,
 }
 
 impl Gateway {
@@ -107,12 +108,25 @@ impl Gateway {
             metrics,
             limits: config.limits,
             shed: shed::ShedLayer::new(config.limits.max_concurrent_requests),
+            outstanding: dedup::Outstanding::default(),
         }
     }
 
     /// The dedup store (shared by every clone of the stack).
     pub fn store(&self) -> &MemoryStore {
         &self.store
+    }
+
+    /// Releases the dedup claims of requests that have not finished (at shutdown, after the
+    /// grace period), so their senders' retries go through. Returns how many were released.
+    pub async fn release_unfinished(&self) -> usize {
+        let claims = self.outstanding.take_all();
+        for (key, token) in &claims {
+            if let Err(error) = self.store.release(*key, *token).await {
+                tracing::warn!(%error, "could not release a claim at shutdown; it will lapse");
+            }
+        }
+        claims.len()
     }
 
     /// The listener limits from the configuration.
@@ -163,7 +177,10 @@ impl Gateway {
             // Freshness after verification, so a signed timestamp is a trusted one.
             .layer(freshness::FreshnessLayer)
             // Dedup last before the upstream: only authentic, fresh deliveries claim keys.
-            .layer(dedup::DedupLayer::new(self.store.clone()))
+            .layer(dedup::DedupLayer::new(
+                self.store.clone(),
+                self.outstanding.clone(),
+            ))
             .service(forward::Forward::new(
                 self.client.clone(),
                 self.metrics.clone(),
@@ -194,5 +211,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let limits = gateway.limits();
-    crate::server::run_tls(listener, None, limits, gateway.stack(), shutdown).await
+    crate::server::run_tls(listener, None, limits, gateway.stack(), shutdown).await?;
+    let released = gateway.release_unfinished().await;
+    if released > 0 {
+        tracing::warn!(
+            released,
+            "released the dedup claims of requests that did not finish"
+        );
+    }
+    Ok(())
 }
