@@ -262,7 +262,11 @@ pub fn timestamp(data: &[u8]) {
     }
     let trimmed = text.trim();
     let digits = !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit());
-    assert_eq!(auto, if digits { unix } else { iso }, "auto picked the wrong format");
+    assert_eq!(
+        auto,
+        if digits { unix } else { iso },
+        "auto picked the wrong format"
+    );
 
     let mut word = [0u8; 8];
     let n = data.len().min(8);
@@ -289,8 +293,8 @@ pub fn timestamp(data: &[u8]) {
 
     // Any instant in range, written as RFC 3339, parses back to itself.
     let ms = int.rem_euclid(MAX_MILLIS + 1);
-    let instant = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .expect("in range");
+    let instant =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).expect("in range");
     let written = instant.format(&Rfc3339).expect("formattable");
     assert_eq!(
         parse_str(&written, TimeFormat::Iso8601),
@@ -386,25 +390,25 @@ fn files_are_local(file: &FileConfig) -> bool {
     };
     let sources_ok = file.sources.iter().all(|s| {
         s.secrets.iter().all(secret_ok)
-            && s.path_token.as_ref().is_none_or(secret_ok)
+            && s.path_token.as_ref().map_or(true, secret_ok)
             && s.token
                 .as_ref()
-                .is_none_or(|t| t.secrets.iter().all(secret_ok))
+                .map_or(true, |t| t.secrets.iter().all(secret_ok))
     });
     let tls_ok = file
         .server
         .tls
         .as_ref()
-        .is_none_or(|t| local(&t.cert) && local(&t.key));
+        .map_or(true, |t| local(&t.cert) && local(&t.key));
     let ca_ok = file
         .upstream_tls
         .as_ref()
         .and_then(|t| t.ca.as_deref())
-        .is_none_or(local);
-    let outbound_ok = file.outbound.as_ref().is_none_or(|o| {
+        .map_or(true, local);
+    let outbound_ok = file.outbound.as_ref().map_or(true, |o| {
         o.targets
             .iter()
-            .all(|t| t.secret.as_ref().is_none_or(secret_ok))
+            .all(|t| t.secret.as_ref().map_or(true, secret_ok))
     });
     sources_ok && tls_ok && ca_ok && outbound_ok
 }

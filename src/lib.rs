@@ -22,6 +22,7 @@
 //! - [`admin`]: the admin listener (metrics, health, readiness, reload, dedup forget).
 //! - [`reload`]: hot reload of configuration and secrets.
 //! - [`tls`]: TLS for the listener (reloadable certificate) and for https upstreams.
+//! - `fuzzing`: entry points of the cargo-fuzz targets and the corpus replay test (hidden).
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -31,6 +32,7 @@ pub mod dedup;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod fuzzing;
 pub mod gateway;
 pub mod metrics;
 pub mod reload;

@@ -31,12 +31,15 @@ const CLAIM_MARGIN: Duration = Duration::from_secs(5);
 /// Retry-After when the store cannot answer.
 const STORE_RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// Claims by request slot.
+type ClaimsBySlot = HashMap<u64, Vec<(DedupKey, ClaimToken)>>;
+
 /// Claims held by requests still in progress, so shutdown can release those that never
 /// finish (a shared store would otherwise keep them until they lapse).
 #[derive(Debug, Clone, Default)]
 pub struct Outstanding {
     next: Arc<AtomicU64>,
-    held: Arc<Mutex<HashMap<u64, Vec<(DedupKey, ClaimToken)>>>>,
+    held: Arc<Mutex<ClaimsBySlot>>,
 }
 
 impl Outstanding {
@@ -55,7 +58,7 @@ impl Outstanding {
         self.lock().drain().flat_map(|(_, claims)| claims).collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Vec<(DedupKey, ClaimToken)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClaimsBySlot> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
