@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use crate::dedup::{DedupKey, DedupStore};
+use crate::dedup::{DedupKey, DedupStore, Store};
 use crate::reload::Reloader;
 use crate::sender::outbound::Outbound;
 use crate::Gateway;
@@ -96,8 +96,9 @@ impl Admin {
 
     fn metrics(&self) -> Answer {
         let metrics = self.gateway.metrics();
-        let store = self.gateway.store();
-        metrics.dedup(store.len(), store.early_evictions());
+        if let Some((entries, early)) = self.gateway.store().local_stats() {
+            metrics.dedup(entries, early);
+        }
         if let Some(outbound) = &self.outbound {
             outbound.record_queues(metrics);
         }
@@ -129,7 +130,18 @@ impl Admin {
                 .push(source.name.to_string());
         }
         let checks = futures_util::future::join_all(authorities.keys().map(|a| reachable(a))).await;
+        let store = self.gateway.store();
+        let mut dedup = serde_json::json!({"backend": store.backend()});
         let mut all_up = true;
+        if let Store::Redis(redis) = store {
+            let ping = redis.ping().await;
+            // Failing closed, deliveries are refused while Redis is down: not ready.
+            all_up &= ping.is_ok() || redis.fails_open();
+            dedup["reachable"] = ping.is_ok().into();
+            if let Err(e) = ping {
+                dedup["error"] = e.to_string().into();
+            }
+        }
         let upstreams: Vec<serde_json::Value> = authorities
             .iter()
             .zip(checks)
@@ -156,6 +168,7 @@ impl Admin {
             "config": {"loaded": true, "generation": self.reloader.generation(), "sources": sources.len()},
             "listeners": listeners,
             "upstreams": upstreams,
+            "dedup": dedup,
         });
         let status = if all_up {
             StatusCode::OK

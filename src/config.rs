@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 
 use crate::access::{parse_net, AddressAllowlist, HeaderToken, TokenSet};
+use crate::dedup::{RedisSettings, RedisStore, UnavailablePolicy};
 use crate::extract::ValueSource;
 use crate::scheme::{presets, Algorithm, Encoding, Scheme, Shape, SigningKey, Template};
 use crate::secret::{Env, Secret, SecretEncoding, SecretRef};
@@ -166,8 +167,35 @@ pub struct ServerSpec {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DedupStoreSpec {
+    /// `memory` (default) or `redis`.
+    pub backend: Option<String>,
     /// Maximum number of keys kept in memory. Default 1,000,000.
     pub capacity: Option<u64>,
+    /// Settings of the `redis` backend.
+    pub redis: Option<RedisSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSpec {
+    /// `redis://[user:password@]host:port/db` (or `rediss://`). A password belongs in
+    /// `url_env` instead.
+    pub url: Option<String>,
+    /// Environment variable holding the URL (when it carries a password).
+    pub url_env: Option<String>,
+    /// Timeout of every Redis call. Default 250 ms.
+    pub timeout: Option<Dur>,
+    /// Prefix of every key. Default `hookgate:`.
+    pub key_prefix: Option<String>,
+    /// `fail_closed` (default: 503 + Retry-After) or `fail_open` (forward without dedup).
+    pub on_unavailable: Option<UnavailablePolicy>,
+}
+
+/// Which dedup store to use.
+#[derive(Debug, Clone)]
+pub enum DedupBackend {
+    Memory { capacity: u64 },
+    Redis(RedisSettings),
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,6 +351,7 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D
 pub struct Config {
     pub listen: SocketAddr,
     pub dedup_capacity: u64,
+    pub dedup_backend: DedupBackend,
     pub sources: Vec<Arc<Source>>,
     pub outbound: Option<OutboundConfig>,
     /// Address of the admin listener, when enabled.
@@ -410,6 +439,55 @@ fn resolve(file: FileConfig, base_dir: &Path, env: &dyn Env) -> Result<Config, C
     if capacity == 0 {
         return err("dedup.capacity", "must be at least 1");
     }
+    let dedup_backend = match file.dedup.backend.as_deref().unwrap_or("memory") {
+        "memory" => {
+            if file.dedup.redis.is_some() {
+                return err("dedup.redis", "is set but dedup.backend is not \"redis\"");
+            }
+            DedupBackend::Memory { capacity }
+        }
+        "redis" => {
+            let spec = file.dedup.redis.as_ref().ok_or_else(|| {
+                ConfigError("dedup.redis: the redis backend needs [dedup.redis]".into())
+            })?;
+            let url = match (&spec.url, &spec.url_env) {
+                (Some(url), None) => url.clone(),
+                (None, Some(var)) => env.var(var).ok_or_else(|| {
+                    ConfigError(format!(
+                        "dedup.redis.url_env: environment variable {var} is not set"
+                    ))
+                })?,
+                _ => return err("dedup.redis", "set exactly one of url and url_env"),
+            };
+            let timeout = spec.timeout.map_or(Duration::from_millis(250), |d| d.0);
+            if timeout.is_zero() {
+                return err("dedup.redis.timeout", "must be more than 0");
+            }
+            let settings = RedisSettings {
+                url,
+                timeout,
+                key_prefix: spec
+                    .key_prefix
+                    .clone()
+                    .unwrap_or_else(|| "hookgate:".into()),
+                on_unavailable: spec.on_unavailable.unwrap_or(UnavailablePolicy::FailClosed),
+            };
+            // Parses the URL now, so a bad one is a start-up error.
+            RedisStore::new(settings.clone()).or_else(|m| err("dedup.redis.url", m))?;
+            if settings.on_unavailable == UnavailablePolicy::FailOpen {
+                warnings.push(
+                    "dedup.redis.on_unavailable = fail_open: while Redis is unreachable, replays and duplicates are forwarded".into(),
+                );
+            }
+            DedupBackend::Redis(settings)
+        }
+        other => {
+            return err(
+                "dedup.backend",
+                format!("unknown backend `{other}` (memory or redis)"),
+            )
+        }
+    };
     let outbound = match file.outbound {
         Some(spec) => Some(resolve_outbound(spec, base_dir, env, &mut warnings)?),
         None => None,
@@ -449,6 +527,7 @@ fn resolve(file: FileConfig, base_dir: &Path, env: &dyn Env) -> Result<Config, C
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
         dedup_capacity: capacity,
+        dedup_backend,
         sources,
         outbound,
         admin,

@@ -446,7 +446,17 @@ fn run_check(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = origin.load()?;
     println!("configuration {} is valid", origin.describe());
     println!("listen {}", config.listen);
-    println!("dedup capacity {} keys", config.dedup_capacity);
+    match &config.dedup_backend {
+        config::DedupBackend::Memory { capacity } => {
+            println!("dedup: in memory, up to {capacity} keys")
+        }
+        config::DedupBackend::Redis(redis) => println!(
+            "dedup: redis (prefix `{}`, timeout {}, {:?} when unavailable)",
+            redis.key_prefix,
+            humantime::format_duration(redis.timeout),
+            redis.on_unavailable
+        ),
+    }
     for source in &config.sources {
         println!();
         print!("{}", source.describe());

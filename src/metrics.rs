@@ -73,6 +73,7 @@ pub struct Metrics {
     upstream_responses: Family<UpstreamLabels, Counter>,
     dedup_entries: Gauge,
     dedup_early_evictions: Counter,
+    dedup_fail_open: Family<SourceLabels, Counter>,
     outbound_queue: Family<TargetLabels, Gauge>,
     outbound_attempts: Family<TargetResultLabels, Counter>,
     outbound_deliveries: Family<TargetResultLabels, Counter>,
@@ -121,6 +122,12 @@ impl Default for Metrics {
             "Keys evicted for space before their lifetime ended (holes in replay protection)",
             dedup_early_evictions.clone(),
         );
+        let dedup_fail_open = Family::default();
+        registry.register(
+            "dedup_fail_open",
+            "Deliveries forwarded without dedup because the store was unavailable (fail_open)",
+            dedup_fail_open.clone(),
+        );
         let outbound_queue = Family::default();
         registry.register(
             "outbound_queue_depth",
@@ -160,6 +167,7 @@ impl Default for Metrics {
             upstream_responses,
             dedup_entries,
             dedup_early_evictions,
+            dedup_fail_open,
             outbound_queue,
             outbound_attempts,
             outbound_deliveries,
@@ -241,6 +249,15 @@ impl Metrics {
         self.reloads.get_or_create(&ResultLabels { result }).inc();
         self.config_generation
             .set(i64::try_from(generation).unwrap_or(i64::MAX));
+    }
+
+    /// A delivery forwarded without dedup because the store was unavailable.
+    pub fn dedup_fail_open(&self, source: &Arc<str>) {
+        self.dedup_fail_open
+            .get_or_create(&SourceLabels {
+                source: Name(source.clone()),
+            })
+            .inc();
     }
 
     /// Updates the dedup gauges from the store's current numbers.

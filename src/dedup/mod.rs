@@ -1,5 +1,6 @@
 //! Deduplication state: the three states of an event key — absent, in flight, delivered — and
-//! the store trait every backend implements. The rule this module exists for: a key becomes
+//! the store trait every backend implements, and the backends: in memory (one instance) and
+//! Redis (several replicas sharing one view). The rule this module exists for: a key becomes
 //! *delivered* only after the upstream accepted the event; a failed attempt releases its claim so
 //! the sender's retry goes through.
 //!
@@ -7,6 +8,7 @@
 //! ids or bodies and every key has the same small size.
 
 pub mod memory;
+pub mod redis;
 
 use std::future::Future;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 pub use memory::MemoryStore;
+pub use redis::{RedisSettings, RedisStore, UnavailablePolicy};
 
 /// A scoped, fixed-size dedup key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,6 +65,12 @@ pub struct StoreError(pub String);
 
 /// A dedup backend. All operations are atomic per key.
 pub trait DedupStore: Send + Sync + 'static {
+    /// Whether deliveries are forwarded without dedup while the store is unavailable
+    /// (instead of being answered 503).
+    fn fails_open(&self) -> bool {
+        false
+    }
+
     /// Claims `key` for `in_flight_ttl` if absent (the claim lapses by itself if never resolved).
     fn claim(
         &self,
@@ -86,4 +95,70 @@ pub trait DedupStore: Send + Sync + 'static {
 
     /// Forgets `key` whatever its state (for deliberate redelivery by an operator).
     fn forget(&self, key: DedupKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The configured backend.
+#[derive(Clone)]
+pub enum Store {
+    Memory(MemoryStore),
+    Redis(RedisStore),
+}
+
+impl Store {
+    /// Entries and early evictions, for a store that keeps them in this process.
+    pub fn local_stats(&self) -> Option<(u64, u64)> {
+        match self {
+            Store::Memory(m) => Some((m.len(), m.early_evictions())),
+            Store::Redis(_) => None,
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Memory(_) => "memory",
+            Store::Redis(_) => "redis",
+        }
+    }
+}
+
+impl DedupStore for Store {
+    fn fails_open(&self) -> bool {
+        match self {
+            Store::Memory(m) => m.fails_open(),
+            Store::Redis(r) => r.fails_open(),
+        }
+    }
+
+    async fn claim(&self, key: DedupKey, ttl: Duration) -> Result<ClaimOutcome, StoreError> {
+        match self {
+            Store::Memory(m) => m.claim(key, ttl).await,
+            Store::Redis(r) => r.claim(key, ttl).await,
+        }
+    }
+
+    async fn complete(
+        &self,
+        key: DedupKey,
+        token: ClaimToken,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => m.complete(key, token, ttl).await,
+            Store::Redis(r) => r.complete(key, token, ttl).await,
+        }
+    }
+
+    async fn release(&self, key: DedupKey, token: ClaimToken) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => m.release(key, token).await,
+            Store::Redis(r) => r.release(key, token).await,
+        }
+    }
+
+    async fn forget(&self, key: DedupKey) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => m.forget(key).await,
+            Store::Redis(r) => r.forget(key).await,
+        }
+    }
 }

@@ -23,6 +23,7 @@ use super::{full_body, BoxFuture, EventId, Outcome, Response};
 use crate::dedup::{ClaimOutcome, ClaimToken, DedupKey, DedupStore};
 use crate::error::Rejection;
 use crate::extract::{json_field, HeaderLookup, ValueSource};
+use crate::metrics::Metrics;
 use crate::source::{DedupPolicy, MissingId, Source};
 
 /// How much longer than the upstream timeout an in-flight claim lives, so it never lapses
@@ -63,15 +64,20 @@ impl Outstanding {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DedupLayer<D> {
     store: D,
     outstanding: Outstanding,
+    metrics: Arc<Metrics>,
 }
 
 impl<D> DedupLayer<D> {
-    pub fn new(store: D, outstanding: Outstanding) -> Self {
-        DedupLayer { store, outstanding }
+    pub fn new(store: D, outstanding: Outstanding, metrics: Arc<Metrics>) -> Self {
+        DedupLayer {
+            store,
+            outstanding,
+            metrics,
+        }
     }
 }
 
@@ -83,15 +89,17 @@ impl<S, D: Clone> Layer<S> for DedupLayer<D> {
             inner,
             store: self.store.clone(),
             outstanding: self.outstanding.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Dedup<S, D> {
     inner: S,
     store: D,
     outstanding: Outstanding,
+    metrics: Arc<Metrics>,
 }
 
 /// The keys a delivery claims, and its event id if it has one.
@@ -219,6 +227,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.store.clone();
         let outstanding = self.outstanding.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let source = req
                 .extensions()
@@ -252,8 +261,15 @@ where
                         retry_after: source.upstream.timeout.max(Duration::from_secs(1)),
                     }
                     .into_response(),
+                    Err(error) if store.fails_open() => {
+                        // Chosen by the operator: deliver without dedup rather than delay.
+                        tracing::warn!(source = %source.name, %error, "dedup store failed; forwarding without dedup (fail_open)");
+                        metrics.dedup_fail_open(&source.name);
+                        claims.release().await;
+                        return inner.call(req).await;
+                    }
                     Err(error) => {
-                        tracing::warn!(source = %source.name, %error, "dedup store failed");
+                        tracing::warn!(source = %source.name, %error, "dedup store failed; answering 503 (fail_closed)");
                         Rejection::DedupUnavailable {
                             retry_after: STORE_RETRY_AFTER,
                         }

@@ -27,7 +27,8 @@ use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder};
 
 use crate::config::Config;
-use crate::dedup::{DedupStore, MemoryStore};
+use crate::config::DedupBackend;
+use crate::dedup::{DedupStore, MemoryStore, RedisStore, Store};
 use crate::metrics::Metrics;
 use crate::server::Limits;
 use crate::source::Source;
@@ -87,7 +88,7 @@ pub struct RequestId(pub HeaderValue);
 pub struct Gateway {
     /// Swapped whole on reload; each request keeps the snapshot it was routed with.
     routes: Arc<ArcSwap<Routes>>,
-    store: MemoryStore,
+    store: Store,
     client: forward::UpstreamClient,
     metrics: Arc<Metrics>,
     limits: Limits,
@@ -103,7 +104,13 @@ impl Gateway {
     pub fn with_metrics(config: &Config, metrics: Arc<Metrics>) -> Self {
         Gateway {
             routes: Arc::new(ArcSwap::from_pointee(Routes::new(&config.sources))),
-            store: MemoryStore::new(config.dedup_capacity),
+            store: match &config.dedup_backend {
+                DedupBackend::Memory { capacity } => Store::Memory(MemoryStore::new(*capacity)),
+                DedupBackend::Redis(settings) => Store::Redis(
+                    RedisStore::new(settings.clone())
+                        .expect("the URL was validated with the configuration"),
+                ),
+            },
             client: forward::UpstreamClient::new(config.upstream_ca.as_deref()),
             metrics,
             limits: config.limits,
@@ -113,7 +120,7 @@ impl Gateway {
     }
 
     /// The dedup store (shared by every clone of the stack).
-    pub fn store(&self) -> &MemoryStore {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 
@@ -180,6 +187,7 @@ impl Gateway {
             .layer(dedup::DedupLayer::new(
                 self.store.clone(),
                 self.outstanding.clone(),
+                self.metrics.clone(),
             ))
             .service(forward::Forward::new(
                 self.client.clone(),

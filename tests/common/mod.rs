@@ -480,6 +480,12 @@ impl Server {
             .success());
     }
 
+    /// Kills the process outright (SIGKILL): nothing is released or finished.
+    pub fn kill(mut self) {
+        self.signal("KILL");
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM, waits for exit, returns the exit code and the whole log.
     pub fn stop(mut self) -> (Option<i32>, String) {
         let pid = self.child.id().to_string();
@@ -493,6 +499,73 @@ impl Server {
             self.log.push(line);
         }
         (status.code(), self.log.join("\n"))
+    }
+}
+
+// ---------------------------------------------------------------- Redis
+
+/// A real `redis-server` on a free loopback port, without persistence.
+pub struct RedisServer {
+    pub port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::start_on(port)
+    }
+
+    /// Starts on `port` (to bring a stopped server back at the same address).
+    pub fn start_on(port: u16) -> RedisServer {
+        let mut child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "redis-server not found: install the Debian package redis-server (.ci/run does)",
+            );
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return RedisServer { port, child };
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start on port {port}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Stops the server and waits until it is gone.
+    pub fn stop(mut self) -> u16 {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.port
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
