@@ -1,152 +1,231 @@
-//! The in-process dedup store on `moka`: bounded capacity, a per-entry lifetime (the claim's or
-//! the source's dedup memory), and a count of keys evicted for space before they expired — each
-//! such eviction is a hole in replay protection and is reported.
+//! The in-process dedup store: a compact sharded table from 16-byte key to an 8-byte slot
+//! (claim token, expiry in 10 ms ticks), about 40 bytes per key held.
 //!
-//! Every operation goes through `and_compute_with`, which moka serialises per key, so claim,
-//! promote and release are atomic with respect to each other.
+//! Why not a general cache: keys are uniformly random digests and values are eight bytes, so a
+//! general cache's per-entry bookkeeping (access and write orders, timer wheels, reference
+//! counts — over 400 bytes per entry measured with moka) would dominate. Here a key is its own
+//! hash, an expired entry counts as absent the moment it expires, and each shard sweeps out
+//! expired entries at most every few seconds, on access. Capacity is bounded: a full shard
+//! first sweeps, then evicts the entry closest to expiry and counts it as an early eviction —
+//! each one a hole in replay protection, reported in metrics.
+//!
+//! Every operation holds its shard's lock, so claim, promote and release are atomic per key.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-use moka::notification::RemovalCause;
-use moka::ops::compute::{CompResult, Op};
-use moka::sync::Cache;
-use moka::Expiry;
 
 use super::{ClaimOutcome, ClaimToken, DedupKey, DedupStore, StoreError};
 
 /// Token value meaning "delivered".
 const DELIVERED: u32 = 0;
+const SHARDS: usize = 64;
+/// One tick of the expiry clock.
+const TICK: Duration = Duration::from_millis(10);
+/// A shard sweeps expired entries at most this often.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     /// `DELIVERED`, or the token of the in-flight claim.
     token: u32,
-    /// Lifetime from the last write, in milliseconds.
-    ttl_ms: u32,
+    /// Ticks since the store's epoch at which the entry expires.
+    expires: u32,
 }
 
-impl Slot {
-    fn new(token: u32, ttl: Duration) -> Self {
-        let ttl_ms = u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX).max(1);
-        Slot { token, ttl_ms }
+/// The key bytes are a digest already: their first eight bytes are the hash.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
     }
 
-    fn ttl(&self) -> Duration {
-        Duration::from_millis(u64::from(self.ttl_ms))
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        self.0 = value as u64;
     }
 }
 
-struct SlotExpiry;
+type Table = HashMap<u128, Slot, BuildHasherDefault<DigestHasher>>;
 
-impl Expiry<DedupKey, Slot> for SlotExpiry {
-    fn expire_after_create(&self, _: &DedupKey, slot: &Slot, _: Instant) -> Option<Duration> {
-        Some(slot.ttl())
-    }
+struct Shard {
+    table: Table,
+    last_sweep: u32,
+}
 
-    fn expire_after_update(
-        &self,
-        _: &DedupKey,
-        slot: &Slot,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(slot.ttl())
-    }
+struct Inner {
+    shards: Vec<Mutex<Shard>>,
+    per_shard_capacity: usize,
+    epoch: Instant,
+    next_token: AtomicU32,
+    early_evictions: AtomicU64,
 }
 
 /// In-memory dedup store. Cheap to clone (shared state).
 #[derive(Clone)]
 pub struct MemoryStore {
-    cache: Cache<DedupKey, Slot>,
-    next_token: Arc<AtomicU32>,
-    early_evictions: Arc<AtomicU64>,
+    inner: Arc<Inner>,
+}
+
+fn ticks(d: Duration) -> u32 {
+    // Rounded up, so an entry never expires early.
+    u32::try_from(d.as_millis().div_ceil(TICK.as_millis())).unwrap_or(u32::MAX)
 }
 
 impl MemoryStore {
-    /// A store holding at most `capacity` keys.
+    /// A store holding at most about `capacity` keys.
     pub fn new(capacity: u64) -> Self {
-        let early_evictions = Arc::new(AtomicU64::new(0));
-        let counter = early_evictions.clone();
-        let cache = Cache::builder()
-            .max_capacity(capacity)
-            .expire_after(SlotExpiry)
-            .eviction_listener(move |_, _, cause| {
-                if cause == RemovalCause::Size {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-            .build();
+        let per_shard_capacity = usize::try_from(capacity.div_ceil(SHARDS as u64))
+            .unwrap_or(usize::MAX)
+            .max(1);
         MemoryStore {
-            cache,
-            next_token: Arc::new(AtomicU32::new(1)),
-            early_evictions,
+            inner: Arc::new(Inner {
+                shards: (0..SHARDS)
+                    .map(|_| {
+                        Mutex::new(Shard {
+                            table: Table::default(),
+                            last_sweep: 0,
+                        })
+                    })
+                    .collect(),
+                per_shard_capacity,
+                epoch: Instant::now(),
+                next_token: AtomicU32::new(1),
+                early_evictions: AtomicU64::new(0),
+            }),
         }
     }
 
     /// Keys evicted for lack of space before their lifetime ended.
     pub fn early_evictions(&self) -> u64 {
-        self.early_evictions.load(Ordering::Relaxed)
+        self.inner.early_evictions.load(Ordering::Relaxed)
     }
 
-    /// Approximate number of keys held.
+    /// Keys held and not yet expired.
     pub fn len(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
+        let now = self.now();
+        self.inner
+            .shards
+            .iter()
+            .map(|s| {
+                lock(s)
+                    .table
+                    .values()
+                    .filter(|slot| slot.expires > now)
+                    .count() as u64
+            })
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    fn now(&self) -> u32 {
+        ticks(self.inner.epoch.elapsed())
+    }
+
     fn token(&self) -> u32 {
         loop {
-            let t = self.next_token.fetch_add(1, Ordering::Relaxed);
+            let t = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
             if t != DELIVERED {
                 return t;
             }
         }
     }
 
-    fn claim_now(&self, key: DedupKey, ttl: Duration) -> ClaimOutcome {
-        let token = self.token();
-        let result = self
-            .cache
-            .entry(key)
-            .and_compute_with(|current| match current {
-                None => Op::Put(Slot::new(token, ttl)),
-                Some(_) => Op::Nop,
-            });
-        match result {
-            CompResult::Inserted(_) => ClaimOutcome::Claimed(ClaimToken(token)),
-            CompResult::Unchanged(entry) if entry.value().token == DELIVERED => {
-                ClaimOutcome::Delivered
+    fn shard(&self, key: &DedupKey) -> (MutexGuard<'_, Shard>, u128) {
+        let id = u128::from_le_bytes(key.0);
+        let index = (key.0[8] as usize) % SHARDS;
+        (lock(&self.inner.shards[index]), id)
+    }
+
+    /// Inserts `slot` for `id`, making room first if the shard is full.
+    fn insert(&self, shard: &mut Shard, id: u128, slot: Slot, now: u32) {
+        if now.wrapping_sub(shard.last_sweep) > ticks(SWEEP_EVERY) {
+            shard.table.retain(|_, s| s.expires > now);
+            shard.last_sweep = now;
+        }
+        if shard.table.len() >= self.inner.per_shard_capacity && !shard.table.contains_key(&id) {
+            shard.table.retain(|_, s| s.expires > now);
+            shard.last_sweep = now;
+            if shard.table.len() >= self.inner.per_shard_capacity {
+                let victim = shard
+                    .table
+                    .iter()
+                    .filter(|(_, s)| s.token == DELIVERED)
+                    .min_by_key(|(_, s)| s.expires)
+                    .or_else(|| shard.table.iter().min_by_key(|(_, s)| s.expires))
+                    .map(|(k, _)| *k);
+                if let Some(victim) = victim {
+                    shard.table.remove(&victim);
+                    self.inner.early_evictions.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            _ => ClaimOutcome::InFlight,
+        }
+        shard.table.insert(id, slot);
+    }
+
+    fn claim_now(&self, key: DedupKey, ttl: Duration) -> ClaimOutcome {
+        let now = self.now();
+        let (mut shard, id) = self.shard(&key);
+        match shard.table.get(&id) {
+            Some(slot) if slot.expires > now && slot.token == DELIVERED => ClaimOutcome::Delivered,
+            Some(slot) if slot.expires > now => ClaimOutcome::InFlight,
+            _ => {
+                let token = self.token();
+                let slot = Slot {
+                    token,
+                    expires: now.saturating_add(ticks(ttl)),
+                };
+                self.insert(&mut shard, id, slot, now);
+                ClaimOutcome::Claimed(ClaimToken(token))
+            }
         }
     }
 
     fn complete_now(&self, key: DedupKey, token: ClaimToken, ttl: Duration) {
-        self.cache
-            .entry(key)
-            .and_compute_with(|current| match current {
-                // Ours, or our claim lapsed while the upstream was answering: the event is delivered.
-                None => Op::Put(Slot::new(DELIVERED, ttl)),
-                Some(e) if e.value().token == token.0 => Op::Put(Slot::new(DELIVERED, ttl)),
-                // Someone else's claim or already delivered: leave it.
-                Some(_) => Op::Nop,
-            });
+        let now = self.now();
+        let (mut shard, id) = self.shard(&key);
+        let ours_or_lapsed = match shard.table.get(&id) {
+            None => true,
+            Some(slot) => slot.token == token.0 || slot.expires <= now,
+        };
+        // Someone else's live claim, or already delivered: leave it.
+        if ours_or_lapsed {
+            let slot = Slot {
+                token: DELIVERED,
+                expires: now.saturating_add(ticks(ttl)),
+            };
+            self.insert(&mut shard, id, slot, now);
+        }
     }
 
     fn release_now(&self, key: DedupKey, token: ClaimToken) {
-        self.cache
-            .entry(key)
-            .and_compute_with(|current| match current {
-                Some(e) if e.value().token == token.0 => Op::Remove,
-                _ => Op::Nop,
-            });
+        let (mut shard, id) = self.shard(&key);
+        if shard
+            .table
+            .get(&id)
+            .is_some_and(|slot| slot.token == token.0)
+        {
+            shard.table.remove(&id);
+        }
     }
+}
+
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl DedupStore for MemoryStore {
@@ -170,7 +249,8 @@ impl DedupStore for MemoryStore {
     }
 
     async fn forget(&self, key: DedupKey) -> Result<(), StoreError> {
-        self.cache.invalidate(&key);
+        let (mut shard, id) = self.shard(&key);
+        shard.table.remove(&id);
         Ok(())
     }
 }
@@ -206,6 +286,7 @@ mod tests {
             store.claim(key("a"), LONG).await.unwrap(),
             ClaimOutcome::Delivered
         );
+        assert_eq!(store.len(), 1);
     }
 
     #[tokio::test]
@@ -254,6 +335,29 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_lapsed_claim_taken_over_is_not_completed_by_its_old_holder() {
+        let store = MemoryStore::new(100);
+        let old = claimed(
+            store
+                .claim(key("a"), Duration::from_millis(30))
+                .await
+                .unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let new = claimed(store.claim(key("a"), LONG).await.unwrap());
+        store.release(key("a"), old).await.unwrap();
+        assert_eq!(
+            store.claim(key("a"), LONG).await.unwrap(),
+            ClaimOutcome::InFlight
+        );
+        store.complete(key("a"), new, LONG).await.unwrap();
+        assert_eq!(
+            store.claim(key("a"), LONG).await.unwrap(),
+            ClaimOutcome::Delivered
+        );
+    }
+
     #[test]
     fn concurrent_claims_have_one_winner() {
         let store = MemoryStore::new(1000);
@@ -268,6 +372,42 @@ mod tests {
                 .count()
         });
         assert_eq!(winners, 1);
+    }
+
+    #[test]
+    fn capacity_is_bounded_and_early_evictions_are_counted() {
+        let store = MemoryStore::new(SHARDS as u64 * 4);
+        for i in 0..2000 {
+            let t = match store.claim_now(key(&format!("k{i}")), LONG) {
+                ClaimOutcome::Claimed(t) => t,
+                other => panic!("{other:?}"),
+            };
+            store.complete_now(key(&format!("k{i}")), t, LONG);
+        }
+        assert!(store.len() <= SHARDS as u64 * 4);
+        assert!(store.early_evictions() >= 2000 - SHARDS as u64 * 4);
+    }
+
+    #[test]
+    fn expired_entries_make_room_without_counting_as_early() {
+        let per_shard = 100u64;
+        let store = MemoryStore::new(SHARDS as u64 * per_shard);
+        for i in 0..SHARDS as u64 * per_shard {
+            store.claim_now(key(&format!("short{i}")), Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(store.len(), 0, "all expired");
+        let before = store.early_evictions();
+        let fresh = SHARDS as u64 * per_shard / 2;
+        for i in 0..fresh {
+            claimed(store.claim_now(key(&format!("fresh{i}")), LONG));
+        }
+        assert_eq!(store.len(), fresh);
+        assert_eq!(
+            store.early_evictions(),
+            before,
+            "expired entries were swept, not evicted"
+        );
     }
 
     #[test]
