@@ -824,7 +824,7 @@ fn resolve_source(
     let upstream_timeout = spec
         .upstream_timeout
         .map_or(defaults.upstream_timeout, |d| d.0);
-    let upstream = parse_upstream(&spec.upstream, upstream_timeout)
+    let upstream = parse_upstream(&spec.upstream, &spec.name, upstream_timeout)
         .or_else(|m| err(&format!("{at}.upstream"), m))?;
 
     let (preset_fresh, preset_dedup, window_reason, preset_name) = match &preset {
@@ -1014,7 +1014,7 @@ fn build_dedup(spec: &DedupSpec, source: &Source) -> Result<Option<DedupPolicy>,
     }))
 }
 
-fn parse_upstream(text: &str, timeout: Duration) -> Result<Upstream, String> {
+fn parse_upstream(text: &str, source: &str, timeout: Duration) -> Result<Upstream, String> {
     let uri: Uri = text.parse().map_err(|_| format!("`{text}` is not a URL"))?;
     let scheme = uri
         .scheme()
@@ -1040,9 +1040,17 @@ fn parse_upstream(text: &str, timeout: Duration) -> Result<Upstream, String> {
     if timeout.is_zero() {
         return Err("upstream_timeout must be more than 0".into());
     }
+    let base_uri = Uri::builder()
+        .scheme(scheme.clone())
+        .authority(authority.clone())
+        .path_and_query(path_and_query.as_str())
+        .build()
+        .map_err(|e| format!("`{text}`: {e}"))?;
     Ok(Upstream {
         host_header: HeaderValue::from_str(authority.as_str())
             .map_err(|_| "bad host".to_string())?,
+        source_header: HeaderValue::from_str(source).map_err(|_| "bad source name".to_string())?,
+        base_uri,
         scheme,
         authority,
         path_and_query,

@@ -83,6 +83,10 @@ pub struct Upstream {
     /// Path (and query, if configured) the delivery is sent to.
     pub path_and_query: String,
     pub host_header: HeaderValue,
+    /// The `X-Hookgate-Source` value (the source's name).
+    pub source_header: HeaderValue,
+    /// The upstream URI for requests without a query string (built once).
+    pub base_uri: Uri,
     pub timeout: Duration,
 }
 

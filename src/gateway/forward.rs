@@ -30,7 +30,7 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The pooled HTTP(S) client shared by every request.
 #[derive(Clone)]
-pub struct UpstreamClient(Client<HttpsConnector<HttpConnector>, Full<Bytes>>);
+pub struct UpstreamClient(Arc<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>);
 
 impl UpstreamClient {
     /// A client for `http://` and `https://` upstreams; `extra_ca` is trusted besides the
@@ -53,7 +53,7 @@ impl UpstreamClient {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .build(connector);
-        UpstreamClient(client)
+        UpstreamClient(Arc::new(client))
     }
 }
 
@@ -71,6 +71,16 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        remove_connection_named(headers);
+    }
+    for name in HOP_BY_HOP.iter() {
+        headers.remove(name);
+    }
+    headers.remove("proxy-connection");
+}
+
+fn remove_connection_named(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -78,14 +88,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    for name in named {
         headers.remove(name);
     }
-    headers.remove("proxy-connection");
 }
 
 /// Removes every incoming header hookgate itself sets, so none can be spoofed.
 fn strip_own_headers(headers: &mut HeaderMap) {
+    let is_own = |name: &HeaderName| name.as_str().starts_with("x-hookgate-");
+    if !headers.keys().any(is_own) {
+        return;
+    }
     let own: Vec<HeaderName> = headers
         .keys()
         .filter(|name| name.as_str().starts_with("x-hookgate-"))
@@ -160,9 +173,7 @@ impl Service<http::Request<Bytes>> for Forward {
             headers.insert(header::HOST, source.upstream.host_header.clone());
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
             append_forwarded_for(&mut headers, peer);
-            if let Ok(name) = HeaderValue::from_str(&source.name) {
-                headers.insert("x-hookgate-source", name);
-            }
+            headers.insert("x-hookgate-source", source.upstream.source_header.clone());
             if let Some(id) = event_id.and_then(|id| HeaderValue::from_str(&id.0).ok()) {
                 headers.insert("x-hookgate-event-id", id);
             }
