@@ -355,20 +355,21 @@ impl Scheme {
                 return Err(SignatureError::Invalid("signature header is not ASCII"))
             }
         };
-        let mut candidates = [([0u8; MAX_MAC], None::<usize>); MAX_CANDIDATES];
+        let mut candidates: [&str; MAX_CANDIDATES] = [""; MAX_CANDIDATES];
         let mut count = 0;
         let mut param_timestamp = None;
         {
-            let mut push = |text: &str| {
-                if count < MAX_CANDIDATES {
-                    let (buf, len) = &mut candidates[count];
-                    *len = self.encoding.decode_into(text, buf);
-                    count += 1;
-                }
-            };
+            macro_rules! push {
+                ($text:expr) => {
+                    if count < MAX_CANDIDATES {
+                        candidates[count] = $text;
+                        count += 1;
+                    }
+                };
+            }
             match &self.shape {
                 Shape::Plain { prefix } => match value.strip_prefix(prefix.as_str()) {
-                    Some(signature) => push(signature),
+                    Some(signature) => push!(signature),
                     None => return Err(SignatureError::Invalid("signature prefix missing")),
                 },
                 Shape::KeyValue {
@@ -384,7 +385,7 @@ impl Scheme {
                             }
                             param_timestamp = Some(v);
                         } else if k == signature_key {
-                            push(v);
+                            push!(v);
                         }
                     }
                 }
@@ -392,7 +393,7 @@ impl Scheme {
                     for item in value.split(' ').filter(|s| !s.is_empty()) {
                         if let Some((v, signature)) = item.split_once(',') {
                             if v == version {
-                                push(signature);
+                                push!(signature);
                             }
                         }
                     }
@@ -415,11 +416,15 @@ impl Scheme {
         let mac_len = self.algorithm.mac_len();
         let mut matched = Choice::from(0u8);
         let mut expected = [0u8; MAX_MAC];
+        let mut presented = [0u8; MAX_MAC];
         for key in keys {
             key.compute(&self.template, &input, &mut expected);
-            for (buf, len) in &candidates[..count] {
-                let right_length = Choice::from(u8::from(*len == Some(mac_len)));
-                matched |= right_length & buf[..mac_len].ct_eq(&expected[..mac_len]);
+            for candidate in &candidates[..count] {
+                // A candidate that does not decode to the MAC's length still costs a full
+                // comparison (against whatever the buffer holds), so nothing exits early.
+                let len = self.encoding.decode_into(candidate, &mut presented);
+                let right_length = Choice::from(u8::from(len == Some(mac_len)));
+                matched |= right_length & presented[..mac_len].ct_eq(&expected[..mac_len]);
             }
         }
         if bool::from(matched) {
