@@ -25,18 +25,7 @@ fn check_config_describes_sources_without_secrets() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    for name in [
-        "cloudkeep",
-        "policycortex",
-        "corgea",
-        "vaas",
-        "certifyclouds",
-        "standard-webhooks",
-        "github",
-        "stripe",
-        "slack",
-        "shopify",
-    ] {
+    for name in PRESETS {
         assert!(
             text.contains(&format!("source {name}\n")),
             "{name} missing:\n{text}"
@@ -238,12 +227,9 @@ fn sign_prints_headers_that_verify_independently() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn send_delivers_and_reports_each_attempt() {
-    let upstream = Upstream::start().await;
-    upstream.script([Reply::status(503)]);
-    let url = format!("{}/in", upstream.url());
-    let out = tokio::task::spawn_blocking(move || {
+/// Runs `hookgate send` as Corgea to `url` with `extra` arguments, off the async runtime.
+async fn corgea_send(url: String, extra: &'static [&'static str]) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
         hookgate()
             .args([
                 "send",
@@ -253,15 +239,25 @@ async fn send_delivers_and_reports_each_attempt() {
                 "SEND_SECRET",
                 "--url",
                 &url,
-                "--retry",
-                "custom:10ms",
             ])
+            .args(extra)
             .env("SEND_SECRET", "send-secret")
             .output()
             .unwrap()
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_delivers_and_reports_each_attempt() {
+    let upstream = Upstream::start().await;
+    upstream.script([Reply::status(503)]);
+    let out = corgea_send(
+        format!("{}/in", upstream.url()),
+        &["--retry", "custom:10ms"],
+    )
+    .await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -278,24 +274,7 @@ async fn send_delivers_and_reports_each_attempt() {
     );
 
     upstream.set_default(Reply::status(400));
-    let url = format!("{}/in", upstream.url());
-    let out = tokio::task::spawn_blocking(move || {
-        hookgate()
-            .args([
-                "send",
-                "--preset",
-                "corgea",
-                "--secret-env",
-                "SEND_SECRET",
-                "--url",
-                &url,
-            ])
-            .env("SEND_SECRET", "send-secret")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = corgea_send(format!("{}/in", upstream.url()), &[]).await;
     assert_eq!(out.status.code(), Some(1), "a rejected delivery exits 1");
     assert!(String::from_utf8_lossy(&out.stderr).contains("rejected with HTTP 400"));
 }
