@@ -15,7 +15,10 @@ fn rss_bytes() -> u64 {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let scope = [7u8; 16];
     let before = rss_bytes();
     let store = MemoryStore::new(n + n / 10);
@@ -23,7 +26,8 @@ async fn main() {
     let ttl = Duration::from_secs(24 * 3600);
     for i in 0..n {
         let key = DedupKey::for_id(&scope, format!("evt_{i:012}").as_bytes());
-        let ClaimOutcome::Claimed(token) = store.claim(key, Duration::from_secs(35)).await.unwrap() else {
+        let ClaimOutcome::Claimed(token) = store.claim(key, Duration::from_secs(35)).await.unwrap()
+        else {
             panic!("fresh key {i} was not claimable");
         };
         store.complete(key, token, ttl).await.unwrap();

@@ -57,9 +57,13 @@ fn main() {
             secret(p)
         );
     }
-    let config = hookgate::config::parse(&text, Path::new("."), &HashMap::<String, String>::new()).unwrap();
+    let config =
+        hookgate::config::parse(&text, Path::new("."), &HashMap::<String, String>::new()).unwrap();
     println!("verification of a 1 KiB delivery (best of 5; ns per operation)");
-    println!("{:<20} {:>10} {:>12} {:>12} {:>10}", "scheme", "bare HMAC", "verify", "decide", "overhead");
+    println!(
+        "{:<20} {:>10} {:>12} {:>12} {:>10}",
+        "scheme", "bare HMAC", "verify", "decide", "overhead"
+    );
     for source in &config.sources {
         let preset = source.preset.unwrap();
         let now = now_secs();
@@ -73,11 +77,16 @@ fn main() {
         let signer = Signer::for_preset(preset, Some(secret(preset))).unwrap();
         let headers = signer.headers(&event, now, 1);
         let check = source.signature.as_ref().unwrap();
-        check.scheme.verify(&check.keys, &headers, &event.body).expect("valid");
+        check
+            .scheme
+            .verify(&check.keys, &headers, &event.body)
+            .expect("valid");
 
         // The bare HMAC over the same signed bytes, keyed once.
         let signed: Vec<u8> = match preset {
-            "standard-webhooks" => [format!("evt_micro_0001.{now}.").as_bytes(), &event.body].concat(),
+            "standard-webhooks" => {
+                [format!("evt_micro_0001.{now}.").as_bytes(), &event.body].concat()
+            }
             "stripe" => [format!("{now}.").as_bytes(), &event.body[..]].concat(),
             _ => event.body.to_vec(),
         };
@@ -88,12 +97,18 @@ fn main() {
             black_box(mac.finalize().into_bytes());
         });
         let verify = time_it(|| {
-            black_box(check.scheme.verify(&check.keys, black_box(&headers), black_box(&event.body))).unwrap();
+            black_box(check.scheme.verify(
+                &check.keys,
+                black_box(&headers),
+                black_box(&event.body),
+            ))
+            .unwrap();
         });
         let mut req = http::Request::new(event.body.clone());
         *req.headers_mut() = headers.clone();
         req.extensions_mut().insert(Arc::clone(source));
-        req.extensions_mut().insert(PeerAddr("127.0.0.1:1".parse().unwrap()));
+        req.extensions_mut()
+            .insert(PeerAddr("127.0.0.1:1".parse().unwrap()));
         let now_ms = now * 1000;
         let decide_ns = time_it(|| {
             black_box(decide(source, black_box(&req), now_ms)).unwrap();
