@@ -306,21 +306,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop.send(true);
     });
-    hookgate::server::run_tls(
-        listener,
-        acceptor,
-        gateway.limits(),
-        gateway.stack(),
-        until_stopped(),
-    )
-    .await?;
-    let released = gateway.release_unfinished().await;
-    if released > 0 {
-        tracing::warn!(
-            released,
-            "released the dedup claims of requests that did not finish"
-        );
-    }
+    hookgate::gateway::serve_tls(listener, acceptor, gateway, until_stopped()).await?;
     for task in background {
         task.await??;
     }

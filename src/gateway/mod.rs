@@ -218,8 +218,19 @@ pub async fn serve(
     gateway: Gateway,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_tls(listener, None, gateway, shutdown).await
+}
+
+/// [`serve`], terminating TLS when `tls` is given. After the grace period, the dedup claims of
+/// requests that did not finish are released so their senders' retries go through.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let limits = gateway.limits();
-    crate::server::run_tls(listener, None, limits, gateway.stack(), shutdown).await?;
+    crate::server::run_tls(listener, tls, limits, gateway.stack(), shutdown).await?;
     let released = gateway.release_unfinished().await;
     if released > 0 {
         tracing::warn!(
