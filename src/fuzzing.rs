@@ -5,7 +5,8 @@
 //! Besides "does not crash", each target checks properties that must hold for every input:
 //! what the sender signs the gateway verifies, parsed timestamps stay in range and agree across
 //! formats, the streaming JSON lookup agrees with `serde_json::Value`, and a delivery the
-//! decision accepts passes signature verification and can claim its dedup keys.
+//! decision accepts passes signature verification and its dedup keys behave in the store (a
+//! released claim can be claimed again, a completed key is reported delivered).
 //!
 //! Input framing (the seeds in `fuzz/corpus/<target>/` are written in it):
 //! - `signature_header`: `<signature header value>\n<timestamp header>\n<id header>\n<body>`;
@@ -641,5 +642,12 @@ pub fn decision(data: &[u8]) {
             .now_or_never()
             .expect("complete completes")
             .expect("complete succeeds");
+        // A delivered key stays delivered: the replay is caught.
+        let replay = store
+            .claim(key, ttl)
+            .now_or_never()
+            .expect("claim completes")
+            .expect("claim succeeds");
+        assert_eq!(replay, ClaimOutcome::Delivered, "a completed key");
     }
 }

@@ -1,0 +1,6 @@
+//! Fuzz target: see `hookgate::fuzzing::config` for the input framing and the checked properties.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| hookgate::fuzzing::config(data));
