@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Where a proxied request's CPU time goes: hookgate against nginx, under the same load.
+
+Run after bench/run.sh has built the release binaries (needs `perf`: Debian `linux-perf`):
+
+    python3 bench/profile.py [SECONDS]
+
+For each system it starts the minimal upstream and the proxy on the server CPU, drives them
+with the CloudKeep hex 1 KiB workload of bench/run.py (64 connections), samples that CPU with
+`perf record -e cpu-clock` for SECONDS (default 5), and prints the CPU time per request split
+into the proxy's kernel time, the proxy's own code (libraries included) and the upstream.
+Then it lists the proxy's hottest user-space functions. Same pinning as bench/run.py.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run as bench  # noqa: E402
+
+SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+
+
+def shares(data):
+    """{(comm, dso): percent of the samples} from `perf report`."""
+    out = subprocess.run(
+        ["perf", "report", "-i", data, "--no-children", "--sort", "comm,dso", "--stdio",
+         "-g", "none"], capture_output=True, text=True, check=True).stdout
+    found = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+(\S+)", line)
+        if m:
+            found[(m.group(2), m.group(3))] = float(m.group(1))
+    return found
+
+
+def hottest(data, comm, count=15):
+    out = subprocess.run(
+        ["perf", "report", "-i", data, "--no-children", "--comm", comm, "--sort", "dso,sym",
+         "--stdio", "-g", "none"], capture_output=True, text=True, check=True).stdout
+    rows = [line for line in out.splitlines()
+            if re.match(r"\s*[\d.]+%", line) and "[k]" not in line]
+    return rows[:count]
+
+
+def profile(label, comm, start_proxy, upstream_port, workload, workdir):
+    port = bench.free_port()
+    proxy = start_proxy(port)
+    try:
+        bench.wait_port(port)
+        bench.run_wrk(port, workload, bench.CONNECTIONS, 1)  # warm-up
+        data = os.path.join(workdir, f"{comm}.perf")
+        perf = subprocess.Popen(
+            ["perf", "record", "-q", "-e", "cpu-clock", "-C", bench.SERVER_CPU, "-o", data,
+             "--", "sleep", str(SECONDS)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        result = bench.run_wrk(port, workload, bench.CONNECTIONS, SECONDS)
+        perf.wait()
+    finally:
+        bench.stop(proxy)
+    requests = result["rps"] * SECONDS
+    found = shares(data)
+
+    def micros(pred):
+        percent = sum(v for (c, d), v in found.items() if pred(c, d))
+        return percent / 100 * SECONDS * 1e6 / requests
+
+    kernel = micros(lambda c, d: c.startswith(comm[:15]) and d == "[kernel.kallsyms]")
+    user = micros(lambda c, d: c.startswith(comm[:15]) and d != "[kernel.kallsyms]")
+    # Helper threads (hookgate's log writer) count as the proxy's.
+    helpers = micros(lambda c, d: c.startswith("tracing-append"))
+    upstream = micros(lambda c, d: c.startswith("bench_upstream"))
+    idle = micros(lambda c, d: c == "swapper")
+    print(f"\n== {label}: {result['rps']:.0f} req/s, p99 {result['p99_us']:.0f} us")
+    print(f"   CPU per request: proxy kernel {kernel:5.1f} us, proxy user {user + helpers:5.1f} us"
+          f" (of which helper threads {helpers:.1f}), upstream {upstream:5.1f} us,"
+          f" idle {idle:4.1f} us")
+    print(f"   hottest user-space functions of {comm}:")
+    for row in hottest(data, comm):
+        print("     " + row.strip())
+
+
+def main():
+    workdir = tempfile.mkdtemp(prefix="hookgate-profile-")
+    upstream_port = bench.free_port()
+    upstream = bench.pinned(bench.SERVER_CPU, [bench.UPSTREAM, f"127.0.0.1:{upstream_port}"])
+    try:
+        bench.wait_port(upstream_port)
+        workload = bench.Workload("hex-1k", "hex", "/hooks/ck", 1024, 400_000, workdir)
+        config = os.path.join(workdir, "hookgate.toml")
+        with open(config, "w") as f:
+            f.write(bench.hookgate_config(upstream_port))
+
+        def hookgate(port):
+            return bench.pinned(bench.SERVER_CPU, [bench.HOOKGATE, "serve", "--config", config,
+                                                   "--listen", f"127.0.0.1:{port}"])
+
+        def nginx(port):
+            ndir = tempfile.mkdtemp(dir=workdir)
+            conf = os.path.join(ndir, "nginx.conf")
+            with open(conf, "w") as f:
+                f.write(bench.NGINX_CONF.format(dir=ndir, upstream=upstream_port, port=port))
+            return bench.pinned(bench.SERVER_CPU, ["nginx", "-c", conf, "-p", ndir])
+
+        profile("hookgate (verify+fresh+dedup)", "hookgate", hookgate, upstream_port, workload,
+                workdir)
+        profile("nginx (plain proxy_pass)", "nginx", nginx, upstream_port, workload, workdir)
+    finally:
+        bench.stop(upstream)
+        subprocess.run(["rm", "-rf", workdir], check=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
