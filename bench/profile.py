@@ -21,7 +21,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as bench  # noqa: E402
 
-SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+SECONDS = 5
 
 
 def shares(data):
@@ -83,6 +83,9 @@ def profile(label, comm, start_proxy, upstream_port, workload, workdir):
 
 
 def main():
+    global SECONDS
+    if len(sys.argv) > 1:
+        SECONDS = int(sys.argv[1])
     workdir = tempfile.mkdtemp(prefix="hookgate-profile-")
     upstream_port = bench.free_port()
     upstream = bench.pinned(bench.SERVER_CPU, [bench.UPSTREAM, f"127.0.0.1:{upstream_port}"])
