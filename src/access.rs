@@ -1,6 +1,6 @@
 //! Authentication without a signature: a static header token (`Authorization: Bearer …`,
-//! `Basic …`, `Splunk …`), a secret path token, and a client address allowlist with an explicit
-//! set of trusted proxies for `X-Forwarded-For`. Token comparisons hash both sides with SHA-256
+//! `Basic …`, `Splunk …`), a secret path token, a client address allowlist with an explicit
+//! set of trusted proxies for `X-Forwarded-For`, and the admin listener's bearer tokens. Token comparisons hash both sides with SHA-256
 //! and compare the digests in constant time, so neither content nor length leaks.
 
 use std::net::IpAddr;
@@ -73,6 +73,52 @@ impl HeaderToken {
     }
 }
 
+/// Who may call the admin listener: a bearer token for the endpoints that change state, and
+/// optionally one for the read-only endpoints too (the admin token is accepted there as well).
+#[derive(Debug, Clone, Default)]
+pub struct AdminAuth {
+    /// Required by `POST /reload`, `POST /dedup/forget` and every future mutating endpoint;
+    /// without it those endpoints are off.
+    pub token: Option<TokenSet>,
+    /// Required by `/metrics`, `/healthz` and `/readyz` when set.
+    pub metrics_token: Option<TokenSet>,
+}
+
+impl AdminAuth {
+    /// The token of an `Authorization: Bearer <token>` header, if there is exactly one.
+    fn bearer(headers: &HeaderMap) -> Option<&str> {
+        let HeaderLookup::Value(value) = header_value(headers, &http::header::AUTHORIZATION)
+        else {
+            return None;
+        };
+        let (scheme, token) = value.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    }
+
+    /// Whether the request carries the admin token.
+    pub fn allows_changes(&self, headers: &HeaderMap) -> bool {
+        let presented = Self::bearer(headers).unwrap_or("");
+        self.token
+            .as_ref()
+            .is_some_and(|t| t.matches(presented.as_bytes()))
+    }
+
+    /// Whether the request may read metrics and health (open unless `metrics_token` is set).
+    pub fn allows_reads(&self, headers: &HeaderMap) -> bool {
+        let Some(metrics_token) = &self.metrics_token else {
+            return true;
+        };
+        let presented = Self::bearer(headers).unwrap_or("");
+        // Both comparisons always run, so which token matched does not show in the timing.
+        let reads = metrics_token.matches(presented.as_bytes());
+        let admin = self
+            .token
+            .as_ref()
+            .is_some_and(|t| t.matches(presented.as_bytes()));
+        reads | admin
+    }
+}
+
 /// Which client addresses may deliver to a source.
 #[derive(Debug, Clone)]
 pub struct AddressAllowlist {
@@ -111,7 +157,8 @@ impl AddressAllowlist {
     }
 }
 
-fn contains(nets: &[IpNet], addr: IpAddr) -> bool {
+/// Whether `addr` (an IPv4-mapped IPv6 address counting as IPv4) is in one of `nets`.
+pub fn contains(nets: &[IpNet], addr: IpAddr) -> bool {
     let addr = match addr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
         v4 => v4,

@@ -2,6 +2,13 @@
 //! (the process is alive), `GET /readyz` (configuration loaded, listeners bound, upstreams
 //! reachable — as JSON; 503 when any upstream is down), `POST /reload` (same as SIGHUP) and
 //! `POST /dedup/forget` (forget an event so an operator can redeliver it on purpose).
+//!
+//! The endpoints that change state answer only a caller that presents the admin token
+//! (`Authorization: Bearer …`, compared in constant time), never one that carries an `Origin`
+//! or `Sec-Fetch-*` header (a web page, including one that rebinds its DNS name to the admin
+//! address), and only a JSON content type (so a form or `text/plain` cross-site request
+//! cannot reach them). Without a configured token they are off. The read-only endpoints take
+//! `metrics_token` when one is configured.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -15,6 +22,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
+use crate::access::AdminAuth;
 use crate::dedup::{DedupKey, DedupStore, Store};
 use crate::reload::Reloader;
 use crate::sender::outbound::Outbound;
@@ -30,6 +38,8 @@ pub struct Admin {
     pub outbound: Option<Outbound>,
     /// The listeners that are bound, by role.
     pub listeners: Vec<(&'static str, SocketAddr)>,
+    /// Who may call what.
+    pub auth: AdminAuth,
 }
 
 type Answer = http::Response<Full<Bytes>>;
@@ -70,10 +80,71 @@ async fn reachable(authority: &str) -> Result<(), String> {
     }
 }
 
+/// Why a call that would change state is refused, checked in this order: a browser's marks
+/// first (so a cross-site request never gets as far as a token comparison), then the content
+/// type, then the token.
+fn refuse_change(auth: &AdminAuth, headers: &http::HeaderMap) -> Option<Answer> {
+    let from_browser = headers.contains_key(header::ORIGIN)
+        || headers
+            .keys()
+            .any(|name| name.as_str().starts_with("sec-fetch-"));
+    if from_browser {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "admin calls from web pages are refused",
+        ));
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Some(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send Content-Type: application/json",
+        ));
+    }
+    if auth.token.is_none() {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "admin_token_required",
+            "endpoints that change state are off until admin.token is configured",
+        ));
+    }
+    if !auth.allows_changes(headers) {
+        return Some(unauthorized());
+    }
+    None
+}
+
+fn unauthorized() -> Answer {
+    let mut answer = error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "a valid Authorization: Bearer token is required",
+    );
+    answer
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    answer
+}
+
 impl Admin {
     pub async fn handle(&self, req: http::Request<Incoming>) -> Answer {
         let path = req.uri().path().to_string();
-        match (req.method().clone(), path.as_str()) {
+        let method = req.method().clone();
+        if method == Method::POST {
+            if let Some(refusal) = refuse_change(&self.auth, req.headers()) {
+                tracing::warn!(path = %path, "admin call refused");
+                return refusal;
+            }
+        } else if !self.auth.allows_reads(req.headers()) {
+            return unauthorized();
+        }
+        match (method, path.as_str()) {
             (Method::GET, "/metrics") => self.metrics(),
             (Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
             (Method::GET, "/readyz") => self.readyz().await,
@@ -102,6 +173,8 @@ impl Admin {
         if let Some(outbound) = &self.outbound {
             outbound.record_queues(metrics);
         }
+        let (pending, budget) = self.gateway.pending_bodies();
+        metrics.pending_bodies(pending, budget);
         let mut response = http::Response::new(Full::new(Bytes::from(metrics.render())));
         response.headers_mut().insert(
             header::CONTENT_TYPE,

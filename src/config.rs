@@ -16,8 +16,9 @@ use http::{HeaderName, HeaderValue, Uri};
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 
-use crate::access::{parse_net, AddressAllowlist, HeaderToken, TokenSet};
+use crate::access::{parse_net, AddressAllowlist, AdminAuth, HeaderToken, TokenSet};
 use crate::dedup::{RedisSettings, RedisStore, UnavailablePolicy};
+use crate::redact;
 use crate::extract::ValueSource;
 use crate::scheme::{presets, Algorithm, Encoding, Scheme, Shape, SigningKey, Template};
 use crate::secret::{Env, Secret, SecretEncoding, SecretRef};
@@ -81,8 +82,20 @@ pub struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSpec {
-    /// Time to receive a request head; also the idle time allowed between keep-alive requests.
+    /// Time from accept to a complete first request head (TLS and protocol detection included).
+    pub first_request_timeout: Option<Dur>,
+    /// Time to receive a request head once it has begun.
     pub header_read_timeout: Option<Dur>,
+    /// A connection with no request in progress this long is closed.
+    pub idle_timeout: Option<Dur>,
+    /// Open connections at most; more are closed at accept.
+    pub max_connections: Option<usize>,
+    /// Bytes of unverified request bodies being received, all requests together.
+    pub max_pending_body_bytes: Option<usize>,
+    /// HTTP/2 streams reset by the client before being accepted, per connection.
+    pub h2_max_pending_accept_reset_streams: Option<usize>,
+    /// HTTP/2 streams reset by the server for protocol errors, per connection.
+    pub h2_max_local_error_reset_streams: Option<usize>,
     /// Largest request head (request line + headers), in bytes.
     pub max_header_bytes: Option<usize>,
     /// Most headers in one request.
@@ -100,6 +113,18 @@ pub struct LimitsSpec {
 pub struct AdminSpec {
     /// Default `127.0.0.1:9090`.
     pub listen: Option<SocketAddr>,
+    /// Bearer token required by the endpoints that change state; required when `listen` is
+    /// not a loopback address. Without it those endpoints are off.
+    pub token: Option<SecretRef>,
+    /// Bearer token required by `/metrics`, `/healthz` and `/readyz` too, when set.
+    pub metrics_token: Option<SecretRef>,
+}
+
+/// The admin listener, resolved.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub auth: AdminAuth,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -214,6 +239,8 @@ pub struct SourceSpec {
     pub path_token: Option<SecretRef>,
     pub allow_ips: Option<Vec<String>>,
     pub trusted_proxies: Option<Vec<String>>,
+    /// Pass the query string to the upstream (no signature covers it). Default false.
+    pub forward_query: Option<bool>,
     pub max_body_bytes: Option<usize>,
     pub upstream_timeout: Option<Dur>,
 }
@@ -354,8 +381,8 @@ pub struct Config {
     pub dedup_backend: DedupBackend,
     pub sources: Vec<Arc<Source>>,
     pub outbound: Option<OutboundConfig>,
-    /// Address of the admin listener, when enabled.
-    pub admin: Option<SocketAddr>,
+    /// The admin listener, when enabled.
+    pub admin: Option<AdminConfig>,
     /// Certificate and key of the public listener, when it terminates TLS.
     pub tls: Option<TlsFiles>,
     /// Extra CA for `https://` upstreams.
@@ -451,7 +478,14 @@ fn resolve(file: FileConfig, base_dir: &Path, env: &dyn Env) -> Result<Config, C
                 ConfigError("dedup.redis: the redis backend needs [dedup.redis]".into())
             })?;
             let url = match (&spec.url, &spec.url_env) {
-                (Some(url), None) => url.clone(),
+                (Some(url), None) => {
+                    if redact::url(url) != *url {
+                        warnings.push(
+                            "dedup.redis.url: carries credentials in the configuration file; use url_env".into(),
+                        );
+                    }
+                    url.clone()
+                }
                 (None, Some(var)) => env.var(var).ok_or_else(|| {
                     ConfigError(format!(
                         "dedup.redis.url_env: environment variable {var} is not set"
@@ -512,15 +546,10 @@ fn resolve(file: FileConfig, base_dir: &Path, env: &dyn Env) -> Result<Config, C
         upstream_client_config(Some(ca))?;
     }
     let limits = resolve_limits(&file.limits)?;
-    let admin = file.admin.map(|a| {
-        a.listen
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090)))
-    });
-    if let Some(addr) = admin.filter(|a| !a.ip().is_loopback()) {
-        warnings.push(format!(
-            "admin.listen: {addr} is not loopback; the admin endpoints can reload the configuration and forget dedup keys"
-        ));
-    }
+    let admin = file
+        .admin
+        .map(|spec| resolve_admin(spec, base_dir, env, &mut warnings))
+        .transpose()?;
     Ok(Config {
         listen: file
             .server
@@ -538,12 +567,68 @@ fn resolve(file: FileConfig, base_dir: &Path, env: &dyn Env) -> Result<Config, C
     })
 }
 
+fn resolve_admin(
+    spec: AdminSpec,
+    base_dir: &Path,
+    env: &dyn Env,
+    warnings: &mut Vec<String>,
+) -> Result<AdminConfig, ConfigError> {
+    let listen = spec
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090)));
+    let mut load = |r: &Option<SecretRef>, key: &str| -> Result<Option<TokenSet>, ConfigError> {
+        let Some(r) = r else { return Ok(None) };
+        if matches!(r, SecretRef::Value(_)) {
+            warnings.push(format!(
+                "admin.{key}: literal token in the configuration file"
+            ));
+        }
+        let token = r.load(env, base_dir).or_else(|m| err(&format!("admin.{key}"), m))?;
+        if token.len() < 16 {
+            return err(&format!("admin.{key}"), "must be at least 16 characters");
+        }
+        Ok(Some(TokenSet::new(&[Secret::new(token)])))
+    };
+    let auth = AdminAuth {
+        token: load(&spec.token, "token")?,
+        metrics_token: load(&spec.metrics_token, "metrics_token")?,
+    };
+    check_admin_exposure(listen, &auth)?;
+    Ok(AdminConfig { listen, auth })
+}
+
+/// An admin listener off loopback must have a token: it can reload the configuration and
+/// forget dedup keys.
+pub fn check_admin_exposure(listen: SocketAddr, auth: &AdminAuth) -> Result<(), ConfigError> {
+    if !listen.ip().is_loopback() && auth.token.is_none() {
+        return err(
+            "admin.token",
+            format!("admin.listen {listen} is not a loopback address: set admin.token (env or file) or listen on 127.0.0.1"),
+        );
+    }
+    Ok(())
+}
+
 fn resolve_limits(spec: &LimitsSpec) -> Result<Limits, ConfigError> {
     let d = Limits::default();
     let limits = Limits {
+        first_request_timeout: spec
+            .first_request_timeout
+            .map_or(d.first_request_timeout, |t| t.0),
         header_read_timeout: spec
             .header_read_timeout
             .map_or(d.header_read_timeout, |t| t.0),
+        idle_timeout: spec.idle_timeout.map_or(d.idle_timeout, |t| t.0),
+        max_connections: spec.max_connections.unwrap_or(d.max_connections),
+        max_pending_body_bytes: spec
+            .max_pending_body_bytes
+            .unwrap_or(d.max_pending_body_bytes),
+        h2_max_pending_accept_reset_streams: spec
+            .h2_max_pending_accept_reset_streams
+            .unwrap_or(d.h2_max_pending_accept_reset_streams),
+        h2_max_local_error_reset_streams: spec
+            .h2_max_local_error_reset_streams
+            .unwrap_or(d.h2_max_local_error_reset_streams),
         max_header_bytes: spec.max_header_bytes.unwrap_or(d.max_header_bytes),
         max_headers: spec.max_headers.unwrap_or(d.max_headers),
         max_concurrent_requests: spec
@@ -554,8 +639,20 @@ fn resolve_limits(spec: &LimitsSpec) -> Result<Limits, ConfigError> {
             .unwrap_or(d.h2_max_concurrent_streams),
         shutdown_grace: spec.shutdown_grace.map_or(d.shutdown_grace, |t| t.0),
     };
-    if limits.header_read_timeout.is_zero() {
-        return err("limits.header_read_timeout", "must be more than 0");
+    for (key, value) in [
+        ("first_request_timeout", limits.first_request_timeout),
+        ("header_read_timeout", limits.header_read_timeout),
+        ("idle_timeout", limits.idle_timeout),
+    ] {
+        if value.is_zero() {
+            return err(&format!("limits.{key}"), "must be more than 0");
+        }
+    }
+    if limits.max_connections == 0 || limits.max_connections > u32::MAX as usize {
+        return err("limits.max_connections", "must be between 1 and 4294967295");
+    }
+    if limits.max_pending_body_bytes == 0 {
+        return err("limits.max_pending_body_bytes", "must be at least 1");
     }
     if limits.max_header_bytes < 8192 {
         return err("limits.max_header_bytes", "must be at least 8192");
@@ -604,7 +701,12 @@ fn resolve_outbound(
             .parse()
             .ok()
             .filter(|u: &Uri| u.scheme() == Some(&UriScheme::HTTP) && u.authority().is_some())
-            .ok_or_else(|| ConfigError(format!("{at}.url: `{}` is not an http:// URL", t.url)))?;
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "{at}.url: `{}` is not an http:// URL",
+                    redact::url(&t.url)
+                ))
+            })?;
         let secret = match &t.secret {
             Some(r) => {
                 if matches!(r, SecretRef::Value(_)) {
@@ -795,24 +897,18 @@ fn resolve_source(
         };
     let allow = parse_nets(&spec.allow_ips, "allow_ips")?;
     let trusted_proxies = parse_nets(&spec.trusted_proxies, "trusted_proxies")?;
-    let addresses = match (spec.allow_ips.is_some(), trusted_proxies.is_empty()) {
-        (true, _) if allow.is_empty() => {
+    let addresses = match spec.allow_ips.is_some() {
+        true if allow.is_empty() => {
             return err(
                 &format!("{at}.allow_ips"),
                 "is empty: nothing could deliver",
             )
         }
-        (true, _) => Some(AddressAllowlist {
+        true => Some(AddressAllowlist {
             allow,
-            trusted_proxies,
+            trusted_proxies: trusted_proxies.clone(),
         }),
-        (false, false) => {
-            return err(
-                &format!("{at}.trusted_proxies"),
-                "only has a meaning with allow_ips",
-            )
-        }
-        (false, true) => None,
+        false => None,
     };
     if signature.is_none() && token.is_none() && path_token.is_none() && addresses.is_none() {
         return err(
@@ -847,6 +943,8 @@ fn resolve_source(
         token,
         path_token,
         addresses,
+        trusted_proxies,
+        forward_query: spec.forward_query.unwrap_or(false),
         freshness: None,
         dedup: None,
         upstream,
@@ -1015,23 +1113,25 @@ fn build_dedup(spec: &DedupSpec, source: &Source) -> Result<Option<DedupPolicy>,
 }
 
 fn parse_upstream(text: &str, source: &str, timeout: Duration) -> Result<Upstream, String> {
-    let uri: Uri = text.parse().map_err(|_| format!("`{text}` is not a URL"))?;
+    // Shown without any password it may carry.
+    let shown = redact::url(text);
+    let uri: Uri = text.parse().map_err(|_| format!("`{shown}` is not a URL"))?;
     let scheme = uri
         .scheme()
         .cloned()
-        .ok_or_else(|| format!("`{text}` has no scheme"))?;
+        .ok_or_else(|| format!("`{shown}` has no scheme"))?;
     if scheme != UriScheme::HTTP && scheme != UriScheme::HTTPS {
         return Err(format!(
-            "`{text}`: only http:// and https:// upstreams are supported"
+            "`{shown}`: only http:// and https:// upstreams are supported"
         ));
     }
     let authority: Authority = uri
         .authority()
         .cloned()
-        .ok_or_else(|| format!("`{text}` has no host"))?;
+        .ok_or_else(|| format!("`{shown}` has no host"))?;
     if authority.as_str().contains('@') {
         return Err(format!(
-            "`{text}`: credentials in the URL are not supported"
+            "`{shown}`: credentials in the URL are not supported"
         ));
     }
     let path_and_query = uri
@@ -1045,7 +1145,7 @@ fn parse_upstream(text: &str, source: &str, timeout: Duration) -> Result<Upstrea
         .authority(authority.clone())
         .path_and_query(path_and_query.as_str())
         .build()
-        .map_err(|e| format!("`{text}`: {e}"))?;
+        .map_err(|e| format!("`{shown}`: {e}"))?;
     Ok(Upstream {
         host_header: HeaderValue::from_str(authority.as_str())
             .map_err(|_| "bad host".to_string())?,

@@ -45,6 +45,8 @@ pub enum Rejection {
     BadJson { reason: String },
     #[error("this event is already being delivered; retry later")]
     InFlight { retry_after: Duration },
+    #[error("the gateway is receiving too many request bodies at once; retry later")]
+    BodyBudget { retry_after: Duration },
     #[error("the gateway is at its concurrency limit; retry later")]
     Overloaded { retry_after: Duration },
     #[error("the deduplication store is unavailable; retry later")]
@@ -74,7 +76,9 @@ impl Rejection {
             | FutureTimestamp { .. } => StatusCode::UNAUTHORIZED,
             ForbiddenAddress => StatusCode::FORBIDDEN,
             InFlight { .. } => StatusCode::CONFLICT,
-            DedupUnavailable { .. } | Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            DedupUnavailable { .. } | Overloaded { .. } | BodyBudget { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -102,6 +106,7 @@ impl Rejection {
             InFlight { .. } => "in_flight",
             DedupUnavailable { .. } => "dedup_unavailable",
             Overloaded { .. } => "overloaded",
+            BodyBudget { .. } => "body_budget_exhausted",
             UpstreamUnavailable => "upstream_unavailable",
             UpstreamTimeout => "upstream_timeout",
         }
@@ -120,7 +125,8 @@ impl Rejection {
         match &self {
             Rejection::InFlight { retry_after }
             | Rejection::DedupUnavailable { retry_after }
-            | Rejection::Overloaded { retry_after } => {
+            | Rejection::Overloaded { retry_after }
+            | Rejection::BodyBudget { retry_after } => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after.as_secs()),

@@ -18,6 +18,7 @@
 //! - [`error`]: rejections and their JSON answers.
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`secret`]: secret sources and a value type that never prints.
+//! - [`redact`]: secret references parsed without echo, URLs shown without passwords.
 //! - [`telemetry`]: log setup.
 //! - [`admin`]: the admin listener (metrics, health, readiness, reload, dedup forget).
 //! - [`reload`]: hot reload of configuration and secrets.
@@ -35,6 +36,7 @@ pub mod extract;
 pub mod fuzzing;
 pub mod gateway;
 pub mod metrics;
+pub mod redact;
 pub mod reload;
 pub mod scheme;
 pub mod secret;

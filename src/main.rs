@@ -269,7 +269,22 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    if let Some(address) = args.admin_listen.or(config.admin) {
+    let admin_config = match (args.admin_listen, &config.admin) {
+        (Some(listen), Some(admin)) => Some(config::AdminConfig {
+            listen,
+            auth: admin.auth.clone(),
+        }),
+        (Some(listen), None) => Some(config::AdminConfig {
+            listen,
+            auth: Default::default(),
+        }),
+        (None, admin) => admin.clone(),
+    };
+    if let Some(admin) = &admin_config {
+        config::check_admin_exposure(admin.listen, &admin.auth)?;
+    }
+    if let Some(admin_config) = admin_config {
+        let address = admin_config.listen;
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("cannot listen on {address} (admin)"))?;
@@ -281,6 +296,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             reloader: reloader.clone(),
             outbound,
             listeners: listeners.clone(),
+            auth: admin_config.auth,
         });
         background.push(tokio::spawn(hookgate::server::run(
             listener,
@@ -314,17 +330,34 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where `hookgate reload` reads the admin token from.
+const ADMIN_TOKEN_ENV: &str = "HOOKGATE_ADMIN_TOKEN";
+
 async fn run_reload(admin: Option<SocketAddr>, config: Option<PathBuf>) -> anyhow::Result<()> {
     let address = match admin {
         Some(address) => address,
         None => config_origin(config.as_deref())
             .load()?
             .admin
-            .context("the configuration has no [admin] listener; pass --admin ADDR")?,
+            .context("the configuration has no [admin] listener; pass --admin ADDR")?
+            .listen,
     };
     let url: http::Uri = format!("http://{address}/reload").parse()?;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    match std::env::var(ADMIN_TOKEN_ENV) {
+        Ok(token) => {
+            let value = http::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+                .map_err(|_| anyhow::anyhow!("{ADMIN_TOKEN_ENV} is not a valid header value"))?;
+            headers.insert(http::header::AUTHORIZATION, value);
+        }
+        Err(_) => eprintln!("note: {ADMIN_TOKEN_ENV} is not set; the admin listener will refuse the call"),
+    }
     let (status, _, body) = Sender::default()
-        .post(&url, http::HeaderMap::new(), bytes::Bytes::new())
+        .post(&url, headers, bytes::Bytes::from_static(b"{}"))
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the admin listener at {address}: {e}"))?;
     println!("{}", String::from_utf8_lossy(&body));

@@ -50,9 +50,9 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Where a secret is read from, as written in the configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+/// Where a secret is read from, as written in the configuration. Deserialised by
+/// [`crate::redact`], whose errors never echo the value.
+#[derive(Clone, PartialEq, Eq)]
 pub enum SecretRef {
     /// The value of an environment variable.
     Env(String),
@@ -60,6 +60,12 @@ pub enum SecretRef {
     File(PathBuf),
     /// A literal value in the configuration file: for local demos only (a warning is logged).
     Value(String),
+}
+
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 impl SecretRef {

@@ -26,6 +26,11 @@ pub struct Source {
     /// A secret last path segment: the sender posts to `<path>/<token>`.
     pub path_token: Option<TokenSet>,
     pub addresses: Option<AddressAllowlist>,
+    /// Peers whose forwarding headers (`X-Forwarded-For`, `Forwarded`, …) are believed and
+    /// passed on; everyone else's are replaced.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Pass the request's query string to the upstream (it is not signed).
+    pub forward_query: bool,
     pub freshness: Option<Freshness>,
     pub dedup: Option<DedupPolicy>,
     pub upstream: Upstream,

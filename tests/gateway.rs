@@ -145,7 +145,9 @@ async fn forwarded_request_has_clean_trustworthy_headers() {
 async fn body_limit_is_enforced_for_declared_and_chunked_bodies() {
     let (upstream, gateway) = start().await;
     let big = vec![b'x'; 4096];
-    let answer = gateway.post("/hooks/ck", &[], &big).await;
+    // A signature header is present (the head checks pass), so the body limit decides.
+    let sig = headers(&[("X-CloudKeep-Signature-256", "sha256=00")]);
+    let answer = gateway.post("/hooks/ck", &sig, &big).await;
     assert_eq!(
         (answer.status.as_u16(), answer.error_code().as_str()),
         (413, "payload_too_large")
@@ -153,7 +155,7 @@ async fn body_limit_is_enforced_for_declared_and_chunked_bodies() {
 
     // A chunked body that passes the limit mid-stream, over a raw socket.
     let mut request =
-        b"POST /hooks/ck HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"POST /hooks/ck HTTP/1.1\r\nHost: x\r\nX-CloudKeep-Signature-256: sha256=00\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
             .to_vec();
     for _ in 0..4 {
         request.extend_from_slice(b"400\r\n");

@@ -51,6 +51,19 @@ struct Ops {
     dir: PathBuf,
 }
 
+/// The admin token of [`start_ops`]'s listener.
+const ADMIN_TOKEN: &str = "ops-admin-token-0123456789";
+
+/// A state-changing admin call as an operator's tool makes it: bearer token, JSON.
+async fn admin_post(admin: SocketAddr, path: &str, body: &[u8]) -> Answer {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let h = headers(&[
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ]);
+    send(admin, "POST", path, &h, body).await
+}
+
 async fn start_ops(dir: &Path, config: &str) -> Ops {
     std::fs::write(dir.join("hookgate.toml"), config).unwrap();
     let origin = ConfigOrigin::File(dir.join("hookgate.toml"));
@@ -69,6 +82,12 @@ async fn start_ops(dir: &Path, config: &str) -> Ops {
         reloader,
         outbound: None,
         listeners: vec![("gateway", gateway.addr), ("admin", admin)],
+        auth: hookgate::access::AdminAuth {
+            token: Some(hookgate::access::TokenSet::new(&[hookgate::secret::Secret::new(
+                ADMIN_TOKEN,
+            )])),
+            metrics_token: None,
+        },
     })
     .service();
     tokio::spawn(hookgate::server::run(
@@ -108,7 +127,8 @@ async fn metrics_count_every_outcome() {
     assert_eq!(gw.post("/hooks/ck", &h2, &body2).await.status, 401); // bad signature
     let (h3, body3) = cloudkeep("metrics-secret", "evt_m3", 40 * 3600);
     assert_eq!(gw.post("/hooks/ck", &h3, &body3).await.status, 401); // stale
-    assert_eq!(gw.post("/hooks/ck", &[], &[b'x'; 2048]).await.status, 413); // too large
+    let sig_only = headers(&[("X-CloudKeep-Signature-256", "sha256=00")]);
+    assert_eq!(gw.post("/hooks/ck", &sig_only, &[b'x'; 2048]).await.status, 413); // too large
     assert_eq!(gw.post("/nowhere", &[], b"{}").await.status, 404);
 
     let answer = send(ops.admin, "GET", "/metrics", &[], b"").await;
@@ -201,7 +221,7 @@ async fn readiness_reflects_a_down_upstream() {
     )
     .unwrap();
     assert_eq!(
-        send(ops.admin, "POST", "/reload", &[], b"").await.status,
+        admin_post(ops.admin, "/reload", b"").await.status,
         200
     );
     let answer = send(ops.admin, "GET", "/readyz", &[], b"").await;
@@ -229,7 +249,7 @@ async fn admin_reload_rotates_secrets_and_refuses_broken_configs() {
         source_config(&upstream.url(), &["old.secret", "new.secret"]),
     )
     .unwrap();
-    let answer = send(ops.admin, "POST", "/reload", &[], b"").await;
+    let answer = admin_post(ops.admin, "/reload", b"").await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(gw.post("/hooks/ck", &h, &b).await.status, 202);
     let (h, b) = cloudkeep("old-secret", "evt_r2", 0);
@@ -242,7 +262,7 @@ async fn admin_reload_rotates_secrets_and_refuses_broken_configs() {
     )
     .unwrap();
     assert_eq!(
-        send(ops.admin, "POST", "/reload", &[], b"").await.status,
+        admin_post(ops.admin, "/reload", b"").await.status,
         200
     );
     let (h, b) = cloudkeep("old-secret", "evt_r3", 0);
@@ -261,7 +281,7 @@ async fn admin_reload_rotates_secrets_and_refuses_broken_configs() {
         source_config(&upstream.url(), &["missing.secret"]),
     )
     .unwrap();
-    let answer = send(ops.admin, "POST", "/reload", &[], b"").await;
+    let answer = admin_post(ops.admin, "/reload", b"").await;
     assert_eq!(answer.status, 422);
     assert_eq!(answer.error_code(), "reload_refused");
     assert!(
@@ -293,18 +313,11 @@ async fn operator_can_forget_a_key_for_deliberate_redelivery() {
     assert_eq!(ops.gateway.post("/hooks/ck", &h, &b).await.status, 202);
     assert_eq!(ops.gateway.post("/hooks/ck", &h, &b).await.status, 200);
     let forget = br#"{"source":"ck","id":"evt_f1"}"#;
-    let answer = send(ops.admin, "POST", "/dedup/forget", &[], forget).await;
+    let answer = admin_post(ops.admin, "/dedup/forget", forget).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(ops.gateway.post("/hooks/ck", &h, &b).await.status, 202);
     assert_eq!(upstream.count(), 2);
-    let answer = send(
-        ops.admin,
-        "POST",
-        "/dedup/forget",
-        &[],
-        br#"{"source":"nope","id":"x"}"#,
-    )
-    .await;
+    let answer = admin_post(ops.admin, "/dedup/forget", br#"{"source":"nope","id":"x"}"#).await;
     assert_eq!(answer.status, 404);
 }
 
@@ -404,10 +417,12 @@ async fn tls_listener_serves_http1_and_http2() {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(hookgate::server::run_tls(
+    tokio::spawn(hookgate::server::serve(
         listener,
-        Some(acceptor),
-        Default::default(),
+        hookgate::server::Listener {
+            tls: Some(acceptor),
+            ..Default::default()
+        },
         gateway.stack(),
         std::future::pending(),
     ));
@@ -485,10 +500,12 @@ async fn https_upstream_with_a_configured_ca() {
             )
         },
     );
-    tokio::spawn(hookgate::server::run_tls(
+    tokio::spawn(hookgate::server::serve(
         listener,
-        Some(upstream_acceptor),
-        Default::default(),
+        hookgate::server::Listener {
+            tls: Some(upstream_acceptor),
+            ..Default::default()
+        },
         proxy,
         std::future::pending(),
     ));

@@ -33,14 +33,25 @@ pub enum UnavailablePolicy {
     FailOpen,
 }
 
-/// Redis connection settings.
-#[derive(Debug, Clone)]
+/// Redis connection settings. `Debug` shows the URL without its password.
+#[derive(Clone)]
 pub struct RedisSettings {
     pub url: String,
     /// Timeout of every Redis call (and of connecting).
     pub timeout: Duration,
     pub key_prefix: String,
     pub on_unavailable: UnavailablePolicy,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &crate::redact::url(&self.url))
+            .field("timeout", &self.timeout)
+            .field("key_prefix", &self.key_prefix)
+            .field("on_unavailable", &self.on_unavailable)
+            .finish()
+    }
 }
 
 /// After a failed connection attempt, calls fail fast for this long.
@@ -95,7 +106,13 @@ impl RedisStore {
     /// A store for `settings`; no connection is made until the first call.
     pub fn new(settings: RedisSettings) -> Result<Self, String> {
         let client = redis::Client::open(settings.url.as_str())
-            .map_err(|e| format!("`{}` is not a Redis URL: {e}", settings.url))?;
+            .map_err(|e| {
+                format!(
+                    "`{}` is not a Redis URL ({:?})",
+                    crate::redact::url(&settings.url),
+                    e.kind()
+                )
+            })?;
         Ok(RedisStore {
             inner: std::sync::Arc::new(Inner {
                 client,

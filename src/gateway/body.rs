@@ -1,35 +1,147 @@
 //! Body collection: reads the whole body (the signature covers exact bytes) within the source's
-//! size limit and read deadline. A declared `Content-Length` over the limit is refused before
-//! reading; a chunked or lying body is cut off the moment it passes the limit. Either way: 413.
+//! size limit, its read deadline and the gateway-wide budget for bodies not yet verified.
+//! A declared `Content-Length` over the limit is refused before reading (413); a chunked or
+//! lying body is cut off the moment it passes the limit (413). The budget
+//! ([`BodyBudget`], `limits.max_pending_body_bytes`) is taken for the declared length before
+//! the first byte is read, or frame by frame for a chunked body, and given back once the body
+//! is complete (verification follows at once); an upload that does not fit is answered
+//! 503 + `Retry-After`, so memory under an upload flood is bounded by configuration.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
-use super::{BoxFuture, Response};
+use super::{BoxError, BoxFuture, Response};
 use crate::error::Rejection;
+use crate::metrics::Metrics;
 use crate::source::Source;
 
-#[derive(Debug, Clone, Copy)]
-pub struct CollectLayer;
+/// What a sender refused for want of budget is told to wait.
+const BUDGET_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// The bytes all unverified bodies being received may hold together.
+#[derive(Clone, Debug)]
+pub struct BodyBudget {
+    permits: Arc<Semaphore>,
+    total: usize,
+}
+
+impl BodyBudget {
+    pub fn new(total: usize) -> Self {
+        let total = total.clamp(1, Semaphore::MAX_PERMITS);
+        BodyBudget {
+            permits: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// Bytes reserved now.
+    pub fn in_use(&self) -> usize {
+        self.total - self.permits.available_permits()
+    }
+
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let n = u32::try_from(bytes).ok()?;
+        self.permits.clone().try_acquire_many_owned(n).ok()
+    }
+}
+
+/// The budget could not cover the next frame of a body.
+#[derive(Debug, thiserror::Error)]
+#[error("the pending body budget is exhausted")]
+struct BudgetExhausted;
+
+/// A body that holds budget for the bytes it has produced (or was declared to produce).
+struct Budgeted<B> {
+    inner: B,
+    budget: BodyBudget,
+    held: Option<OwnedSemaphorePermit>,
+    /// True when the declared length was reserved up front.
+    prepaid: bool,
+}
+
+impl<B> Body for Budgeted<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let (false, Some(data)) = (self.prepaid, frame.data_ref()) {
+            let Some(permit) = self.budget.reserve(data.len()) else {
+                return Poll::Ready(Some(Err(BudgetExhausted.into())));
+            };
+            match &mut self.held {
+                Some(held) => held.merge(permit),
+                None => self.held = Some(permit),
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[derive(Clone)]
+pub struct CollectLayer {
+    budget: BodyBudget,
+    metrics: Arc<Metrics>,
+}
+
+impl CollectLayer {
+    pub fn new(budget: BodyBudget, metrics: Arc<Metrics>) -> Self {
+        CollectLayer { budget, metrics }
+    }
+}
 
 impl<S> Layer<S> for CollectLayer {
     type Service = Collect<S>;
 
     fn layer(&self, inner: S) -> Collect<S> {
-        Collect { inner }
+        Collect {
+            inner,
+            budget: self.budget.clone(),
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Collect<S> {
     inner: S,
+    budget: BodyBudget,
+    metrics: Arc<Metrics>,
 }
 
 impl<S> Service<http::Request<Incoming>> for Collect<S>
@@ -52,6 +164,8 @@ where
         // The ready clone is used now; the fresh clone waits for the next request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let budget = self.budget.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let source = req
                 .extensions()
@@ -65,15 +179,44 @@ where
                 .get(CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
+            let refuse = |rejection: Rejection| {
+                metrics.refused_before_body(&source.name, rejection.code());
+                Ok(rejection.into_response())
+            };
             if declared.is_some_and(|len| len > limit as u64) {
-                return Ok(Rejection::PayloadTooLarge { limit }.into_response());
+                return refuse(Rejection::PayloadTooLarge { limit });
             }
+            let held = match declared {
+                Some(len) if len > 0 => match budget.reserve(len as usize) {
+                    Some(permit) => Some(permit),
+                    None => {
+                        return refuse(Rejection::BodyBudget {
+                            retry_after: BUDGET_RETRY_AFTER,
+                        })
+                    }
+                },
+                _ => None,
+            };
+            let body = Budgeted {
+                prepaid: declared.is_some(),
+                inner: body,
+                budget,
+                held,
+            };
             let read =
                 tokio::time::timeout(source.body_timeout, Limited::new(body, limit).collect());
+            // The budget is given back as the read ends (the body is dropped by `collect`);
+            // verification runs synchronously in `inner.call` right after.
             let bytes = match read.await {
                 Err(_) => return Ok(Rejection::BodyTimeout.into_response()),
                 Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
                     return Ok(Rejection::PayloadTooLarge { limit }.into_response())
+                }
+                Ok(Err(error)) if error.downcast_ref::<BudgetExhausted>().is_some() => {
+                    return Ok(Rejection::BodyBudget {
+                        retry_after: BUDGET_RETRY_AFTER,
+                    }
+                    .into_response())
                 }
                 Ok(Err(_)) => return Ok(Rejection::BodyRead.into_response()),
                 Ok(Ok(collected)) => collected.to_bytes(),

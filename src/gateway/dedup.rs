@@ -242,7 +242,10 @@ where
                 Err(rejection) => return Ok(rejection.into_response()),
             };
             if let Some(id) = id {
-                req.extensions_mut().insert(EventId(id));
+                req.extensions_mut().insert(EventId {
+                    id,
+                    signed: policy.id_signed,
+                });
             }
             let in_flight_ttl = source.upstream.timeout + CLAIM_MARGIN;
             let mut claims = Claims {

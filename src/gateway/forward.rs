@@ -1,7 +1,9 @@
 //! Forwarding a verified delivery to its source's upstream over a pooled connection: the body
-//! byte for byte, the headers minus hop-by-hop ones and minus any incoming `X-Hookgate-*` (so
-//! the upstream can trust the ones hookgate adds), plus `X-Forwarded-For`, `X-Hookgate-Source`
-//! and `X-Hookgate-Event-Id`. The upstream's status, headers and body go back to the sender, so
+//! byte for byte, the headers minus hop-by-hop ones, minus any incoming `X-Hookgate-*` (so
+//! the upstream can trust the ones hookgate adds) and minus the client's forwarding headers
+//! (unless the peer is a trusted proxy), plus hookgate's `X-Forwarded-For`, `X-Real-IP`,
+//! `X-Hookgate-Source` and `X-Hookgate-Event-Id` (a signed id only). The query string is
+//! dropped unless the source sets `forward_query`. The upstream's status, headers and body go back to the sender, so
 //! its retry logic keeps working. Unreachable upstream: 502; no answer in time: 504.
 
 use std::convert::Infallible;
@@ -17,9 +19,11 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use ipnet::IpNet;
 use tower::Service;
 
 use super::{BoxFuture, EventId, Outcome, PeerAddr, RequestId, Response};
+use crate::access::contains;
 use crate::error::Rejection;
 use crate::metrics::Metrics;
 use crate::source::Source;
@@ -109,21 +113,50 @@ fn strip_own_headers(headers: &mut HeaderMap) {
     }
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, peer: Option<PeerAddr>) {
-    let Some(PeerAddr(peer)) = peer else { return };
-    let previous: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let ip = peer.ip().to_string();
-    let value = if previous.is_empty() {
-        ip
-    } else {
-        format!("{}, {ip}", previous.join(", "))
+/// Headers in which a client or proxy describes where a request came from.
+const FORWARDING: [&str; 6] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-real-ip",
+];
+
+/// Sets the forwarding headers the upstream sees. From a trusted proxy, what the proxy wrote
+/// is kept and the peer is appended to `X-Forwarded-For`; from anyone else, every incoming
+/// forwarding header is dropped and replaced by hookgate's own: `X-Forwarded-For` and
+/// `X-Real-IP` set to the TCP peer.
+fn set_forwarding_headers(headers: &mut HeaderMap, peer: Option<PeerAddr>, trusted: &[IpNet]) {
+    let Some(PeerAddr(peer)) = peer else {
+        for name in FORWARDING {
+            headers.remove(name);
+        }
+        return;
     };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert("x-forwarded-for", value);
+    let ip = peer.ip().to_string();
+    if contains(trusted, peer.ip()) {
+        let previous: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let chain = if previous.is_empty() {
+            ip
+        } else {
+            format!("{}, {ip}", previous.join(", "))
+        };
+        if let Ok(value) = HeaderValue::from_str(&chain) {
+            headers.insert("x-forwarded-for", value);
+        }
+        return;
+    }
+    for name in FORWARDING {
+        headers.remove(name);
+    }
+    if let Ok(value) = HeaderValue::from_str(&ip) {
+        headers.insert("x-forwarded-for", value.clone());
+        headers.insert("x-real-ip", value);
     }
 }
 
@@ -162,7 +195,10 @@ impl Service<http::Request<Bytes>> for Forward {
             let event_id = req.extensions().get::<EventId>().cloned();
             let request_id = req.extensions().get::<RequestId>().cloned();
             let (parts, body) = req.into_parts();
-            let Ok(uri) = source.upstream.uri(parts.uri.query()) else {
+            // The query string is not covered by any signature: dropped unless the source
+            // asks for it.
+            let query = parts.uri.query().filter(|_| source.forward_query);
+            let Ok(uri) = source.upstream.uri(query) else {
                 return Ok(Rejection::UpstreamUnavailable.into_response());
             };
 
@@ -172,10 +208,17 @@ impl Service<http::Request<Bytes>> for Forward {
             headers.remove(header::EXPECT);
             headers.insert(header::HOST, source.upstream.host_header.clone());
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-            append_forwarded_for(&mut headers, peer);
+            set_forwarding_headers(&mut headers, peer, &source.trusted_proxies);
             headers.insert("x-hookgate-source", source.upstream.source_header.clone());
-            if let Some(id) = event_id.and_then(|id| HeaderValue::from_str(&id.0).ok()) {
-                headers.insert("x-hookgate-event-id", id);
+            if let Some(event) = event_id {
+                if let Ok(value) = HeaderValue::from_str(&event.id) {
+                    let name = if event.signed {
+                        "x-hookgate-event-id"
+                    } else {
+                        "x-hookgate-unsigned-event-id"
+                    };
+                    headers.insert(name, value);
+                }
             }
             if let Some(RequestId(id)) = request_id {
                 headers.insert("x-hookgate-request-id", id);

@@ -2,6 +2,7 @@
 //! ([`Gateway::stack`]), served by [`serve`] until a shutdown signal. Each concern is one layer in its own module; a rejection is a `Response`
 //! (never a service error), so every layer's error type is `Infallible`.
 
+mod admit;
 mod body;
 mod dedup;
 mod forward;
@@ -71,9 +72,14 @@ impl Outcome {
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// The verified event id, for the upstream's `X-Hookgate-Event-Id` header.
+/// The delivery's event id, for the upstream: in `X-Hookgate-Event-Id` when the signature
+/// covers it, in `X-Hookgate-Unsigned-Event-Id` when it does not (anyone replaying a captured
+/// body could have rewritten it).
 #[derive(Debug, Clone)]
-pub struct EventId(pub String);
+pub struct EventId {
+    pub id: String,
+    pub signed: bool,
+}
 
 /// The source a response belongs to (for the request log).
 #[derive(Debug, Clone)]
@@ -93,6 +99,7 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     limits: Limits,
     shed: shed::ShedLayer,
+    bodies: body::BodyBudget,
     outstanding: dedup::Outstanding,
 }
 
@@ -115,6 +122,7 @@ impl Gateway {
             metrics,
             limits: config.limits,
             shed: shed::ShedLayer::new(config.limits.max_concurrent_requests),
+            bodies: body::BodyBudget::new(config.limits.max_pending_body_bytes),
             outstanding: dedup::Outstanding::default(),
         }
     }
@@ -143,6 +151,11 @@ impl Gateway {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Bytes of unverified bodies being received now, and their budget.
+    pub fn pending_bodies(&self) -> (usize, usize) {
+        (self.bodies.in_use(), self.bodies.total())
     }
 
     /// The sources currently served.
@@ -177,8 +190,15 @@ impl Gateway {
             // Path → source before anything is read: unknown paths cost nothing and the
             // gateway can never be used as an open proxy.
             .layer(route::RouteLayer::new(self.routes.clone()))
-            // Bounded body read (413 while reading), so verification sees the exact bytes.
-            .layer(body::CollectLayer)
+            // Everything the head can tell, before a byte of body is read: address allowlist,
+            // static token, signature header present. Unauthenticated uploads cost nothing.
+            .layer(admit::AdmitLayer::new(self.metrics.clone()))
+            // Bounded body read (413 while reading) within the shared budget for unverified
+            // bodies (503 past it), so verification sees the exact bytes.
+            .layer(body::CollectLayer::new(
+                self.bodies.clone(),
+                self.metrics.clone(),
+            ))
             // Authenticity first: nothing below trusts an unverified byte.
             .layer(verify::VerifyLayer)
             // Freshness after verification, so a signed timestamp is a trusted one.
@@ -229,8 +249,12 @@ pub async fn serve_tls(
     gateway: Gateway,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let limits = gateway.limits();
-    crate::server::run_tls(listener, tls, limits, gateway.stack(), shutdown).await?;
+    let options = crate::server::Listener {
+        tls,
+        limits: gateway.limits(),
+        metrics: Some(gateway.metrics.clone()),
+    };
+    crate::server::serve(listener, options, gateway.stack(), shutdown).await?;
     let released = gateway.release_unfinished().await;
     if released > 0 {
         tracing::warn!(

@@ -1,7 +1,7 @@
-//! Authentication of each delivery against its source: client address allowlist (403), static
-//! header token (401) and signature (401), in that order, all of them when several are set.
-//! Secrets are compared in constant time; the answer says *what* failed, never the expected
-//! value. The path token is checked earlier, by the route layer.
+//! Signature verification of each delivery over its exact body bytes (401). The checks that
+//! need only the head (address allowlist, static token, signature header present) ran in
+//! [`super::admit`] before the body was read; the path token in the route layer. Secrets are
+//! compared in constant time; the answer says *what* failed, never the expected value.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures_util::future::{ready, Either, Ready};
 use tower::{Layer, Service};
 
+use super::admit::check_head;
 use super::{PeerAddr, Response};
 use crate::error::Rejection;
 use crate::scheme::SignatureError;
@@ -32,19 +33,16 @@ pub struct Verify<S> {
     inner: S,
 }
 
-/// Checks one request against its source's authentication settings.
+/// Checks one request against every authentication setting of its source: the head checks of
+/// [`super::admit`] (which the stack has already run) and the signature over the body.
 pub fn authenticate(source: &Source, req: &http::Request<Bytes>) -> Result<(), Rejection> {
-    if let Some(list) = &source.addresses {
-        let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
-        if !peer.is_some_and(|ip| list.allows(ip, req.headers())) {
-            return Err(Rejection::ForbiddenAddress);
-        }
-    }
-    if let Some(token) = &source.token {
-        if !token.check(req.headers()) {
-            return Err(Rejection::BadToken);
-        }
-    }
+    let peer = req.extensions().get::<PeerAddr>().copied();
+    check_head(source, peer, req.headers())?;
+    verify_signature(source, req)
+}
+
+/// Checks the signature over the exact body bytes, in constant time.
+fn verify_signature(source: &Source, req: &http::Request<Bytes>) -> Result<(), Rejection> {
     if let Some(check) = &source.signature {
         check
             .scheme
@@ -80,7 +78,8 @@ where
             .get::<Arc<Source>>()
             .cloned()
             .expect("the route layer runs first");
-        match authenticate(&source, &req) {
+        // The head checks ran before the body was read (admit layer).
+        match verify_signature(&source, &req) {
             Ok(()) => Either::Right(self.inner.call(req)),
             Err(rejection) => Either::Left(ready(Ok(rejection.into_response()))),
         }

@@ -14,6 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+mod edge;
+
 /// A shared name (source or target) used as a label value without copying.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct Name(pub Arc<str>);
@@ -79,6 +81,7 @@ pub struct Metrics {
     outbound_deliveries: Family<TargetResultLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     config_generation: Gauge,
+    edge: edge::Edge,
 }
 
 impl Default for Metrics {
@@ -159,6 +162,7 @@ impl Default for Metrics {
             config_generation.clone(),
         );
         config_generation.set(1);
+        let edge = edge::Edge::register(&mut registry);
         Metrics {
             registry,
             requests,
@@ -173,6 +177,7 @@ impl Default for Metrics {
             outbound_deliveries,
             reloads,
             config_generation,
+            edge,
         }
     }
 }

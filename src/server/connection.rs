@@ -1,0 +1,200 @@
+//! One connection's lifetime: the deadline from accept to its first complete request head, the
+//! idle deadline between requests (HTTP/1.1 keep-alive and HTTP/2 alike: a connection with no
+//! request in progress is closed once it has been idle that long), and the bookkeeping that
+//! lets both be decided without a timer per request.
+//!
+//! Requests are counted by [`Tracked`], a service wrapper that also adds the peer address; the
+//! watchdog ([`Activity::expired`]) sleeps until the next deadline and re-reads the counters
+//! when it wakes, so a busy connection costs two atomic increments per request and one timer
+//! wake per idle period.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::Request;
+use hyper::body::Incoming;
+use tokio::time::Instant;
+use tower::Service;
+
+use crate::gateway::PeerAddr;
+
+/// Why the server closed a connection on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// No complete request head (TLS handshake and protocol detection included) in time.
+    FirstRequestTimeout,
+    /// No request in progress for the idle timeout.
+    IdleTimeout,
+}
+
+impl CloseReason {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::FirstRequestTimeout => "first_request_timeout",
+            CloseReason::IdleTimeout => "idle_timeout",
+        }
+    }
+}
+
+/// Request counters of one connection, shared by its service and its watchdog.
+#[derive(Debug)]
+pub struct Activity {
+    accepted: Instant,
+    started: AtomicU64,
+    finished: AtomicU64,
+    /// Milliseconds from `accepted` to the end of the last finished request.
+    last_done_ms: AtomicU64,
+}
+
+impl Activity {
+    pub fn new(accepted: Instant) -> Arc<Self> {
+        Arc::new(Activity {
+            accepted,
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            last_done_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// When the first request head must have arrived.
+    pub fn first_request_deadline(&self, first_request_timeout: Duration) -> Instant {
+        self.accepted + first_request_timeout
+    }
+
+    fn begin(&self) {
+        self.started.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn end(&self) {
+        let ms = u64::try_from(self.accepted.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_done_ms.store(ms, Ordering::Release);
+        self.finished.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Resolves when the connection has outlived a deadline: no request head by
+    /// `first_request_timeout` after accept, or no request in progress for `idle_timeout`.
+    pub async fn expired(&self, first_request_timeout: Duration, idle: Duration) -> CloseReason {
+        tokio::time::sleep_until(self.first_request_deadline(first_request_timeout)).await;
+        if self.started.load(Ordering::Acquire) == 0 {
+            return CloseReason::FirstRequestTimeout;
+        }
+        loop {
+            // Finished is read first: a request that starts after this read is in progress.
+            let finished = self.finished.load(Ordering::Acquire);
+            let started = self.started.load(Ordering::Acquire);
+            if started > finished {
+                tokio::time::sleep(idle).await;
+                continue;
+            }
+            let last_done =
+                self.accepted + Duration::from_millis(self.last_done_ms.load(Ordering::Acquire));
+            let deadline = last_done + idle;
+            if Instant::now() >= deadline {
+                return CloseReason::IdleTimeout;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// Adds the connection's peer address to each request and counts requests in progress.
+#[derive(Clone)]
+pub struct Tracked<S> {
+    pub peer: SocketAddr,
+    pub activity: Arc<Activity>,
+    pub inner: S,
+}
+
+impl<S> Service<Request<Incoming>> for Tracked<S>
+where
+    S: Service<Request<Incoming>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = TrackedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(PeerAddr(self.peer));
+        self.activity.begin();
+        TrackedFuture {
+            inner: self.inner.call(req),
+            done: Done(self.activity.clone()),
+        }
+    }
+}
+
+/// Marks the request finished when dropped (answered or cancelled alike).
+struct Done(Arc<Activity>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`Tracked`] request.
+    pub struct TrackedFuture<F> {
+        #[pin]
+        inner: F,
+        done: Done,
+    }
+}
+
+impl<F: Future> Future for TrackedFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_expires_at_the_first_request_deadline() {
+        let activity = Activity::new(Instant::now());
+        let started = Instant::now();
+        let reason = activity
+            .expired(Duration::from_secs(10), Duration::from_secs(60))
+            .await;
+        assert_eq!(reason, CloseReason::FirstRequestTimeout);
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_counts_from_the_end_of_the_last_request_and_never_during_one() {
+        let activity = Activity::new(Instant::now());
+        activity.begin();
+        let watchdog = {
+            let activity = activity.clone();
+            tokio::spawn(async move {
+                let reason = activity
+                    .expired(Duration::from_secs(1), Duration::from_secs(5))
+                    .await;
+                (reason, Instant::now())
+            })
+        };
+        // A request in progress for 30 s keeps the connection open.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(!watchdog.is_finished());
+        activity.end();
+        let ended = Instant::now();
+        let (reason, at) = watchdog.await.unwrap();
+        assert_eq!(reason, CloseReason::IdleTimeout);
+        assert!(at >= ended + Duration::from_secs(5) - Duration::from_millis(1));
+        assert!(at <= ended + Duration::from_secs(6));
+    }
+}

@@ -1,0 +1,294 @@
+//! The accept loop shared by hookgate's listeners: HTTP/1.1 and HTTP/2 on one port (by ALPN
+//! over TLS, by preface in cleartext), optional TLS termination, a cap on open connections,
+//! per-connection deadlines (see [`connection`]), protocol limits, and graceful shutdown (stop
+//! accepting, let open requests finish within a grace period).
+
+mod connection;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tower::Service;
+
+pub use connection::CloseReason;
+use connection::{Activity, Tracked};
+
+use crate::gateway::BoxError;
+use crate::metrics::Metrics;
+
+/// Connection and protocol limits of a listener. Every field is documented with its default
+/// in the README's limits table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Time from accept to a complete first request head: TLS handshake, HTTP/1-vs-HTTP/2
+    /// detection and the head itself. A silent connection is closed when it runs out.
+    pub first_request_timeout: Duration,
+    /// Time to receive a request head once it has begun (HTTP/1.1 slow-loris protection).
+    pub header_read_timeout: Duration,
+    /// A connection with no request in progress for this long is closed (HTTP/1.1 keep-alive
+    /// and HTTP/2 alike). HTTP/2 connections are also pinged at this interval and closed when
+    /// a ping is not acknowledged within `header_read_timeout`.
+    pub idle_timeout: Duration,
+    /// Open connections at most; a connection accepted beyond it is closed at once.
+    pub max_connections: usize,
+    /// Largest request head; larger ones are answered 431.
+    pub max_header_bytes: usize,
+    /// Most headers in one request.
+    pub max_headers: usize,
+    /// Requests in progress at once on the gateway; more are shed with 503.
+    pub max_concurrent_requests: usize,
+    /// Bytes of request bodies being received before their signature is verified, all
+    /// requests together; an upload that would pass it is answered 503 + `Retry-After`.
+    pub max_pending_body_bytes: usize,
+    /// HTTP/2 streams per connection.
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2 streams reset by the client before the server accepted them, per connection,
+    /// before the connection is closed (the "rapid reset" attack, CVE-2023-44487).
+    pub h2_max_pending_accept_reset_streams: usize,
+    /// HTTP/2 streams the server had to reset for protocol errors, per connection, before the
+    /// connection is closed (CVE-2024-27316-style floods).
+    pub h2_max_local_error_reset_streams: usize,
+    /// How long open requests may take to finish after shutdown is requested.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            first_request_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            max_concurrent_requests: 1024,
+            max_pending_body_bytes: 64 * 1024 * 1024,
+            h2_max_concurrent_streams: 128,
+            h2_max_pending_accept_reset_streams: 20,
+            h2_max_local_error_reset_streams: 256,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How a listener serves: TLS or not, its limits, and the metrics it reports to.
+#[derive(Clone, Default)]
+pub struct Listener {
+    pub tls: Option<TlsAcceptor>,
+    pub limits: Limits,
+    /// Connection metrics (open, refused at the cap, closed by a deadline); none for the
+    /// admin and outbound listeners.
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+/// Serves `service` on `listener` (plain HTTP, default limits) until `shutdown` completes.
+pub async fn run<S, B>(
+    listener: TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    serve(listener, Listener::default(), service, shutdown).await
+}
+
+/// Serves `service` on `listener` as `options` says until `shutdown` completes, then stops
+/// accepting and gives open connections `shutdown_grace` to finish.
+pub async fn serve<S, B>(
+    listener: TcpListener,
+    options: Listener,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let Listener {
+        tls,
+        limits,
+        metrics,
+    } = options;
+    let builder = Arc::new(protocol_builder(&limits));
+    let max = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let slots = Arc::new(Semaphore::new(max as usize));
+    if let Some(m) = &metrics {
+        m.connection_cap(max as usize);
+    }
+    let (stop, stopping) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        // Out of descriptors and similar: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    // At the cap: close at once, before any byte is read or any task spawned.
+                    drop(stream);
+                    if let Some(m) = &metrics {
+                        m.connection_refused();
+                    }
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let activity = Activity::new(Instant::now());
+                let service = TowerToHyperService::new(Tracked {
+                    peer,
+                    activity: activity.clone(),
+                    inner: service.clone(),
+                });
+                let mut connection = Connection {
+                    builder: builder.clone(),
+                    limits,
+                    activity,
+                    stopping: stopping.clone(),
+                    metrics: metrics.clone(),
+                };
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    if let Some(m) = &connection.metrics {
+                        m.connection_opened();
+                    }
+                    let reason = match tls {
+                        None => connection.drive(TokioIo::new(stream), service).await,
+                        Some(acceptor) => {
+                            let deadline = connection
+                                .activity
+                                .first_request_deadline(limits.first_request_timeout);
+                            match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => connection.drive(TokioIo::new(stream), service).await,
+                                Ok(Err(error)) => {
+                                    tracing::debug!(%error, "TLS handshake failed");
+                                    None
+                                }
+                                Err(_) => Some(CloseReason::FirstRequestTimeout),
+                            }
+                        }
+                    };
+                    if let Some(m) = &connection.metrics {
+                        m.connection_closed(reason);
+                    }
+                    drop(slot);
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    // Every connection holds a slot until it ends: all slots back means all connections done.
+    let all_closed = slots.acquire_many(max);
+    if tokio::time::timeout(limits.shutdown_grace, all_closed)
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over; closing remaining connections");
+    }
+    Ok(())
+}
+
+/// HTTP/1.1 and HTTP/2 settings from the limits. Every HTTP/2 protection is set explicitly
+/// rather than left to the library's defaults, so the README's table is the truth.
+fn protocol_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_pending_accept_reset_streams(limits.h2_max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(limits.h2_max_local_error_reset_streams)
+        .keep_alive_interval(limits.idle_timeout)
+        .keep_alive_timeout(limits.header_read_timeout);
+    builder
+}
+
+/// What one connection's task needs besides its stream and service.
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limits: Limits,
+    activity: Arc<Activity>,
+    stopping: watch::Receiver<bool>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Connection {
+    /// Serves one connection until it ends, a deadline closes it, or the server stops.
+    /// Returns the deadline that closed it, if one did.
+    async fn drive<I, S, B>(&mut self, io: I, service: S) -> Option<CloseReason>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let connection = self.builder.serve_connection(io, service);
+        tokio::pin!(connection);
+        let expired = self.activity.expired(
+            self.limits.first_request_timeout,
+            self.limits.idle_timeout,
+        );
+        tokio::pin!(expired);
+        let stopping = self.stopping.wait_for(|stop| *stop);
+        tokio::pin!(stopping);
+        let reason = tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                return None;
+            }
+            reason = &mut expired => Some(reason),
+            _ = &mut stopping => None,
+        };
+        if reason == Some(CloseReason::FirstRequestTimeout) {
+            // No request was ever dispatched: nothing to finish, close now.
+            return reason;
+        }
+        // Idle or shutting down: say goodbye (HTTP/2 GOAWAY, HTTP/1.1 close after the
+        // response in progress), and still bound how long a response may keep it open.
+        connection.as_mut().graceful_shutdown();
+        let bound = match reason {
+            Some(_) => self.limits.idle_timeout,
+            None => self.limits.shutdown_grace,
+        };
+        let _ = tokio::time::timeout(bound, connection).await;
+        reason
+    }
+}
