@@ -84,7 +84,8 @@ fn needs(text: &str, what: &str) -> Needs {
     };
     let server = doc.get("server");
     needs.listen = Some(
-        addr(server.and_then(|s| s.get("listen"))).unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap()),
+        addr(server.and_then(|s| s.get("listen")))
+            .unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap()),
     );
     if let Some(tls) = server.and_then(|s| s.get("tls")) {
         for key in ["cert", "key"] {
@@ -257,7 +258,10 @@ fn map_key(text: &str) -> Option<(String, String)> {
     let bytes = text.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
         if b == b':' && (i + 1 == bytes.len() || bytes[i + 1] == b' ') {
-            return Some((text[..i].trim().to_string(), text[i + 1..].trim().to_string()));
+            return Some((
+                text[..i].trim().to_string(),
+                text[i + 1..].trim().to_string(),
+            ));
         }
     }
     None
@@ -284,10 +288,7 @@ fn block_scalar(lines: &[Line], i: &mut usize, parent: usize, header: &str) -> V
         body.pop();
     }
     let text = if header.starts_with('>') {
-        body.iter()
-            .map(|l| l.trim())
-            .collect::<Vec<_>>()
-            .join(" ")
+        body.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ")
     } else {
         body.join("\n")
     };
@@ -432,7 +433,8 @@ fn parse_with(text: &str, env_names: &BTreeSet<String>, files: &BTreeSet<String>
     let doc: toml::Value = toml::from_str(text).unwrap();
     let tls = doc.get("server").and_then(|s| s.get("tls"));
     let (cert_path, key_path) = (
-        tls.and_then(|t| t.get("cert")).and_then(toml::Value::as_str),
+        tls.and_then(|t| t.get("cert"))
+            .and_then(toml::Value::as_str),
         tls.and_then(|t| t.get("key")).and_then(toml::Value::as_str),
     );
     let key = rcgen::KeyPair::generate().unwrap();
@@ -554,7 +556,10 @@ impl K8s {
             } else if volume["configMap"].is_object() {
                 ("configMap", &volume["configMap"]["name"])
             } else {
-                panic!("volume {} is neither a Secret nor a ConfigMap", mount["name"]);
+                panic!(
+                    "volume {} is neither a Secret nor a ConfigMap",
+                    mount["name"]
+                );
             };
             let items = arr(&volume[kind]["items"]);
             assert!(
@@ -565,7 +570,11 @@ impl K8s {
             for item in items {
                 files.insert(
                     format!("{}/{}", s(&mount["mountPath"]), s(&item["path"])),
-                    (kind.to_string(), s(source).to_string(), s(&item["key"]).to_string()),
+                    (
+                        kind.to_string(),
+                        s(source).to_string(),
+                        s(&item["key"]).to_string(),
+                    ),
                 );
             }
         }
@@ -614,7 +623,10 @@ fn kubernetes_sidecar_configmap_is_the_example_configuration() {
     let (kind, name, key) = files
         .get(config)
         .unwrap_or_else(|| panic!("--config {config} is not a mounted file"));
-    assert_eq!((kind.as_str(), key.as_str()), ("configMap", "hookgate.toml"));
+    assert_eq!(
+        (kind.as_str(), key.as_str()),
+        ("configMap", "hookgate.toml")
+    );
     assert_eq!(k8s.kind("ConfigMap")["metadata"]["name"], *name.as_str());
 }
 
@@ -650,7 +662,10 @@ fn kubernetes_sidecar_provides_every_secret_the_configuration_reads() {
     }
     // Every Secret the pod uses is created in the header.
     for (_, source, _) in files.values().filter(|(kind, ..)| kind == "secret") {
-        assert!(created.contains_key(source), "Secret {source} is not created in the header");
+        assert!(
+            created.contains_key(source),
+            "Secret {source} is not created in the header"
+        );
     }
     parse_with(
         &text,
@@ -665,7 +680,9 @@ fn kubernetes_sidecar_ports_probes_scrape_and_network_policy_match_the_configura
     let k8s = K8s::load();
     let needs = needs(&read("config/examples/sidecar.toml"), "sidecar.toml");
     let listen = needs.listen.unwrap().port();
-    let admin = needs.admin.expect("the sidecar needs the admin listener for its probes");
+    let admin = needs
+        .admin
+        .expect("the sidecar needs the admin listener for its probes");
     let container = k8s.hookgate();
     let ports: BTreeSet<u16> = arr(&container["ports"])
         .iter()
@@ -679,7 +696,11 @@ fn kubernetes_sidecar_ports_probes_scrape_and_network_policy_match_the_configura
     for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
         let get = &container[probe]["httpGet"];
         assert_eq!(get["path"], path, "{probe}");
-        assert_eq!(k8s.container_port(&get["port"]), admin.port(), "{probe} port");
+        assert_eq!(
+            k8s.container_port(&get["port"]),
+            admin.port(),
+            "{probe} port"
+        );
     }
     assert!(
         !admin.ip().is_loopback(),
@@ -687,16 +708,25 @@ fn kubernetes_sidecar_ports_probes_scrape_and_network_policy_match_the_configura
     );
     let annotations = &k8s.pod()["metadata"]["annotations"];
     assert_eq!(annotations["prometheus.io/scrape"], "true");
-    assert_eq!(port_of(&annotations["prometheus.io/port"]), Some(admin.port()));
+    assert_eq!(
+        port_of(&annotations["prometheus.io/port"]),
+        Some(admin.port())
+    );
     assert_eq!(annotations["prometheus.io/path"], "/metrics");
     for port in arr(&k8s.kind("Service")["spec"]["ports"]) {
-        assert_eq!(k8s.container_port(&port["targetPort"]), listen, "Service targetPort");
+        assert_eq!(
+            k8s.container_port(&port["targetPort"]),
+            listen,
+            "Service targetPort"
+        );
     }
     // NetworkPolicy: the gateway port from anywhere, the admin port only from monitoring.
     let mut open = BTreeSet::new();
     let mut monitoring = BTreeSet::new();
     for rule in arr(&k8s.kind("NetworkPolicy")["spec"]["ingress"]) {
-        let rule_ports = arr(&rule["ports"]).iter().map(|p| port_of(&p["port"]).unwrap());
+        let rule_ports = arr(&rule["ports"])
+            .iter()
+            .map(|p| port_of(&p["port"]).unwrap());
         if rule["from"].is_null() {
             open.extend(rule_ports);
         } else {
@@ -712,11 +742,23 @@ fn kubernetes_sidecar_ports_probes_scrape_and_network_policy_match_the_configura
         }
     }
     assert_eq!(open, BTreeSet::from([listen]), "ports open to every pod");
-    assert_eq!(monitoring, BTreeSet::from([admin.port()]), "ports open to monitoring");
-    assert!(needs.admin_token, "the admin port is reachable from the pod network: set [admin] token");
+    assert_eq!(
+        monitoring,
+        BTreeSet::from([admin.port()]),
+        "ports open to monitoring"
+    );
+    assert!(
+        needs.admin_token,
+        "the admin port is reachable from the pod network: set [admin] token"
+    );
 }
 
 // ------------------------------------------------------------------ systemd
+
+/// An `install` line: (options, source, destination).
+type Install = (Vec<String>, String, String);
+/// An `install -d` line: (options, folders).
+type InstallDir = (Vec<String>, Vec<String>);
 
 struct Unit {
     entries: Vec<(String, String, String)>,
@@ -759,7 +801,7 @@ impl Unit {
     }
 
     /// `install` lines of the header: (options, source, destination), and `install -d` folders.
-    fn installs(&self) -> (Vec<(Vec<String>, String, String)>, Vec<(Vec<String>, Vec<String>)>) {
+    fn installs(&self) -> (Vec<Install>, Vec<InstallDir>) {
         let mut files = Vec::new();
         let mut dirs = Vec::new();
         for line in &self.header {
@@ -819,13 +861,16 @@ fn systemd_unit_provides_every_secret_standalone_reads() {
     let readable = |options: &[String], what: &str, mode: &str| {
         assert!(
             options.iter().any(|o| o == "-o root"),
-            "{what}: owned by root, so the service cannot change it"
+            "{what}: must be owned by root (-o root), so the service cannot change it"
         );
         assert!(
             options.iter().any(|o| *o == format!("-g {group}")),
-            "{what}: group {group}, so the service (User={user}) can read it"
+            "{what}: must have group {group} (-g {group}), so the service (User={user}) can read it"
         );
-        assert!(options.iter().any(|o| *o == format!("-m {mode}")), "{what}: mode {mode}");
+        assert!(
+            options.iter().any(|o| *o == format!("-m {mode}")),
+            "{what}: must have mode {mode} (-m {mode})"
+        );
     };
     readable(options, config, "0640");
 
@@ -833,7 +878,10 @@ fn systemd_unit_provides_every_secret_standalone_reads() {
     let needs = needs(&text, source);
     check_common(&needs, source);
     // Environment variables: only what Environment= sets (EnvironmentFile= would be unchecked).
-    assert!(unit.all("EnvironmentFile").is_empty(), "list variables with Environment=");
+    assert!(
+        unit.all("EnvironmentFile").is_empty(),
+        "list variables with Environment="
+    );
     let env: BTreeSet<String> = unit
         .all("Environment")
         .iter()
@@ -841,7 +889,10 @@ fn systemd_unit_provides_every_secret_standalone_reads() {
         .map(|kv| kv.trim_matches('"').split('=').next().unwrap().to_string())
         .collect();
     for (name, at) in &needs.env {
-        assert!(env.contains(name), "{source} {at} reads ${name}; the unit does not set it");
+        assert!(
+            env.contains(name),
+            "{source} {at} reads ${name}; the unit does not set it"
+        );
     }
     // Files: installed by the header (readable by the service), or a LoadCredential.
     let credentials: BTreeSet<String> = unit
@@ -852,7 +903,10 @@ fn systemd_unit_provides_every_secret_standalone_reads() {
     let mut provided = BTreeSet::new();
     for (path, at) in &needs.files {
         if let Some(name) = path.strip_prefix("/run/credentials/hookgate.service/") {
-            assert!(credentials.contains(name), "{source} {at} reads credential {name}; no LoadCredential={name}:");
+            assert!(
+                credentials.contains(name),
+                "{source} {at} reads credential {name}; no LoadCredential={name}:"
+            );
         } else {
             let (options, ..) = files
                 .iter()
@@ -875,7 +929,9 @@ fn systemd_unit_provides_every_secret_standalone_reads() {
         }
     }
     if needs.listen.unwrap().port() < 1024 {
-        assert!(unit.one("AmbientCapabilities").contains("CAP_NET_BIND_SERVICE"));
+        assert!(unit
+            .one("AmbientCapabilities")
+            .contains("CAP_NET_BIND_SERVICE"));
     }
     parse_with(&text, &env, &provided, "systemd");
 }
@@ -917,7 +973,10 @@ impl Docker {
                     .collect();
             }
         }
-        assert!(!run.is_empty(), "the Dockerfile's header has a `docker run` example");
+        assert!(
+            !run.is_empty(),
+            "the Dockerfile's header has a `docker run` example"
+        );
         Docker {
             expose,
             cmd_config,
@@ -943,7 +1002,10 @@ impl Docker {
                 let host = host.strip_prefix("$PWD/").unwrap_or_else(|| {
                     panic!("mount a folder of the repository ($PWD/…), not {host}")
                 });
-                assert!(parts.get(2) == Some(&"ro"), "mount the configuration read-only");
+                assert!(
+                    parts.get(2) == Some(&"ro"),
+                    "mount the configuration read-only"
+                );
                 return (format!("{host}/{rest}"), container.to_string());
             }
         }
@@ -955,7 +1017,10 @@ impl Docker {
 fn docker_run_example_mounts_a_configuration_that_exists() {
     let docker = Docker::load();
     for copy in &docker.copies {
-        assert!(root().join(copy).exists(), "COPY {copy}: not in the repository");
+        assert!(
+            root().join(copy).exists(),
+            "COPY {copy}: not in the repository"
+        );
     }
     let (config, _) = docker.config_mount();
     assert!(
@@ -996,7 +1061,10 @@ fn docker_run_example_provides_every_name_and_port_its_configuration_needs() {
         listen.port()
     );
     for (host, port) in &published {
-        assert!(docker.expose.contains(port), "-p {host}:{port}: nothing listens on {port}");
+        assert!(
+            docker.expose.contains(port),
+            "-p {host}:{port}: nothing listens on {port}"
+        );
         if Some(*port) == needs.admin.map(|a| a.port()) {
             assert!(
                 host.starts_with("127.0.0.1:"),
@@ -1010,14 +1078,21 @@ fn docker_run_example_provides_every_name_and_port_its_configuration_needs() {
         .map(|e| e.split('=').next().unwrap().to_string())
         .collect();
     for (name, at) in &needs.env {
-        assert!(env.contains(name), "{config} {at} reads ${name}; the run example has no -e {name}");
+        assert!(
+            env.contains(name),
+            "{config} {at} reads ${name}; the run example has no -e {name}"
+        );
     }
     for (path, at) in &needs.files {
         let inside = path.strip_prefix(&format!("{mount}/")).unwrap_or_else(|| {
             panic!("{config} {at} reads {path}, which no -v mount of the run example provides")
         });
         let host = Path::new(&config).parent().unwrap().join(inside);
-        assert!(root().join(&host).is_file(), "{path} would be {}, which does not exist", host.display());
+        assert!(
+            root().join(&host).is_file(),
+            "{path} would be {}, which does not exist",
+            host.display()
+        );
     }
     parse_with(&text, &env, &BTreeSet::new(), "docker");
 }
@@ -1083,7 +1158,13 @@ fn promql_metrics(expr: &str) -> Vec<(String, Vec<String>)> {
             let mut inner = &tail[end + 1..end + close];
             // label op "value", …; values may hold commas, so step over quoted text.
             while let Some(op) = inner.find(['=', '!']) {
-                labels.push(inner[..op].trim().trim_start_matches(',').trim().to_string());
+                labels.push(
+                    inner[..op]
+                        .trim()
+                        .trim_start_matches(',')
+                        .trim()
+                        .to_string(),
+                );
                 let open = inner.find('"').unwrap();
                 let close = inner[open + 1..].find('"').unwrap() + open + 1;
                 inner = &inner[close + 1..];
@@ -1153,7 +1234,10 @@ fn grafana_dashboard_uses_only_hookgate_metrics() {
                 let datasource = map.get("datasource");
                 if datasource.and_then(|d| d.get("type")) != Some(&Value::from("grafana")) {
                     if let Some(ds) = datasource {
-                        assert_eq!(ds["uid"], "${DS_PROMETHEUS}", "{at}: use the DS_PROMETHEUS input");
+                        assert_eq!(
+                            ds["uid"], "${DS_PROMETHEUS}",
+                            "{at}: use the DS_PROMETHEUS input"
+                        );
                     }
                 }
                 let title = map.get("title").and_then(Value::as_str).unwrap_or(at);
@@ -1192,14 +1276,21 @@ fn prometheus_alerts_use_only_hookgate_metrics_and_explain_themselves() {
     for group in arr(&docs[0]["groups"]) {
         for rule in arr(&group["rules"]) {
             let alert = s(&rule["alert"]);
-            assert!(!alert.is_empty(), "a rule without a name in {}", group["name"]);
+            assert!(
+                !alert.is_empty(),
+                "a rule without a name in {}",
+                group["name"]
+            );
             for key in ["summary", "description"] {
                 assert!(
                     s(&rule["annotations"][key]).len() > 20,
                     "{alert}: annotations.{key} should say what it means and what to do"
                 );
             }
-            assert!(!s(&rule["labels"]["severity"]).is_empty(), "{alert}: severity");
+            assert!(
+                !s(&rule["labels"]["severity"]).is_empty(),
+                "{alert}: severity"
+            );
             exprs.push((alert.to_string(), s(&rule["expr"]).to_string()));
         }
     }
@@ -1212,9 +1303,14 @@ fn prometheus_alerts_use_only_hookgate_metrics_and_explain_themselves() {
 #[test]
 fn promql_scanner_finds_names_and_labels() {
     assert_eq!(
-        promql_metrics(r#"sum by (a) (rate(hookgate_x_total{class="5xx", s=~"a,b"}[5m])) / hookgate_y"#),
+        promql_metrics(
+            r#"sum by (a) (rate(hookgate_x_total{class="5xx", s=~"a,b"}[5m])) / hookgate_y"#
+        ),
         vec![
-            ("hookgate_x_total".to_string(), vec!["class".to_string(), "s".to_string()]),
+            (
+                "hookgate_x_total".to_string(),
+                vec!["class".to_string(), "s".to_string()]
+            ),
             ("hookgate_y".to_string(), vec![]),
         ]
     );
