@@ -465,12 +465,21 @@ fn run_check(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = origin.load()?;
     println!("configuration {} is valid", origin.describe());
     println!("listen {}", config.listen);
+    if let Some(admin) = &config.admin {
+        println!(
+            "admin {} (changes: {}; reads: {})",
+            admin.listen,
+            if admin.auth.token.is_some() { "bearer token" } else { "off, no admin.token" },
+            if admin.auth.metrics_token.is_some() { "bearer token" } else { "open" }
+        );
+    }
     match &config.dedup_backend {
         config::DedupBackend::Memory { capacity } => {
             println!("dedup: in memory, up to {capacity} keys")
         }
         config::DedupBackend::Redis(redis) => println!(
-            "dedup: redis (prefix `{}`, timeout {}, {:?} when unavailable)",
+            "dedup: redis at {} (prefix `{}`, timeout {}, {:?} when unavailable)",
+            hookgate::redact::url(&redis.url),
             redis.key_prefix,
             humantime::format_duration(redis.timeout),
             redis.on_unavailable

@@ -147,8 +147,12 @@ mod tests {
         secret: SecretRef,
     }
 
+    /// The error message as the configuration reports it (without toml's source excerpt).
     fn parse_error(text: &str) -> String {
-        toml::from_str::<Holder>(text).unwrap_err().to_string()
+        toml::from_str::<Holder>(text)
+            .unwrap_err()
+            .message()
+            .to_string()
     }
 
     #[test]

@@ -123,6 +123,9 @@ async fn forwarded_request_has_clean_trustworthy_headers() {
         ("X-Hookgate-Source", "spoofed"),
         ("X-Hookgate-Event-Id", "spoofed"),
         ("X-Forwarded-For", "198.51.100.1"),
+        ("Forwarded", "for=198.51.100.1;host=evil.example"),
+        ("X-Real-IP", "198.51.100.1"),
+        ("X-Forwarded-Host", "evil.example"),
         ("Connection", "x-drop-me"),
         ("X-Drop-Me", "1"),
         ("X-Custom", "kept"),
@@ -130,10 +133,15 @@ async fn forwarded_request_has_clean_trustworthy_headers() {
     let answer = gateway.post("/hooks/ck?delivery=9", &h, &body).await;
     assert_eq!(answer.status, 202);
     let got = &upstream.received()[0];
-    assert_eq!(got.path_and_query, "/in?fixed=1&delivery=9");
+    // The query string is not signed: dropped (forward_query is off).
+    assert_eq!(got.path_and_query, "/in?fixed=1");
     assert_eq!(got.headers["x-hookgate-source"], "ck");
     assert_eq!(got.headers["x-hookgate-event-id"], "evt_headers");
-    assert_eq!(got.headers["x-forwarded-for"], "198.51.100.1, 127.0.0.1");
+    // The client's forwarding headers are replaced by hookgate's own.
+    assert_eq!(got.headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(got.headers["x-real-ip"], "127.0.0.1");
+    assert!(got.headers.get("forwarded").is_none());
+    assert!(got.headers.get("x-forwarded-host").is_none());
     assert_eq!(got.headers["x-custom"], "kept");
     assert!(got.headers.get("x-drop-me").is_none());
     assert_eq!(got.headers["host"], upstream.addr.to_string());

@@ -5,15 +5,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::ops::*;
 use common::*;
-use hookgate::admin::Admin;
-use hookgate::reload::{ConfigOrigin, Reloader};
 use hookgate::tls::TlsReloader;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -45,71 +43,6 @@ fn cloudkeep(secret: &str, id: &str, age_secs: i64) -> (Vec<(String, String)>, V
 }
 
 /// A gateway and its admin listener, in-process, on a configuration file in `dir`.
-struct Ops {
-    gateway: TestGateway,
-    admin: SocketAddr,
-    dir: PathBuf,
-}
-
-/// The admin token of [`start_ops`]'s listener.
-const ADMIN_TOKEN: &str = "ops-admin-token-0123456789";
-
-/// A state-changing admin call as an operator's tool makes it: bearer token, JSON.
-async fn admin_post(admin: SocketAddr, path: &str, body: &[u8]) -> Answer {
-    let auth = format!("Bearer {ADMIN_TOKEN}");
-    let h = headers(&[
-        ("Authorization", auth.as_str()),
-        ("Content-Type", "application/json"),
-    ]);
-    send(admin, "POST", path, &h, body).await
-}
-
-async fn start_ops(dir: &Path, config: &str) -> Ops {
-    std::fs::write(dir.join("hookgate.toml"), config).unwrap();
-    let origin = ConfigOrigin::File(dir.join("hookgate.toml"));
-    let loaded = origin.load().unwrap();
-    let gateway = TestGateway::from_config(&loaded).await;
-    let reloader = Arc::new(Reloader::new(
-        origin,
-        gateway.gateway.clone(),
-        &loaded,
-        None,
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = listener.local_addr().unwrap();
-    let service = Arc::new(Admin {
-        gateway: gateway.gateway.clone(),
-        reloader,
-        outbound: None,
-        listeners: vec![("gateway", gateway.addr), ("admin", admin)],
-        auth: hookgate::access::AdminAuth {
-            token: Some(hookgate::access::TokenSet::new(&[hookgate::secret::Secret::new(
-                ADMIN_TOKEN,
-            )])),
-            metrics_token: None,
-        },
-    })
-    .service();
-    tokio::spawn(hookgate::server::run(
-        listener,
-        service,
-        std::future::pending(),
-    ));
-    Ops {
-        gateway,
-        admin,
-        dir: dir.to_path_buf(),
-    }
-}
-
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn metrics_count_every_outcome() {
     let dir = temp_dir("ops-metrics");

@@ -4,6 +4,8 @@
 //! document them (not the crate's signer).
 #![allow(dead_code)]
 
+pub mod ops;
+
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
@@ -456,6 +458,11 @@ impl Server {
         }
     }
 
+    /// The process id (to read its memory figures from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for a log line containing `needle` and returns it.
     pub fn wait_for(&mut self, needle: &str) -> String {
         loop {
@@ -600,6 +607,31 @@ impl TestPki {
         std::fs::write(&pki.cert, leaf.pem()).unwrap();
         std::fs::write(&pki.key, leaf_key.serialize_pem()).unwrap();
         pki
+    }
+}
+
+// ---------------------------------------------------------------- metrics and waiting
+
+/// The value of the first series in a Prometheus text exposition that starts with `series`
+/// (0 when absent).
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits until `condition` holds, checking every few milliseconds, for at most `limit`;
+/// panics with `what` when it never does.
+pub async fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -1,0 +1,82 @@
+//! The operator's side of an in-process gateway: its admin listener on 127.0.0.1:0 with a
+//! chosen [`AdminAuth`], and the calls an operator's tool makes to it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hookgate::access::{AdminAuth, TokenSet};
+use hookgate::admin::Admin;
+use hookgate::reload::{ConfigOrigin, Reloader};
+use hookgate::secret::Secret;
+
+use super::{headers, send, Answer, TestGateway};
+
+/// A gateway with its admin listener.
+pub struct Ops {
+    pub gateway: TestGateway,
+    pub admin: SocketAddr,
+    pub dir: PathBuf,
+}
+
+/// The admin token of [`start_ops`]'s listener.
+pub const ADMIN_TOKEN: &str = "ops-admin-token-0123456789";
+
+/// A token set holding one token.
+pub fn token(value: &str) -> Option<TokenSet> {
+    Some(TokenSet::new(&[Secret::new(value)]))
+}
+
+/// A state-changing admin call as an operator's tool makes it: bearer token, JSON.
+pub async fn admin_post(admin: SocketAddr, path: &str, body: &[u8]) -> Answer {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let h = headers(&[
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ]);
+    send(admin, "POST", path, &h, body).await
+}
+
+/// Writes `config` to `dir/hookgate.toml`, starts the gateway on it and an admin listener
+/// whose state-changing calls take [`ADMIN_TOKEN`].
+pub async fn start_ops(dir: &Path, config: &str) -> Ops {
+    let auth = AdminAuth {
+        token: token(ADMIN_TOKEN),
+        metrics_token: None,
+    };
+    start_ops_with(dir, config, auth).await
+}
+
+/// [`start_ops`] with the given admin authentication.
+pub async fn start_ops_with(dir: &Path, config: &str, auth: AdminAuth) -> Ops {
+    std::fs::write(dir.join("hookgate.toml"), config).unwrap();
+    let origin = ConfigOrigin::File(dir.join("hookgate.toml"));
+    let loaded = origin.load().unwrap();
+    let gateway = TestGateway::from_config(&loaded).await;
+    let reloader = Arc::new(Reloader::new(
+        origin,
+        gateway.gateway.clone(),
+        &loaded,
+        None,
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = listener.local_addr().unwrap();
+    let service = Arc::new(Admin {
+        gateway: gateway.gateway.clone(),
+        reloader,
+        outbound: None,
+        listeners: vec![("gateway", gateway.addr), ("admin", admin)],
+        auth,
+    })
+    .service();
+    tokio::spawn(hookgate::server::run(
+        listener,
+        service,
+        std::future::pending(),
+    ));
+    Ops {
+        gateway,
+        admin,
+        dir: dir.to_path_buf(),
+    }
+}
