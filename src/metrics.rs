@@ -79,6 +79,7 @@ pub struct Metrics {
     outbound_deliveries: Family<TargetResultLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     config_generation: Gauge,
+    dedup_promote_deferred: Family<SourceLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -159,6 +160,12 @@ impl Default for Metrics {
             config_generation.clone(),
         );
         config_generation.set(1);
+        let dedup_promote_deferred = Family::default();
+        registry.register(
+            "dedup_promote_deferred",
+            "Delivered events the dedup store refused to mark delivered; kept as delivered in process and retried",
+            dedup_promote_deferred.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -173,6 +180,7 @@ impl Default for Metrics {
             outbound_deliveries,
             reloads,
             config_generation,
+            dedup_promote_deferred,
         }
     }
 }
@@ -268,6 +276,15 @@ impl Metrics {
         if early_evictions > seen {
             self.dedup_early_evictions.inc_by(early_evictions - seen);
         }
+    }
+
+    /// A delivered event whose promote the dedup store refused (kept delivered in process).
+    pub fn dedup_promote_deferred(&self, source: &Arc<str>) {
+        self.dedup_promote_deferred
+            .get_or_create(&SourceLabels {
+                source: Name(source.clone()),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition.
