@@ -1148,8 +1148,8 @@ secrets = [{ env = "S" }]
             Duration::from_secs(18 * 3600)
         );
         assert!(source.dedup.as_ref().unwrap().id_signed);
-        let text =
-            MINIMAL.to_string() + "freshness = { window = \"20h\" }\ndedup = { ttl = \"20h 5m\" }\n";
+        let text = MINIMAL.to_string()
+            + "freshness = { window = \"20h\" }\ndedup = { ttl = \"20h 5m\" }\n";
         let config = parse_ok(&text);
         assert_eq!(
             config.sources[0].freshness.as_ref().unwrap().window,

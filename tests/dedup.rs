@@ -149,7 +149,11 @@ async fn fifty_concurrent_copies_are_forwarded_once() {
     }
     let duplicates = statuses
         .iter()
-        .filter(|a| a.headers.get("x-hookgate-duplicate").is_some_and(|v| v == "delivered"))
+        .filter(|a| {
+            a.headers
+                .get("x-hookgate-duplicate")
+                .is_some_and(|v| v == "delivered")
+        })
         .count();
     assert_eq!(duplicates, 49);
     gateway.shutdown().await;
@@ -252,7 +256,10 @@ async fn shutdown_releases_the_claims_of_requests_that_did_not_finish() {
 
 /// A CloudKeep delivery of event `id` stamped `stamp` (unix seconds).
 fn cloudkeep_at(id: &str, stamp: i64) -> (Vec<(String, String)>, Vec<u8>) {
-    let body = format!(r#"{{"id":"{id}","event":"secret.updated","timestamp":"{}"}}"#, iso(stamp));
+    let body = format!(
+        r#"{{"id":"{id}","event":"secret.updated","timestamp":"{}"}}"#,
+        iso(stamp)
+    );
     let sig = format!("sha256={}", hex_sig(SECRET, body.as_bytes()));
     (
         headers(&[("X-CloudKeep-Signature-256", &sig)]),
@@ -330,7 +337,9 @@ dedup = { ttl = "18h" }
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("source[ck].dedup.ttl"), "{stderr}");
     assert!(
-        stderr.contains("18h is shorter than freshness.window 18h + freshness.future_skew 5m = 18h 5m"),
+        stderr.contains(
+            "18h is shorter than freshness.window 18h + freshness.future_skew 5m = 18h 5m"
+        ),
         "{stderr}"
     );
     // The same for an unsigned timestamp (VaaS), and the preset default passes.
@@ -345,7 +354,11 @@ dedup = { ttl = "18h" }
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("= 1day 1h 5m"));
-    std::fs::write(dir.join("gw.toml"), config.replace("dedup = { ttl = \"18h\" }\n", "")).unwrap();
+    std::fs::write(
+        dir.join("gw.toml"),
+        config.replace("dedup = { ttl = \"18h\" }\n", ""),
+    )
+    .unwrap();
     let out = hookgate()
         .current_dir(&dir)
         .args(["check-config", "gw.toml"])

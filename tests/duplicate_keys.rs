@@ -42,23 +42,57 @@ async fn a_field_the_gateway_reads_given_twice_is_refused_for_every_preset() {
     let zoneless = iso_zoneless(now);
     let cases: Vec<(&str, String)> = vec![
         // Event ids (required or with a digest fallback: refused either way).
-        ("cloudkeep", format!(r#"{{"id":"a","id":"b","timestamp":"{fresh}"}}"#)),
-        ("policycortex", format!(r#"{{"id":"a","created":"{fresh}","id":"b"}}"#)),
-        ("corgea", format!(r#"{{"event_id":"a","event_id":"b","timestamp":"{fresh}"}}"#)),
-        ("stripe", r#"{"id":"evt_1","type":"x","id":"evt_2"}"#.to_string()),
-        ("slack", r#"{"event_id":"Ev1","event_id":"Ev2","type":"event_callback"}"#.into()),
+        (
+            "cloudkeep",
+            format!(r#"{{"id":"a","id":"b","timestamp":"{fresh}"}}"#),
+        ),
+        (
+            "policycortex",
+            format!(r#"{{"id":"a","created":"{fresh}","id":"b"}}"#),
+        ),
+        (
+            "corgea",
+            format!(r#"{{"event_id":"a","event_id":"b","timestamp":"{fresh}"}}"#),
+        ),
+        (
+            "stripe",
+            r#"{"id":"evt_1","type":"x","id":"evt_2"}"#.to_string(),
+        ),
+        (
+            "slack",
+            r#"{"event_id":"Ev1","event_id":"Ev2","type":"event_callback"}"#.into(),
+        ),
         // Timestamps, required ...
-        ("cloudkeep", format!(r#"{{"id":"t1","timestamp":"{fresh}","timestamp":"{fresh}"}}"#)),
-        ("policycortex", format!(r#"{{"id":"t2","created":"{stale}","created":"{fresh}"}}"#)),
+        (
+            "cloudkeep",
+            format!(r#"{{"id":"t1","timestamp":"{fresh}","timestamp":"{fresh}"}}"#),
+        ),
+        (
+            "policycortex",
+            format!(r#"{{"id":"t2","created":"{stale}","created":"{fresh}"}}"#),
+        ),
         // ... and optional: Corgea's, both copies stale, was forwarded as "no timestamp".
-        ("corgea", format!(r#"{{"event_id":"t3","timestamp":"{stale}","timestamp":"{stale}"}}"#)),
-        ("certifyclouds", format!(r#"{{"title":"x","timestamp":"{zoneless}","timestamp":"{zoneless}"}}"#)),
+        (
+            "corgea",
+            format!(r#"{{"event_id":"t3","timestamp":"{stale}","timestamp":"{stale}"}}"#),
+        ),
+        (
+            "certifyclouds",
+            format!(r#"{{"title":"x","timestamp":"{zoneless}","timestamp":"{zoneless}"}}"#),
+        ),
         // A nested configured path (CertifyClouds' Teams cards) with a duplicated parent.
-        ("certifyclouds", format!(r#"{{"attachments":[{{"ts":{now}}}],"attachments":[{{"ts":{now}}}]}}"#)),
+        (
+            "certifyclouds",
+            format!(r#"{{"attachments":[{{"ts":{now}}}],"attachments":[{{"ts":{now}}}]}}"#),
+        ),
     ];
     for (preset, body) in &cases {
         let answer = gateway
-            .post(&format!("/hooks/{preset}"), &signed(preset, body, now), body.as_bytes())
+            .post(
+                &format!("/hooks/{preset}"),
+                &signed(preset, body, now),
+                body.as_bytes(),
+            )
             .await;
         assert_eq!(
             (answer.status.as_u16(), answer.error_code().as_str()),
@@ -66,14 +100,26 @@ async fn a_field_the_gateway_reads_given_twice_is_refused_for_every_preset() {
             "{preset}: {body} → {}",
             answer.text()
         );
-        assert!(answer.text().contains("appears more than once"), "{}", answer.text());
+        assert!(
+            answer.text().contains("appears more than once"),
+            "{}",
+            answer.text()
+        );
     }
-    assert_eq!(upstream.count(), 0, "nothing ambiguous reached the upstream");
+    assert_eq!(
+        upstream.count(),
+        0,
+        "nothing ambiguous reached the upstream"
+    );
 
     // The same bodies without the repeat are accepted (the refusal is about the repeat).
     let single = format!(r#"{{"id":"ok","timestamp":"{fresh}"}}"#);
     let answer = gateway
-        .post("/hooks/cloudkeep", &signed("cloudkeep", &single, now), single.as_bytes())
+        .post(
+            "/hooks/cloudkeep",
+            &signed("cloudkeep", &single, now),
+            single.as_bytes(),
+        )
         .await;
     assert_eq!(answer.status, 202, "{}", answer.text());
     gateway.shutdown().await;
@@ -100,7 +146,11 @@ freshness = { enabled = false }
     let gateway = TestGateway::start(config, &upstream, &[("WH", &unpadded)]).await;
     // The Standard Webhooks specification's example message, signed with this key:
     // v1,base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")).
-    let (id, ts, body) = ("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", r#"{"test": 2432232314}"#);
+    let (id, ts, body) = (
+        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        "1614265330",
+        r#"{"test": 2432232314}"#,
+    );
     let sig = b64(&hmac_sha256(key, format!("{id}.{ts}.{body}").as_bytes()));
     let h = headers(&[
         ("webhook-id", id),

@@ -78,18 +78,31 @@ async fn a_retry_during_a_slow_delivery_is_answered_200_duplicate_once_the_first
 #[tokio::test]
 async fn a_retry_during_a_slow_delivery_is_forwarded_once_the_first_fails() {
     let upstream = Upstream::start().await;
-    upstream.script([Reply::delayed(500, Duration::from_secs(3)), Reply::status(200)]);
+    upstream.script([
+        Reply::delayed(500, Duration::from_secs(3)),
+        Reply::status(200),
+    ]);
     let gateway = TestGateway::start(&config(""), &upstream, &[]).await;
     let (first, retry) = first_and_retry_one_second_later(&gateway, &upstream, "fails").await;
-    assert_eq!(first.status, 500, "the upstream's failure goes back to the sender");
+    assert_eq!(
+        first.status, 500,
+        "the upstream's failure goes back to the sender"
+    );
     assert_eq!(retry.status, 200, "{}", retry.text());
     assert!(
         !retry.headers.contains_key("x-hookgate-duplicate"),
         "the retry claimed the released key and was forwarded"
     );
     let statuses: Vec<_> = [&first, &retry].iter().map(|a| a.status.as_u16()).collect();
-    assert!(statuses.iter().all(|s| !(400..500).contains(s)), "{statuses:?}");
-    assert_eq!(upstream.count(), 2, "one failed attempt, then exactly one 2xx");
+    assert!(
+        statuses.iter().all(|s| !(400..500).contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        upstream.count(),
+        2,
+        "one failed attempt, then exactly one 2xx"
+    );
     gateway.shutdown().await;
 }
 
@@ -97,8 +110,12 @@ async fn a_retry_during_a_slow_delivery_is_forwarded_once_the_first_fails() {
 async fn a_copy_still_pending_after_inflight_wait_gets_503_with_retry_after() {
     let upstream = Upstream::start().await;
     upstream.script([Reply::delayed(200, Duration::from_secs(2))]);
-    let gateway =
-        TestGateway::start(&config("dedup = { inflight_wait = \"300ms\" }"), &upstream, &[]).await;
+    let gateway = TestGateway::start(
+        &config("dedup = { inflight_wait = \"300ms\" }"),
+        &upstream,
+        &[],
+    )
+    .await;
     let (h, body) = alert("pending");
     let addr = gateway.addr;
     let (h1, b1) = (h.clone(), body.clone());

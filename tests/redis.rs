@@ -296,7 +296,10 @@ async fn a_retry_on_another_replica_waits_for_the_first_and_is_a_duplicate() {
 async fn a_retry_on_another_replica_is_forwarded_once_the_first_fails() {
     let redis = RedisServer::start();
     let upstream = Upstream::start().await;
-    upstream.script([Reply::delayed(502, Duration::from_secs(3)), Reply::status(200)]);
+    upstream.script([
+        Reply::delayed(502, Duration::from_secs(3)),
+        Reply::status(200),
+    ]);
     let text = certifyclouds(&redis.url());
     let a = TestGateway::start(&text, &upstream, &[]).await;
     let b = TestGateway::start(&text, &upstream, &[]).await;
@@ -304,7 +307,11 @@ async fn a_retry_on_another_replica_is_forwarded_once_the_first_fails() {
     assert_eq!(first.status, 502);
     assert_eq!(retry.status, 200, "{}", retry.text());
     assert!(!retry.headers.contains_key("x-hookgate-duplicate"));
-    assert_eq!(upstream.count(), 2, "one failed attempt, then exactly one 2xx");
+    assert_eq!(
+        upstream.count(),
+        2,
+        "one failed attempt, then exactly one 2xx"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,7 +336,11 @@ async fn a_promote_redis_refuses_after_a_2xx_still_answers_the_replay_as_a_dupli
         .query_async(&mut admin)
         .await
         .unwrap();
-    assert_eq!(first.await.unwrap().status, 200, "the sender gets the upstream's answer");
+    assert_eq!(
+        first.await.unwrap().status,
+        200,
+        "the sender gets the upstream's answer"
+    );
     let replay = gateway.post("/hooks/ck", &h, &body).await;
     assert_eq!(replay.status, 200, "{}", replay.text());
     assert_eq!(replay.headers["x-hookgate-duplicate"], "delivered");

@@ -291,7 +291,12 @@ impl RedisStore {
         }
     }
 
-    async fn promote(&self, key: DedupKey, token: ClaimToken, ttl: Duration) -> Result<(), StoreError> {
+    async fn promote(
+        &self,
+        key: DedupKey,
+        token: ClaimToken,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         let args = [self.claim_value(token), millis(ttl), self.channel()];
         self.run(&self.inner.complete, self.key(&key), &args)
             .await
