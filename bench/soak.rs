@@ -65,13 +65,15 @@ async fn fault_upstream(ledger: Arc<Ledger>, slow: bool) -> std::net::SocketAddr
                 .to_string();
             let _ = req.into_body().collect().await;
             let roll = fastrand::f64();
+            // The slow phase's 5xx share comes after its slow share.
+            let fail_below = FAIL_5XX + if slow { SLOW } else { 0.0 };
             let status = if slow && roll < SLOW {
                 // Slower than the sender's timeout, but processed.
                 ledger.slow.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(1500)).await;
                 *ledger.processed.lock().unwrap().entry(id).or_default() += 1;
                 200
-            } else if roll < FAIL_5XX {
+            } else if roll < fail_below {
                 ledger.injected_5xx.fetch_add(1, Ordering::Relaxed);
                 500
             } else if !slow && roll < FAIL_5XX + FAIL_TIMEOUT {
