@@ -28,7 +28,10 @@ use crate::sender::retry::RetryPolicy;
 use crate::sender::Signer;
 use crate::server::Limits;
 pub use crate::source::MissingId;
-use crate::source::{DedupPolicy, Freshness, SignatureCheck, Source, Upstream};
+use crate::source::{
+    check_replay_cover, DedupPolicy, Freshness, SignatureCheck, Source, Upstream,
+    DEFAULT_INFLIGHT_WAIT, MAX_INFLIGHT_WAIT,
+};
 use crate::timestamp::TimeFormat;
 use crate::tls::{upstream_client_config, TlsFiles, TlsReloader};
 
@@ -331,6 +334,8 @@ pub struct DedupSpec {
     pub id: Option<String>,
     pub on_missing: Option<MissingId>,
     pub ttl: Option<Dur>,
+    /// How long a duplicate waits for an in-flight copy's outcome (then 503).
+    pub inflight_wait: Option<Dur>,
 }
 
 impl DedupSpec {
@@ -340,6 +345,7 @@ impl DedupSpec {
             id: self.id.or(base.id),
             on_missing: self.on_missing.or(base.on_missing),
             ttl: self.ttl.or(base.ttl),
+            inflight_wait: self.inflight_wait.or(base.inflight_wait),
         }
     }
 }
@@ -917,16 +923,26 @@ fn resolve_source(
         );
     }
 
-    let upstream_timeout = spec
-        .upstream_timeout
-        .map_or(defaults.upstream_timeout, |d| d.0);
+    // The source's own value, else its preset's (under the sender's timeout), else [server]'s.
+    let upstream_timeout = spec.upstream_timeout.map(|d| d.0).unwrap_or_else(|| {
+        preset
+            .as_ref()
+            .map_or(defaults.upstream_timeout, |p| p.upstream_timeout())
+    });
+    let timeout_reason = match (&spec.upstream_timeout, &preset) {
+        (None, Some(p)) => Some(p.timeout_reason),
+        _ => None,
+    };
     let upstream = parse_upstream(&spec.upstream, &spec.name, upstream_timeout)
         .or_else(|m| err(&format!("{at}.upstream"), m))?;
 
     let (preset_fresh, preset_dedup, window_reason, preset_name) = match &preset {
         Some(p) => (
             p.freshness.clone(),
-            p.dedup.clone(),
+            DedupSpec {
+                inflight_wait: Some(Dur(p.inflight_wait())),
+                ..p.dedup.clone()
+            },
             Some(p.window_reason),
             Some(p.name),
         ),
@@ -951,6 +967,7 @@ fn resolve_source(
         max_body: spec.max_body_bytes.unwrap_or(defaults.max_body),
         body_timeout: defaults.body_timeout,
         window_reason,
+        timeout_reason,
         secret_origins,
     };
     if source.max_body == 0 {
@@ -959,18 +976,8 @@ fn resolve_source(
     source.freshness =
         build_freshness(&fresh_spec, &source).or_else(|m| err(&format!("{at}.freshness"), m))?;
     source.dedup = build_dedup(&dedup_spec, &source).or_else(|m| err(&format!("{at}.dedup"), m))?;
-    if let (Some(f), Some(d)) = (&source.freshness, &source.dedup) {
-        if d.ttl < f.window {
-            return err(
-                &format!("{at}.dedup.ttl"),
-                format!(
-                    "{} is shorter than freshness.window {}: a replay inside the window would pass",
-                    Dur(d.ttl),
-                    Dur(f.window)
-                ),
-            );
-        }
-    }
+    check_replay_cover(source.freshness.as_ref(), source.dedup.as_ref())
+        .or_else(|m| err(&format!("{at}.dedup.ttl"), m))?;
     if source.freshness.is_none() && source.dedup.is_none() {
         warnings.push(format!(
             "{at}: neither freshness nor dedup is on: replays are not stopped"
@@ -1096,10 +1103,18 @@ fn build_dedup(spec: &DedupSpec, source: &Source) -> Result<Option<DedupPolicy>,
     let default_ttl = source
         .freshness
         .as_ref()
-        .map_or(Duration::from_secs(24 * 3600), |f| f.window);
+        .map_or(Duration::from_secs(24 * 3600), DedupPolicy::required_ttl);
     let ttl = spec.ttl.map_or(default_ttl, |d| d.0);
     if ttl.is_zero() || ttl > MAX_WINDOW {
         return Err(format!("ttl {} must be between 1s and 30 days", Dur(ttl)));
+    }
+    let inflight_wait = spec.inflight_wait.map_or(DEFAULT_INFLIGHT_WAIT, |d| d.0);
+    if inflight_wait > MAX_INFLIGHT_WAIT {
+        return Err(format!(
+            "inflight_wait {} must be at most {}",
+            Dur(inflight_wait),
+            Dur(MAX_INFLIGHT_WAIT)
+        ));
     }
     let id_signed = id.as_ref().is_some_and(|s| source.id_signed(s));
     let scope: [u8; 32] = Sha256::digest(source.name.as_bytes()).into();
@@ -1108,6 +1123,7 @@ fn build_dedup(spec: &DedupSpec, source: &Source) -> Result<Option<DedupPolicy>,
         id_signed,
         on_missing: spec.on_missing.unwrap_or(MissingId::Digest),
         ttl,
+        inflight_wait,
         scope: scope[..16].try_into().expect("16 bytes"),
     }))
 }
@@ -1232,8 +1248,8 @@ secrets = [{ env = "S" }]
             Duration::from_secs(18 * 3600)
         );
         assert!(source.dedup.as_ref().unwrap().id_signed);
-        let text =
-            MINIMAL.to_string() + "freshness = { window = \"20h\" }\ndedup = { ttl = \"20h\" }\n";
+        let text = MINIMAL.to_string()
+            + "freshness = { window = \"20h\" }\ndedup = { ttl = \"20h 5m\" }\n";
         let config = parse_ok(&text);
         assert_eq!(
             config.sources[0].freshness.as_ref().unwrap().window,

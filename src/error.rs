@@ -43,7 +43,7 @@ pub enum Rejection {
     MissingEventId,
     #[error("the body is not valid JSON where a field is needed: {reason}")]
     BadJson { reason: String },
-    #[error("this event is already being delivered; retry later")]
+    #[error("this event is still being delivered by an earlier attempt; retry later")]
     InFlight { retry_after: Duration },
     #[error("the gateway is receiving too many request bodies at once; retry later")]
     BodyBudget { retry_after: Duration },
@@ -75,8 +75,8 @@ impl Rejection {
             | StaleTimestamp { .. }
             | FutureTimestamp { .. } => StatusCode::UNAUTHORIZED,
             ForbiddenAddress => StatusCode::FORBIDDEN,
-            InFlight { .. } => StatusCode::CONFLICT,
-            DedupUnavailable { .. } | Overloaded { .. } | BodyBudget { .. } => {
+            // 503, not 409: a 4xx is final for senders that never retry one (CertifyClouds).
+            InFlight { .. } | DedupUnavailable { .. } | Overloaded { .. } | BodyBudget { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             UpstreamUnavailable => StatusCode::BAD_GATEWAY,
@@ -155,7 +155,7 @@ mod tests {
             retry_after: Duration::from_secs(7),
         }
         .into_response();
-        assert_eq!(response.status(), StatusCode::CONFLICT);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();

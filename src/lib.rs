@@ -9,6 +9,7 @@
 //! - [`scheme`]: the signing core shared by verifying and sending; provider [`scheme::presets`].
 //! - [`access`]: authentication without signatures (tokens, path tokens, address allowlists).
 //! - [`extract`]: reading timestamps and ids from headers and JSON bodies.
+//! - [`clock`]: injectable wall and uptime clocks (freshness, dedup expiries).
 //! - [`timestamp`]: strict timestamp parsing (unix s/ms, ISO 8601).
 //! - [`dedup`]: the three-state dedup store trait and its in-memory backend.
 //! - [`gateway`]: the tower stack, one layer per concern.
@@ -28,6 +29,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod clock;
 pub mod config;
 pub mod dedup;
 pub mod demo;

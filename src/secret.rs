@@ -99,6 +99,13 @@ impl SecretRef {
     }
 }
 
+/// Standard base64 with or without `=` padding (for `whsec_` secrets).
+const WHSEC_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
 /// How the secret's text becomes HMAC key bytes.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -123,7 +130,9 @@ impl SecretEncoding {
             SecretEncoding::Whsec => {
                 let body = text.trim();
                 let body = body.strip_prefix("whsec_").unwrap_or(body);
-                b64.decode(body)
+                // Padding optional, as the standardwebhooks and svix libraries accept it.
+                WHSEC_BASE64
+                    .decode(body)
                     .map(Secret::new)
                     .map_err(|_| "secret is not a valid whsec_<base64> value".to_string())
             }
@@ -176,5 +185,19 @@ mod tests {
         assert_eq!(with, without);
         assert_eq!(with.expose().len(), 24);
         assert!(SecretEncoding::Whsec.decode("whsec_***").is_err());
+    }
+
+    #[test]
+    fn whsec_padding_is_optional() {
+        // 25 key bytes: their base64 ends in `==`.
+        let padded = SecretEncoding::Whsec
+            .decode("whsec_a2V5LWJ5dGVzLXdpdGgtcGFkZGluZy0wMQ==")
+            .unwrap();
+        let unpadded = SecretEncoding::Whsec
+            .decode("whsec_a2V5LWJ5dGVzLXdpdGgtcGFkZGluZy0wMQ")
+            .unwrap();
+        assert_eq!(padded, unpadded);
+        assert_eq!(padded.expose(), b"key-bytes-with-padding-01");
+        assert!(SecretEncoding::Whsec.decode("whsec_a2V5L").is_err());
     }
 }

@@ -37,6 +37,8 @@ pub struct Source {
     pub max_body: usize,
     pub body_timeout: Duration,
     pub window_reason: Option<&'static str>,
+    /// Why the upstream timeout has the length it has (the sender's own request timeout).
+    pub timeout_reason: Option<&'static str>,
     /// Where each secret came from, for display.
     pub secret_origins: Vec<String>,
 }
@@ -77,8 +79,53 @@ pub struct DedupPolicy {
     pub id_signed: bool,
     pub on_missing: MissingId,
     pub ttl: Duration,
+    /// How long a duplicate waits for an in-flight copy's outcome before it is answered 503.
+    pub inflight_wait: Duration,
     /// Namespace for this source's keys.
     pub scope: [u8; 16],
+}
+
+/// How long a duplicate waits for an in-flight copy of a source without a preset: a little
+/// under the most common documented sender timeout (10 s).
+pub const DEFAULT_INFLIGHT_WAIT: Duration = Duration::from_secs(9);
+/// The longest in-flight wait accepted.
+pub const MAX_INFLIGHT_WAIT: Duration = Duration::from_secs(300);
+
+impl DedupPolicy {
+    /// How long keys must be remembered for a source with this freshness: a delivery stamped
+    /// `future_skew` ahead of the gateway's clock stays fresh for `window + future_skew` after
+    /// it arrives, and a replay of it must still find its key.
+    pub fn required_ttl(freshness: &Freshness) -> Duration {
+        freshness.window + freshness.future_skew
+    }
+}
+
+/// The start-up rule that keeps replay protection from lapsing: where a delivery's timestamp
+/// can be replayed (any source with freshness and dedup, signed or unsigned timestamp), dedup
+/// memory covers everything freshness lets through. The message shows the arithmetic.
+pub fn check_replay_cover(
+    freshness: Option<&Freshness>,
+    dedup: Option<&DedupPolicy>,
+) -> Result<(), String> {
+    let (Some(f), Some(d)) = (freshness, dedup) else {
+        return Ok(());
+    };
+    let needed = DedupPolicy::required_ttl(f);
+    if d.ttl >= needed {
+        return Ok(());
+    }
+    let fmt = humantime::format_duration;
+    Err(format!(
+        "{} is shorter than freshness.window {} + freshness.future_skew {} = {}: a delivery \
+         stamped {} ahead stays fresh for {} after it arrives, so a replay after {} would pass",
+        fmt(d.ttl),
+        fmt(f.window),
+        fmt(f.future_skew),
+        fmt(needed),
+        fmt(f.future_skew),
+        fmt(needed),
+        fmt(d.ttl),
+    ))
 }
 
 #[derive(Debug)]
@@ -169,6 +216,9 @@ impl Source {
             u.path_and_query,
             humantime::format_duration(u.timeout)
         );
+        if let Some(reason) = self.timeout_reason {
+            let _ = writeln!(out, "               why: {reason}");
+        }
         match &self.signature {
             Some(check) => {
                 let s = &check.scheme;
@@ -258,8 +308,9 @@ impl Source {
                 };
                 let _ = writeln!(
                     out,
-                    "  dedup:       {key}, kept {}",
-                    humantime::format_duration(d.ttl)
+                    "  dedup:       {key}, kept {}; in-flight duplicates wait up to {}",
+                    humantime::format_duration(d.ttl),
+                    humantime::format_duration(d.inflight_wait)
                 );
             }
             None => {

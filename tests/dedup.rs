@@ -1,12 +1,15 @@
 //! Deduplication through the real gateway: a delivered event is answered 2xx and not forwarded
 //! again; a failed attempt never marks an event seen; concurrent copies reach the upstream
-//! once; keys are scoped per source; an unsigned id cannot be used to slip a replay through.
+//! once; keys are scoped per source; an unsigned id cannot be used to slip a replay through;
+//! replay protection holds at any uptime (injected clock, past 497 days) and for as long as a
+//! delivery stamped ahead of the gateway's clock stays fresh.
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
+use hookgate::clock::{Clock, ManualClock};
 
 const SECRET: &str = "dedup-test-secret";
 
@@ -139,16 +142,20 @@ async fn fifty_concurrent_copies_are_forwarded_once() {
         .filter(|a| a.status == 200 && !a.headers.contains_key("x-hookgate-duplicate"))
         .count();
     assert_eq!(delivered, 1);
+    // The copies that arrived while the first was in flight waited for its outcome and are
+    // answered as duplicates (this was 409 in_flight before in-flight waits).
     for answer in &statuses {
-        match answer.status.as_u16() {
-            200 => {}
-            409 => {
-                assert_eq!(answer.error_code(), "in_flight");
-                assert!(answer.headers.contains_key("retry-after"));
-            }
-            other => panic!("unexpected status {other}: {}", answer.text()),
-        }
+        assert_eq!(answer.status, 200, "{}", answer.text());
     }
+    let duplicates = statuses
+        .iter()
+        .filter(|a| {
+            a.headers
+                .get("x-hookgate-duplicate")
+                .is_some_and(|v| v == "delivered")
+        })
+        .count();
+    assert_eq!(duplicates, 49);
     gateway.shutdown().await;
 }
 
@@ -249,4 +256,155 @@ async fn shutdown_releases_the_claims_of_requests_that_did_not_finish() {
         "the unfinished request's claim was released, so the sender's retry will go through"
     );
     pending.abort();
+}
+
+/// A CloudKeep delivery of event `id` stamped `stamp` (unix seconds).
+fn cloudkeep_at(id: &str, stamp: i64) -> (Vec<(String, String)>, Vec<u8>) {
+    let body = format!(
+        r#"{{"id":"{id}","event":"secret.updated","timestamp":"{}"}}"#,
+        iso(stamp)
+    );
+    let sig = format!("sha256={}", hex_sig(SECRET, body.as_bytes()));
+    (
+        headers(&[("X-CloudKeep-Signature-256", &sig)]),
+        body.into_bytes(),
+    )
+}
+
+/// 2^32 ticks of 10 ms, where the old `u32` expiry clock ran out.
+const U32_TICKS_OF_10MS: Duration = Duration::from_millis((1 << 32) * 10);
+
+#[tokio::test]
+async fn a_repeat_past_497_days_of_uptime_is_still_a_duplicate() {
+    let upstream = Upstream::start().await;
+    // One minute before the old clock ran out; the repeats come after it.
+    let clock = ManualClock::starting_now(U32_TICKS_OF_10MS - Duration::from_secs(60));
+    let gateway =
+        TestGateway::start_with_clock(CONFIG, &upstream, &[("S", SECRET)], clock.clone()).await;
+    let (h, body) = cloudkeep_at("evt_uptime", clock.wall_ms() / 1000);
+    assert_eq!(gateway.post("/hooks/a", &h, &body).await.status, 202);
+    for later in [Duration::from_secs(120), Duration::from_secs(17 * 3600)] {
+        clock.advance(later);
+        let again = gateway.post("/hooks/a", &h, &body).await;
+        assert_eq!(again.status, 200, "{}", again.text());
+        assert_eq!(again.headers["x-hookgate-duplicate"], "delivered");
+    }
+    assert_eq!(upstream.count(), 1, "the repeats were not forwarded");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_delivery_stamped_future_skew_ahead_is_caught_until_the_end_of_its_freshness() {
+    let upstream = Upstream::start().await;
+    let clock = ManualClock::starting_now(Duration::from_secs(3600));
+    let gateway =
+        TestGateway::start_with_clock(CONFIG, &upstream, &[("S", SECRET)], clock.clone()).await;
+    // Stamped 5 minutes ahead (CloudKeep's future skew): fresh for 18 h + 5 m from now.
+    let (h, body) = cloudkeep_at("evt_ahead", clock.wall_ms() / 1000 + 300);
+    assert_eq!(gateway.post("/hooks/a", &h, &body).await.status, 202);
+    // One second before it goes stale, a replay is still a duplicate (the old rule kept the
+    // key for 18 h only, so this replay was forwarded).
+    clock.advance(Duration::from_secs(18 * 3600 + 300 - 1));
+    let replay = gateway.post("/hooks/a", &h, &body).await;
+    assert_eq!(replay.status, 200, "{}", replay.text());
+    assert_eq!(replay.headers["x-hookgate-duplicate"], "delivered");
+    // Then freshness takes over.
+    clock.advance(Duration::from_secs(2));
+    let stale = gateway.post("/hooks/a", &h, &body).await;
+    assert_eq!(
+        (stale.status.as_u16(), stale.error_code().as_str()),
+        (401, "stale_timestamp")
+    );
+    assert_eq!(upstream.count(), 1);
+    gateway.shutdown().await;
+}
+
+#[test]
+fn a_dedup_memory_shorter_than_window_plus_skew_is_refused_with_the_arithmetic() {
+    let dir = temp_dir("ttl-rule");
+    let config = r#"
+[[source]]
+name = "ck"
+path = "/hooks/ck"
+preset = "cloudkeep"
+upstream = "http://127.0.0.1:9000/in"
+secrets = [{ value = "s" }]
+dedup = { ttl = "18h" }
+"#;
+    std::fs::write(dir.join("gw.toml"), config).unwrap();
+    let out = hookgate()
+        .current_dir(&dir)
+        .args(["check-config", "gw.toml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("source[ck].dedup.ttl"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "18h is shorter than freshness.window 18h + freshness.future_skew 5m = 18h 5m"
+        ),
+        "{stderr}"
+    );
+    // The same for an unsigned timestamp (VaaS), and the preset default passes.
+    let vaas = config
+        .replace("cloudkeep", "vaas")
+        .replace("ttl = \"18h\"", "ttl = \"25h\"");
+    std::fs::write(dir.join("gw.toml"), vaas).unwrap();
+    let out = hookgate()
+        .current_dir(&dir)
+        .args(["check-config", "gw.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("= 1day 1h 5m"));
+    std::fs::write(
+        dir.join("gw.toml"),
+        config.replace("dedup = { ttl = \"18h\" }\n", ""),
+    )
+    .unwrap();
+    let out = hookgate()
+        .current_dir(&dir)
+        .args(["check-config", "gw.toml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("kept 18h 5m"), "{stdout}");
+}
+
+#[test]
+fn check_config_shows_the_upstream_timeout_under_the_senders_with_its_reason() {
+    let dir = temp_dir("timeouts");
+    let mut config = String::new();
+    for (preset, auth) in [
+        ("certifyclouds", "token = { secrets = [{ value = \"t\" }] }"),
+        ("slack", "secrets = [{ value = \"s\" }]"),
+        ("shopify", "secrets = [{ value = \"s\" }]"),
+        ("github", "secrets = [{ value = \"s\" }]"),
+        ("policycortex", "secrets = [{ value = \"s\" }]"),
+    ] {
+        config += &format!(
+            "[[source]]\nname = \"{preset}\"\npath = \"/hooks/{preset}\"\npreset = \"{preset}\"\n\
+             upstream = \"http://127.0.0.1:9000/in\"\n{auth}\n\n"
+        );
+    }
+    std::fs::write(dir.join("gw.toml"), &config).unwrap();
+    let out = hookgate()
+        .current_dir(&dir)
+        .args(["check-config", "gw.toml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for expected in [
+        "(timeout 9s)\n               why: CertifyClouds waits 10 s per request",
+        "(timeout 2s 700ms)\n               why: Slack expects an answer within 3 s",
+        "(timeout 4s 500ms)\n               why: Shopify waits 5 s",
+        "(timeout 9s)\n               why: GitHub expects a 2xx within 10 s",
+        "(timeout 27s)\n               why: PolicyCortex times out after 30 s",
+        "in-flight duplicates wait up to 9s",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in {stdout}");
+    }
 }

@@ -2,7 +2,9 @@
 //! spread over two instances reach the upstream once; a retry on the other instance is
 //! recognised; a failure on one instance lets the retry through on the other; a claim whose
 //! holder was killed lapses by itself; Redis going away is answered as documented (fail closed
-//! by default, fail open by choice) and recovery is automatic.
+//! by default, fail open by choice) and recovery is automatic; a copy arriving on one replica
+//! while the other delivers waits for that outcome (woken through pub/sub); a promote Redis
+//! refuses after a 2xx never opens a replay.
 
 mod common;
 
@@ -66,7 +68,8 @@ async fn fifty_copies_over_two_instances_are_forwarded_once() {
         let answer = task.await.unwrap();
         match answer.status.as_u16() {
             200 if !answer.headers.contains_key("x-hookgate-duplicate") => forwarded += 1,
-            200 | 409 => {}
+            // Copies that arrived in flight waited for the outcome (409 in_flight before).
+            200 => {}
             other => panic!("unexpected {other}: {}", answer.text()),
         }
     }
@@ -117,6 +120,12 @@ async fn a_killed_holders_claim_lapses_and_the_retry_goes_through() {
     )
     .unwrap();
     let holder = Server::start(&dir, &["--config", "gw.toml"], &[]);
+    let short_wait = |text: String| {
+        text.replace(
+            "upstream_timeout = \"1s\"",
+            "upstream_timeout = \"1s\"\ndedup = { inflight_wait = \"1s\" }",
+        )
+    };
     let (h, body) = cloudkeep("evt_r_killed");
     let holder_addr = holder.addr;
     let (h2, body2) = (h.clone(), body.clone());
@@ -126,18 +135,24 @@ async fn a_killed_holders_claim_lapses_and_the_retry_goes_through() {
     }
     holder.kill();
 
-    let other = TestGateway::start(&config(&redis.url(), "fail_closed"), &upstream, &[]).await;
+    let other = TestGateway::start(
+        &short_wait(config(&redis.url(), "fail_closed")),
+        &upstream,
+        &[],
+    )
+    .await;
+    // It waits 1 s for the dead holder's outcome, then answers a status senders retry (was 409).
     let answer = other.post("/hooks/ck", &h, &body).await;
     assert_eq!(
         (answer.status.as_u16(), answer.error_code().as_str()),
-        (409, "in_flight")
+        (503, "in_flight")
     );
+    assert!(answer.headers.contains_key("retry-after"));
     // The claim lives for the upstream timeout (1 s) plus 5 s; then it lapses by itself.
-    let mut status = 409;
+    let mut status = 503;
     for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
         status = other.post("/hooks/ck", &h, &body).await.status.as_u16();
-        if status != 409 {
+        if status != 503 {
             break;
         }
     }
@@ -205,4 +220,146 @@ async fn redis_down_fails_open_by_choice() {
         metrics.contains(r#"hookgate_dedup_fail_open_total{source="ck"} 2"#),
         "{metrics}"
     );
+}
+
+const TOKEN: &str = "cc-token";
+
+fn certifyclouds(redis: &str) -> String {
+    format!(
+        r#"
+[dedup]
+backend = "redis"
+redis = {{ url = "{redis}", timeout = "300ms" }}
+
+[[source]]
+name = "cc"
+path = "/hooks/cc"
+preset = "certifyclouds"
+upstream = "{{upstream}}/cc"
+token = {{ prefix = "Bearer ", secrets = [{{ value = "{TOKEN}" }}] }}
+"#
+    )
+}
+
+fn alert(note: &str) -> (Vec<(String, String)>, Vec<u8>) {
+    let body = format!(
+        r#"{{"title":"Secrets Expiring Soon","message":"{note}","timestamp":"{}","source":"CertifyClouds","fields":[]}}"#,
+        iso_zoneless(now_secs())
+    );
+    (
+        headers(&[("Authorization", &format!("Bearer {TOKEN}"))]),
+        body.into_bytes(),
+    )
+}
+
+/// The first attempt on replica `a` (upstream takes 3 s), the sender's retry on replica `b`
+/// 1 s later.
+async fn across_replicas(
+    a: &TestGateway,
+    b: &TestGateway,
+    upstream: &Upstream,
+    note: &str,
+) -> (Answer, Answer) {
+    let (h, body) = alert(note);
+    let addr = a.addr;
+    let (h1, b1) = (h.clone(), body.clone());
+    let first = tokio::spawn(async move { send(addr, "POST", "/hooks/cc", &h1, &b1).await });
+    upstream.wait_for_count(1, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let retry = tokio::time::timeout(Duration::from_secs(10), b.post("/hooks/cc", &h, &body))
+        .await
+        .expect("answered before CertifyClouds' own 10 s timeout");
+    (first.await.unwrap(), retry)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_on_another_replica_waits_for_the_first_and_is_a_duplicate() {
+    let redis = RedisServer::start();
+    let upstream = Upstream::start().await;
+    upstream.script([Reply::delayed(200, Duration::from_secs(3))]);
+    let text = certifyclouds(&redis.url());
+    let a = TestGateway::start(&text, &upstream, &[]).await;
+    let b = TestGateway::start(&text, &upstream, &[]).await;
+    let started = std::time::Instant::now();
+    let (first, retry) = across_replicas(&a, &b, &upstream, "ok").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(retry.status, 200, "{}", retry.text());
+    assert_eq!(retry.headers["x-hookgate-duplicate"], "delivered");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "woken by the settlement, not by the end of the wait"
+    );
+    assert_eq!(upstream.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_on_another_replica_is_forwarded_once_the_first_fails() {
+    let redis = RedisServer::start();
+    let upstream = Upstream::start().await;
+    upstream.script([
+        Reply::delayed(502, Duration::from_secs(3)),
+        Reply::status(200),
+    ]);
+    let text = certifyclouds(&redis.url());
+    let a = TestGateway::start(&text, &upstream, &[]).await;
+    let b = TestGateway::start(&text, &upstream, &[]).await;
+    let (first, retry) = across_replicas(&a, &b, &upstream, "fails").await;
+    assert_eq!(first.status, 502);
+    assert_eq!(retry.status, 200, "{}", retry.text());
+    assert!(!retry.headers.contains_key("x-hookgate-duplicate"));
+    assert_eq!(
+        upstream.count(),
+        2,
+        "one failed attempt, then exactly one 2xx"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promote_redis_refuses_after_a_2xx_still_answers_the_replay_as_a_duplicate() {
+    let redis = RedisServer::start();
+    let upstream = Upstream::start().await;
+    upstream.script([Reply::delayed(200, Duration::from_millis(300))]);
+    let text = config(&redis.url(), "fail_closed");
+    let gateway = TestGateway::start(&text, &upstream, &[]).await;
+    let (h, body) = cloudkeep("evt_r_promote");
+    let addr = gateway.addr;
+    let (h1, b1) = (h.clone(), body.clone());
+    let first = tokio::spawn(async move { send(addr, "POST", "/hooks/ck", &h1, &b1).await });
+    upstream.wait_for_count(1, Duration::from_secs(5)).await;
+    // Redis stops taking writes while the upstream is answering 2xx: the promote fails.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3000)
+        .arg("WRITE")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        first.await.unwrap().status,
+        200,
+        "the sender gets the upstream's answer"
+    );
+    let replay = gateway.post("/hooks/ck", &h, &body).await;
+    assert_eq!(replay.status, 200, "{}", replay.text());
+    assert_eq!(replay.headers["x-hookgate-duplicate"], "delivered");
+    let metrics = gateway.gateway.metrics().render();
+    assert!(
+        metrics.contains(r#"hookgate_dedup_promote_deferred_total{source="ck"} 1"#),
+        "{metrics}"
+    );
+    // Once Redis takes writes again, the background retry promotes it: another replica sees a
+    // duplicate too.
+    let other = TestGateway::start(&text, &upstream, &[]).await;
+    let mut answer = other.post("/hooks/ck", &h, &body).await;
+    for _ in 0..40 {
+        if answer.status == 200 {
+            break;
+        }
+        answer = other.post("/hooks/ck", &h, &body).await;
+    }
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.headers["x-hookgate-duplicate"], "delivered");
+    assert_eq!(upstream.count(), 1, "never delivered twice");
 }

@@ -1,5 +1,9 @@
-//! The in-process dedup store: a compact sharded table from 16-byte key to an 8-byte slot
-//! (claim token, expiry in 10 ms ticks), about 40 bytes per key held.
+//! The in-process dedup store: a compact sharded table from 16-byte key to a slot (claim token,
+//! expiry in milliseconds of uptime), about 40 bytes per key held.
+//!
+//! Expiries are `u64` milliseconds of the injected [`Clock`]'s uptime, so the clock cannot run
+//! out (a `u32` of 10 ms ticks wrapped after 497 days, after which every key read as expired).
+//! The slot is 16 bytes either way: the table's `u128` key is 16-byte aligned.
 //!
 //! Why not a general cache: keys are uniformly random digests and values are eight bytes, so a
 //! general cache's per-entry bookkeeping (access and write orders, timer wheels, reference
@@ -15,24 +19,24 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::waiters::{Registration, Waiters};
 use super::{ClaimOutcome, ClaimToken, DedupKey, DedupStore, StoreError};
+use crate::clock::{SharedClock, SystemClock};
 
 /// Token value meaning "delivered".
 const DELIVERED: u32 = 0;
 const SHARDS: usize = 64;
-/// One tick of the expiry clock.
-const TICK: Duration = Duration::from_millis(10);
-/// A shard sweeps expired entries at most this often.
-const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// A shard sweeps expired entries at most this often (milliseconds).
+const SWEEP_EVERY_MS: u64 = 5_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     /// `DELIVERED`, or the token of the in-flight claim.
     token: u32,
-    /// Ticks since the store's epoch at which the entry expires.
-    expires: u32,
+    /// Milliseconds of uptime at which the entry expires.
+    expires: u64,
 }
 
 /// The key bytes are a digest already: their first eight bytes are the hash.
@@ -61,13 +65,14 @@ type Table = HashMap<u128, Slot, BuildHasherDefault<DigestHasher>>;
 
 struct Shard {
     table: Table,
-    last_sweep: u32,
+    last_sweep: u64,
 }
 
 struct Inner {
     shards: Vec<Mutex<Shard>>,
     per_shard_capacity: usize,
-    epoch: Instant,
+    clock: SharedClock,
+    waiters: Waiters,
     next_token: AtomicU32,
     early_evictions: AtomicU64,
 }
@@ -78,14 +83,18 @@ pub struct MemoryStore {
     inner: Arc<Inner>,
 }
 
-fn ticks(d: Duration) -> u32 {
-    // Rounded up, so an entry never expires early.
-    u32::try_from(d.as_millis().div_ceil(TICK.as_millis())).unwrap_or(u32::MAX)
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl MemoryStore {
-    /// A store holding at most about `capacity` keys.
+    /// A store holding at most about `capacity` keys, on the real clock.
     pub fn new(capacity: u64) -> Self {
+        Self::with_clock(capacity, SystemClock::shared())
+    }
+
+    /// A store holding at most about `capacity` keys, reading expiries off `clock`.
+    pub fn with_clock(capacity: u64, clock: SharedClock) -> Self {
         let per_shard_capacity = usize::try_from(capacity.div_ceil(SHARDS as u64))
             .unwrap_or(usize::MAX)
             .max(1);
@@ -100,7 +109,8 @@ impl MemoryStore {
                     })
                     .collect(),
                 per_shard_capacity,
-                epoch: Instant::now(),
+                clock,
+                waiters: Waiters::default(),
                 next_token: AtomicU32::new(1),
                 early_evictions: AtomicU64::new(0),
             }),
@@ -132,8 +142,8 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn now(&self) -> u32 {
-        ticks(self.inner.epoch.elapsed())
+    fn now(&self) -> u64 {
+        self.inner.clock.uptime_ms()
     }
 
     fn token(&self) -> u32 {
@@ -152,8 +162,8 @@ impl MemoryStore {
     }
 
     /// Inserts `slot` for `id`, making room first if the shard is full.
-    fn insert(&self, shard: &mut Shard, id: u128, slot: Slot, now: u32) {
-        if now.wrapping_sub(shard.last_sweep) > ticks(SWEEP_EVERY) {
+    fn insert(&self, shard: &mut Shard, id: u128, slot: Slot, now: u64) {
+        if now.saturating_sub(shard.last_sweep) > SWEEP_EVERY_MS {
             shard.table.retain(|_, s| s.expires > now);
             shard.last_sweep = now;
         }
@@ -187,7 +197,7 @@ impl MemoryStore {
                 let token = self.token();
                 let slot = Slot {
                     token,
-                    expires: now.saturating_add(ticks(ttl)),
+                    expires: now.saturating_add(millis(ttl)),
                 };
                 self.insert(&mut shard, id, slot, now);
                 ClaimOutcome::Claimed(ClaimToken(token))
@@ -206,10 +216,12 @@ impl MemoryStore {
         if ours_or_lapsed {
             let slot = Slot {
                 token: DELIVERED,
-                expires: now.saturating_add(ticks(ttl)),
+                expires: now.saturating_add(millis(ttl)),
             };
             self.insert(&mut shard, id, slot, now);
         }
+        drop(shard);
+        self.inner.waiters.wake(&key);
     }
 
     fn release_now(&self, key: DedupKey, token: ClaimToken) {
@@ -221,6 +233,8 @@ impl MemoryStore {
         {
             shard.table.remove(&id);
         }
+        drop(shard);
+        self.inner.waiters.wake(&key);
     }
 }
 
@@ -251,13 +265,20 @@ impl DedupStore for MemoryStore {
     async fn forget(&self, key: DedupKey) -> Result<(), StoreError> {
         let (mut shard, id) = self.shard(&key);
         shard.table.remove(&id);
+        drop(shard);
+        self.inner.waiters.wake(&key);
         Ok(())
+    }
+
+    fn watch(&self, key: DedupKey) -> Registration {
+        self.inner.waiters.register(key)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
     const SCOPE: [u8; 16] = [7; 16];
     const LONG: Duration = Duration::from_secs(60);
@@ -408,6 +429,64 @@ mod tests {
             before,
             "expired entries were swept, not evicted"
         );
+    }
+
+    /// 2^32 ticks of 10 ms: where the old `u32` expiry clock ran out (≈ 497 days).
+    const U32_TICKS_OF_10MS: Duration = Duration::from_millis((1u64 << 32) * 10);
+
+    #[test]
+    fn expiries_hold_at_any_uptime_including_past_497_days() {
+        for start in [
+            Duration::ZERO,
+            U32_TICKS_OF_10MS - Duration::from_secs(30),
+            U32_TICKS_OF_10MS + Duration::from_secs(1),
+            Duration::from_secs(100 * 365 * 24 * 3600),
+        ] {
+            let clock = ManualClock::new(0, start);
+            let store = MemoryStore::with_clock(100, clock.clone());
+            let t = claimed(store.claim_now(key("a"), LONG));
+            store.complete_now(key("a"), t, LONG);
+            // Crosses 2^32 ticks for the second start.
+            clock.advance(LONG - Duration::from_millis(1));
+            assert_eq!(
+                store.claim_now(key("a"), LONG),
+                ClaimOutcome::Delivered,
+                "at {start:?}"
+            );
+            assert_eq!(store.len(), 1, "at {start:?}");
+            clock.advance(Duration::from_millis(1));
+            claimed(store.claim_now(key("a"), LONG));
+        }
+    }
+
+    #[test]
+    fn an_in_flight_claim_lapses_exactly_at_its_ttl_on_an_injected_clock() {
+        let clock = ManualClock::new(0, U32_TICKS_OF_10MS);
+        let store = MemoryStore::with_clock(100, clock.clone());
+        claimed(store.claim_now(key("a"), Duration::from_secs(6)));
+        clock.advance(Duration::from_millis(5_999));
+        assert_eq!(store.claim_now(key("a"), LONG), ClaimOutcome::InFlight);
+        clock.advance(Duration::from_millis(1));
+        claimed(store.claim_now(key("a"), LONG));
+    }
+
+    #[tokio::test]
+    async fn settlements_wake_registered_waiters() {
+        let store = MemoryStore::new(100);
+        let t = claimed(store.claim_now(key("a"), LONG));
+        let waiting = store.watch(key("a"));
+        assert_eq!(store.inner.waiters.waiting(), 1);
+        store.complete_now(key("a"), t, LONG);
+        tokio::time::timeout(Duration::from_secs(5), waiting.wait())
+            .await
+            .expect("woken by the promote");
+        assert_eq!(store.inner.waiters.waiting(), 0, "unregistered when done");
+    }
+
+    #[test]
+    fn slots_stay_compact() {
+        // The table's u128 key is 16-byte aligned: a u64 expiry costs nothing per entry.
+        assert_eq!(std::mem::size_of::<(u128, Slot)>(), 32);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod memory;
 pub mod redis;
+pub mod waiters;
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 pub use memory::MemoryStore;
 pub use redis::{RedisSettings, RedisStore, UnavailablePolicy};
+pub use waiters::{Registration, Waiters};
 
 /// A scoped, fixed-size dedup key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,6 +97,11 @@ pub trait DedupStore: Send + Sync + 'static {
 
     /// Forgets `key` whatever its state (for deliberate redelivery by an operator).
     fn forget(&self, key: DedupKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Registers this process's interest in `key` settling (delivered, released or forgotten,
+    /// here or on another replica). Re-read the key with `claim` after registering, then wait
+    /// on the registration: a settlement in between still wakes it.
+    fn watch(&self, key: DedupKey) -> Registration;
 }
 
 /// The configured backend.
@@ -159,6 +166,13 @@ impl DedupStore for Store {
         match self {
             Store::Memory(m) => m.forget(key).await,
             Store::Redis(r) => r.forget(key).await,
+        }
+    }
+
+    fn watch(&self, key: DedupKey) -> Registration {
+        match self {
+            Store::Memory(m) => m.watch(key),
+            Store::Redis(r) => r.watch(key),
         }
     }
 }

@@ -3,7 +3,17 @@
 //! other answer, a timeout or a crash, release it so the sender's retry goes through.
 //!
 //! - duplicate of a delivered event → 200 with `X-Hookgate-Duplicate: delivered`, not forwarded;
-//! - duplicate of an in-flight event → 409 with `Retry-After`, not forwarded.
+//! - duplicate of an in-flight event → waits for the first copy's outcome, at most the source's
+//!   `inflight_wait`: delivered → the duplicate answer (200); released → this request claims
+//!   the key and is forwarded; still pending → 503 `in_flight` with `Retry-After` (a status
+//!   every provider retries; a 4xx would be final for senders that never retry one).
+//!
+//! The wait is event-driven: the request registers with the store's waiters, re-reads the key,
+//! and sleeps until the key settles (a local wake-up, or for Redis a message on the process's
+//! one pub/sub subscription), with one final read when the wait ends. No polling.
+//!
+//! A promote that fails after a 2xx (Redis only) is never allowed to open a replay: the store
+//! retries it, keeps the key delivered in process, and this layer warns and counts it.
 //!
 //! The forward runs in its own task, so a sender that hangs up mid-request does not cancel it:
 //! the claim's fate always matches what the upstream actually did.
@@ -20,9 +30,9 @@ use http::{HeaderValue, StatusCode};
 use tower::{Layer, Service};
 
 use super::{full_body, BoxFuture, EventId, Outcome, Response};
-use crate::dedup::{ClaimOutcome, ClaimToken, DedupKey, DedupStore};
+use crate::dedup::{ClaimOutcome, ClaimToken, DedupKey, DedupStore, StoreError};
 use crate::error::Rejection;
-use crate::extract::{json_field, HeaderLookup, ValueSource};
+use crate::extract::{json_field, HeaderLookup, JsonError, ValueSource};
 use crate::metrics::Metrics;
 use crate::source::{DedupPolicy, MissingId, Source};
 
@@ -112,6 +122,12 @@ pub fn keys_for(
         None => None,
         Some(ValueSource::Body(path)) => match json_field(req.body(), path) {
             Ok(value) => value.and_then(|v| v.as_id()),
+            // A key given twice is refused, never guessed: the receiver might read the other one.
+            Err(error @ JsonError::DuplicateKey(_)) => {
+                return Err(Rejection::BadJson {
+                    reason: error.to_string(),
+                })
+            }
             Err(error) if reject_missing => {
                 return Err(Rejection::BadJson {
                     reason: error.to_string(),
@@ -139,6 +155,8 @@ pub fn keys_for(
 /// The claims one request holds. Dropped unsettled (a panic, a cancelled task): released.
 struct Claims<D: DedupStore + Clone> {
     store: D,
+    metrics: Arc<Metrics>,
+    source: Arc<str>,
     held: Vec<(DedupKey, ClaimToken)>,
     /// Where the claims are registered while the request is in progress.
     tracked: Option<(Outstanding, u64)>,
@@ -155,7 +173,8 @@ impl<D: DedupStore + Clone> Claims<D> {
         self.untrack();
         for (key, token) in std::mem::take(&mut self.held) {
             if let Err(error) = self.store.complete(key, token, ttl).await {
-                tracing::warn!(%error, "could not mark an event delivered");
+                self.metrics.dedup_promote_deferred(&self.source);
+                tracing::warn!(source = %self.source, %error, "could not mark an event delivered in the dedup store");
             }
         }
     }
@@ -184,6 +203,35 @@ impl<D: DedupStore + Clone> Drop for Claims<D> {
                     let _ = store.release(key, token).await;
                 }
             });
+        }
+    }
+}
+
+/// Claims `key`; while another request holds it, waits (until `deadline`) for it to settle and
+/// claims again. Returns `InFlight` only if it is still held when the wait ends.
+async fn claim_or_wait<D: DedupStore>(
+    store: &D,
+    key: DedupKey,
+    in_flight_ttl: Duration,
+    deadline: tokio::time::Instant,
+) -> Result<ClaimOutcome, StoreError> {
+    let first = store.claim(key, in_flight_ttl).await?;
+    if first != ClaimOutcome::InFlight {
+        return Ok(first);
+    }
+    loop {
+        // Register before re-reading, so a settlement in between still wakes us.
+        let settled = store.watch(key);
+        match store.claim(key, in_flight_ttl).await? {
+            ClaimOutcome::InFlight => {}
+            other => return Ok(other),
+        }
+        if tokio::time::timeout_at(deadline, settled.wait())
+            .await
+            .is_err()
+        {
+            // One final read: the holder may have died and its claim lapsed.
+            return store.claim(key, in_flight_ttl).await;
         }
     }
 }
@@ -248,13 +296,16 @@ where
                 });
             }
             let in_flight_ttl = source.upstream.timeout + CLAIM_MARGIN;
+            let deadline = tokio::time::Instant::now() + policy.inflight_wait;
             let mut claims = Claims {
                 store: store.clone(),
+                metrics: metrics.clone(),
+                source: source.name.clone(),
                 held: Vec::with_capacity(keys.len()),
                 tracked: None,
             };
             for key in keys {
-                let refusal = match store.claim(key, in_flight_ttl).await {
+                let refusal = match claim_or_wait(&store, key, in_flight_ttl, deadline).await {
                     Ok(ClaimOutcome::Claimed(token)) => {
                         claims.held.push((key, token));
                         continue;

@@ -6,39 +6,47 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::{ready, Either, Ready};
 use tower::{Layer, Service};
 
 use super::Response;
+use crate::clock::SharedClock;
 use crate::config::Dur;
 use crate::error::Rejection;
-use crate::extract::{json_field, HeaderLookup, ValueSource};
+use crate::extract::{json_field, HeaderLookup, JsonError, ValueSource};
 use crate::source::{Freshness, Source};
 use crate::timestamp::{self, TimestampError};
 
-#[derive(Debug, Clone, Copy)]
-pub struct FreshnessLayer;
+/// Checks freshness against the gateway's (injectable) wall clock.
+#[derive(Clone)]
+pub struct FreshnessLayer {
+    clock: SharedClock,
+}
+
+impl FreshnessLayer {
+    pub fn new(clock: SharedClock) -> Self {
+        FreshnessLayer { clock }
+    }
+}
 
 impl<S> Layer<S> for FreshnessLayer {
     type Service = Fresh<S>;
 
     fn layer(&self, inner: S) -> Fresh<S> {
-        Fresh { inner }
+        Fresh {
+            inner,
+            clock: self.clock.clone(),
+        }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Fresh<S> {
     inner: S,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    clock: SharedClock,
 }
 
 fn bad(error: TimestampError) -> Rejection {
@@ -74,6 +82,13 @@ fn read_timestamp(
                     return timestamp::parse_scalar(&value, policy.format)
                         .map(Some)
                         .map_err(bad)
+                }
+                // A key given twice is refused whether or not the timestamp is required: the
+                // receiver might read the other one.
+                Err(error @ JsonError::DuplicateKey(_)) => {
+                    return Err(Rejection::BadJson {
+                        reason: error.to_string(),
+                    })
                 }
                 // A body that is not JSON has no timestamp field; only an error if required.
                 Err(_) if !policy.required => continue,
@@ -149,7 +164,7 @@ where
             .get::<Arc<Source>>()
             .cloned()
             .expect("the route layer runs first");
-        match check(&source, &req, now_ms()) {
+        match check(&source, &req, self.clock.wall_ms()) {
             Ok(()) => Either::Right(self.inner.call(req)),
             Err(rejection) => Either::Left(ready(Ok(rejection.into_response()))),
         }

@@ -27,6 +27,7 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder};
 
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::config::DedupBackend;
 use crate::dedup::{DedupStore, MemoryStore, RedisStore, Store};
@@ -101,6 +102,8 @@ pub struct Gateway {
     shed: shed::ShedLayer,
     bodies: body::BodyBudget,
     outstanding: dedup::Outstanding,
+    /// Wall time for freshness, uptime for dedup expiries; injectable for tests.
+    clock: SharedClock,
 }
 
 impl Gateway {
@@ -109,10 +112,18 @@ impl Gateway {
     }
 
     pub fn with_metrics(config: &Config, metrics: Arc<Metrics>) -> Self {
+        Self::with_clock(config, metrics, SystemClock::shared())
+    }
+
+    /// A gateway reading time off `clock` (freshness and the in-memory dedup store's expiries),
+    /// so tests can run it at any uptime or moment without waiting.
+    pub fn with_clock(config: &Config, metrics: Arc<Metrics>, clock: SharedClock) -> Self {
         Gateway {
             routes: Arc::new(ArcSwap::from_pointee(Routes::new(&config.sources))),
             store: match &config.dedup_backend {
-                DedupBackend::Memory { capacity } => Store::Memory(MemoryStore::new(*capacity)),
+                DedupBackend::Memory { capacity } => {
+                    Store::Memory(MemoryStore::with_clock(*capacity, clock.clone()))
+                }
                 DedupBackend::Redis(settings) => Store::Redis(
                     RedisStore::new(settings.clone())
                         .expect("the URL was validated with the configuration"),
@@ -124,6 +135,7 @@ impl Gateway {
             shed: shed::ShedLayer::new(config.limits.max_concurrent_requests),
             bodies: body::BodyBudget::new(config.limits.max_pending_body_bytes),
             outstanding: dedup::Outstanding::default(),
+            clock,
         }
     }
 
@@ -202,7 +214,7 @@ impl Gateway {
             // Authenticity first: nothing below trusts an unverified byte.
             .layer(verify::VerifyLayer)
             // Freshness after verification, so a signed timestamp is a trusted one.
-            .layer(freshness::FreshnessLayer)
+            .layer(freshness::FreshnessLayer::new(self.clock.clone()))
             // Dedup last before the upstream: only authentic, fresh deliveries claim keys.
             .layer(dedup::DedupLayer::new(
                 self.store.clone(),

@@ -82,6 +82,7 @@ pub struct Metrics {
     reloads: Family<ResultLabels, Counter>,
     config_generation: Gauge,
     edge: edge::Edge,
+    dedup_promote_deferred: Family<SourceLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -163,6 +164,12 @@ impl Default for Metrics {
         );
         config_generation.set(1);
         let edge = edge::Edge::register(&mut registry);
+        let dedup_promote_deferred = Family::default();
+        registry.register(
+            "dedup_promote_deferred",
+            "Delivered events the dedup store refused to mark delivered; kept as delivered in process and retried",
+            dedup_promote_deferred.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -178,6 +185,7 @@ impl Default for Metrics {
             reloads,
             config_generation,
             edge,
+            dedup_promote_deferred,
         }
     }
 }
@@ -273,6 +281,15 @@ impl Metrics {
         if early_evictions > seen {
             self.dedup_early_evictions.inc_by(early_evictions - seen);
         }
+    }
+
+    /// A delivered event whose promote the dedup store refused (kept delivered in process).
+    pub fn dedup_promote_deferred(&self, source: &Arc<str>) {
+        self.dedup_promote_deferred
+            .get_or_create(&SourceLabels {
+                source: Name(source.clone()),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition.

@@ -22,6 +22,10 @@ pub struct Preset {
     pub dedup: DedupSpec,
     /// Why the freshness window has the length it has.
     pub window_reason: &'static str,
+    /// How long the sender waits for an answer before it gives up on an attempt (and retries).
+    pub sender_timeout: Duration,
+    /// Where that number comes from, printed by `check-config`.
+    pub timeout_reason: &'static str,
     /// How the provider sends, for hookgate's own sender.
     pub sender: SenderProfile,
 }
@@ -91,6 +95,29 @@ fn hmac(
     }
 }
 
+impl Preset {
+    /// The default upstream timeout: below the sender's own request timeout, so the sender
+    /// sees the upstream's real answer (or hookgate's 504) rather than its own timeout.
+    pub fn upstream_timeout(&self) -> Duration {
+        under(self.sender_timeout)
+    }
+
+    /// The default in-flight wait: a duplicate is answered before its sender gives up.
+    pub fn inflight_wait(&self) -> Duration {
+        under(self.sender_timeout)
+    }
+}
+
+/// 90 % of a sender's timeout: a little under it, leaving room for the network and hookgate.
+fn under(sender_timeout: Duration) -> Duration {
+    sender_timeout * 9 / 10
+}
+
+/// Sender timeout assumed where the provider documents none: the shortest of the seed
+/// providers' documented timeouts (CloudKeep, Corgea, CertifyClouds: 10 s).
+const UNDOCUMENTED_TIMEOUT: &str =
+    "sender timeout not documented; 10 s assumed (the shortest documented by the seed providers)";
+
 fn freshness(from: &[&str], format: TimeFormat, required: bool, window: u64) -> FreshnessSpec {
     FreshnessSpec {
         enabled: Some(true),
@@ -115,8 +142,13 @@ fn dedup(id: Option<&str>, ttl: u64) -> DedupSpec {
         id: id.map(str::to_string),
         on_missing: Some(MissingId::Digest),
         ttl: dur(ttl),
+        inflight_wait: None,
     }
 }
+
+/// Every preset accepts a future skew of 5 minutes, so its keys are remembered for the window
+/// plus 5 minutes: a delivery stamped 5 minutes ahead stays fresh that long after it arrives.
+const SKEW: u64 = 5 * MINUTE;
 
 /// Looks up a preset by name or alias.
 pub fn find(name: &str) -> Option<Preset> {
@@ -129,16 +161,20 @@ pub fn find(name: &str) -> Option<Preset> {
             name: "cloudkeep",
             signature: Some(hmac("X-CloudKeep-Signature-256", Hex, Plain, "sha256=", "{body}")),
             freshness: freshness(&["body:timestamp"], TimeFormat::Iso8601, true, 18 * HOUR),
-            dedup: dedup(Some("body:id"), 18 * HOUR),
+            dedup: dedup(Some("body:id"), 18 * HOUR + SKEW),
             window_reason: "event time in the signed body; retries span ~14.6 h (1m,5m,30m,2h,12h)",
+            sender_timeout: Duration::from_secs(10),
+            timeout_reason: "CloudKeep waits 10 s for an answer, then retries (seed 001)",
             sender: profile("hookgate-sender (cloudkeep)", "cloudkeep"),
         },
         "policycortex" => Preset {
             name: "policycortex",
             signature: Some(hmac("X-PolicyCortex-Signature", Hex, Plain, "sha256=", "{body}")),
             freshness: freshness(&["body:created"], TimeFormat::Iso8601, true, 25 * HOUR),
-            dedup: dedup(Some("body:id"), 25 * HOUR),
+            dedup: dedup(Some("body:id"), 25 * HOUR + SKEW),
             window_reason: "event time in the signed body; at-least-once with a 24 h retry window",
+            sender_timeout: Duration::from_secs(30),
+            timeout_reason: "PolicyCortex times out after 30 s (timeout_seconds, seed 003)",
             sender: profile("hookgate-sender (policycortex)", "policycortex"),
         },
         // The X-Corgea-Timestamp header is not signed; the body's `timestamp` is. Custom body
@@ -147,8 +183,10 @@ pub fn find(name: &str) -> Option<Preset> {
             name: "corgea",
             signature: Some(hmac("X-Corgea-Signature", Hex, Plain, "", "{body}")),
             freshness: freshness(&["body:timestamp"], TimeFormat::Iso8601, false, HOUR),
-            dedup: dedup(Some("body:event_id"), HOUR),
+            dedup: dedup(Some("body:event_id"), HOUR + SKEW),
             window_reason: "event time in the signed body; 3 attempts within ~40 s, manual retries later",
+            sender_timeout: Duration::from_secs(10),
+            timeout_reason: "Corgea waits 10 s per request (seed 004)",
             sender: SenderProfile {
                 event_type_header: Some("X-Corgea-Event"),
                 attempt_id_header: Some("X-Corgea-Delivery"),
@@ -163,8 +201,10 @@ pub fn find(name: &str) -> Option<Preset> {
             name: "vaas",
             signature: Some(hmac("VaaS-Signature", Base64url, Plain, "", "{body}")),
             freshness: freshness(&["header:VaaS-Timestamp"], TimeFormat::Unix, true, 25 * HOUR),
-            dedup: dedup(None, 25 * HOUR),
+            dedup: dedup(None, 25 * HOUR + SKEW),
             window_reason: "retried for up to 24 h; timestamp header is unsigned, so dedup covers the window",
+            sender_timeout: Duration::from_secs(10),
+            timeout_reason: UNDOCUMENTED_TIMEOUT,
             sender: SenderProfile {
                 timestamp_header: Some(("VaaS-Timestamp", TimeFormat::Unix)),
                 ..profile("hookgate-sender (vaas)", "vaas")
@@ -181,8 +221,10 @@ pub fn find(name: &str) -> Option<Preset> {
                 false,
                 15 * MINUTE,
             ),
-            dedup: dedup(None, 15 * MINUTE),
+            dedup: dedup(None, 15 * MINUTE + SKEW),
             window_reason: "retries immediately, 2 s, 5 s, 10 s (10 s timeout each); Teams cards carry no time",
+            sender_timeout: Duration::from_secs(10),
+            timeout_reason: "CertifyClouds waits 10 s per request, then retries (seed 000)",
             sender: profile("hookgate-sender (certifyclouds)", "certifyclouds"),
         },
         "standard-webhooks" | "svix" => Preset {
@@ -203,14 +245,21 @@ pub fn find(name: &str) -> Option<Preset> {
             freshness: freshness(&["header:webhook-timestamp"], TimeFormat::Unix, true, 5 * MINUTE),
             dedup: dedup(Some("header:webhook-id"), 30 * HOUR),
             window_reason: "each attempt is re-signed with a fresh timestamp (spec tolerance 5 min); ids kept for the ~28 h retry schedule",
+            sender_timeout: Duration::from_secs(10),
+            timeout_reason: UNDOCUMENTED_TIMEOUT,
             sender: profile("hookgate-sender (standard-webhooks)", "standard-webhooks"),
         },
+        // https://docs.github.com/en/webhooks/using-webhooks/best-practices-for-using-webhooks
+        // ("Respond within 10 seconds": otherwise GitHub terminates the connection and counts
+        // the delivery as failed).
         "github" => Preset {
             name: "github",
             signature: Some(hmac("X-Hub-Signature-256", Hex, Plain, "sha256=", "{body}")),
             freshness: no_freshness(),
             dedup: dedup(Some("header:X-GitHub-Delivery"), 72 * HOUR),
             window_reason: "GitHub sends no timestamp; manual redelivery is possible for 3 days",
+            sender_timeout: Duration::from_secs(10),
+            timeout_reason: "GitHub expects a 2xx within 10 s, then fails the delivery",
             sender: SenderProfile {
                 event_type_header: Some("X-GitHub-Event"),
                 ..profile("GitHub-Hookshot/hookgate", "none")
@@ -227,8 +276,13 @@ pub fn find(name: &str) -> Option<Preset> {
             freshness: freshness(&["signature:t"], TimeFormat::Unix, true, 5 * MINUTE),
             dedup: dedup(Some("body:id"), 72 * HOUR),
             window_reason: "each attempt is re-signed (Stripe's tolerance is 5 min); event ids kept for its 3-day retries",
+            sender_timeout: Duration::from_secs(10),
+            timeout_reason: UNDOCUMENTED_TIMEOUT,
             sender: profile("Stripe/1.0 (+https://stripe.com/docs/webhooks)", "stripe"),
         },
+        // https://api.slack.com/apis/events-api#responding and
+        // https://docs.slack.dev/tools/bolt-python/concepts/acknowledge: answer within 3 s, or
+        // Slack counts a timeout and retries (immediately, then after 1 m and 5 m).
         "slack" => Preset {
             name: "slack",
             signature: Some(SignatureSpec {
@@ -243,8 +297,14 @@ pub fn find(name: &str) -> Option<Preset> {
             ),
             dedup: dedup(Some("body:event_id"), HOUR),
             window_reason: "timestamp is signed per request (Slack's own guidance: 5 min)",
+            sender_timeout: Duration::from_secs(3),
+            timeout_reason: "Slack expects an answer within 3 s, then retries at once",
             sender: profile("Slackbot 1.0 (+https://api.slack.com/robots)", "slack"),
         },
+        // Shopify gives the endpoint 5 s to answer (1 s to connect) before the attempt fails and
+        // is retried: https://community.shopify.com/c/Shopify-APIs-SDKs/Webhook-on-create-orders-called-twice/m-p/543046
+        // (Shopify staff), summarised from shopify.dev in
+        // https://dev.to/shannonllc/shopify-webhooks-hmac-verification-5-second-timeout-retries-jkj
         "shopify" => Preset {
             name: "shopify",
             signature: Some(hmac("X-Shopify-Hmac-Sha256", Base64, Plain, "", "{body}")),
@@ -254,8 +314,10 @@ pub fn find(name: &str) -> Option<Preset> {
                 false,
                 5 * HOUR,
             ),
-            dedup: dedup(Some("header:X-Shopify-Webhook-Id"), 5 * HOUR),
+            dedup: dedup(Some("header:X-Shopify-Webhook-Id"), 5 * HOUR + SKEW),
             window_reason: "retried 8 times over 4 h; the triggered-at header is unsigned",
+            sender_timeout: Duration::from_secs(5),
+            timeout_reason: "Shopify waits 5 s for an answer, then retries",
             sender: SenderProfile {
                 event_type_header: Some("X-Shopify-Topic"),
                 timestamp_header: Some(("X-Shopify-Triggered-At", TimeFormat::Iso8601)),
@@ -270,6 +332,29 @@ pub fn find(name: &str) -> Option<Preset> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_timeouts_sit_below_the_senders_timeouts() {
+        let expected = [
+            ("cloudkeep", 10),
+            ("policycortex", 30),
+            ("corgea", 10),
+            ("certifyclouds", 10),
+            ("github", 10),
+            ("slack", 3),
+            ("shopify", 5),
+        ];
+        for (name, sender) in expected {
+            let p = find(name).unwrap();
+            assert_eq!(p.sender_timeout, Duration::from_secs(sender), "{name}");
+        }
+        for name in NAMES {
+            let p = find(name).unwrap();
+            assert!(p.upstream_timeout() < p.sender_timeout, "{name}");
+            assert!(p.inflight_wait() < p.sender_timeout, "{name}");
+            assert!(!p.inflight_wait().is_zero(), "{name}");
+        }
+    }
 
     #[test]
     fn every_listed_name_resolves() {
@@ -289,10 +374,12 @@ mod tests {
         assert!(policycortex.freshness.window.unwrap().0 > Duration::from_secs(24 * 3600));
         for name in NAMES {
             let p = find(name).unwrap();
-            if let (Some(w), Some(ttl)) = (p.freshness.window, p.dedup.ttl) {
+            if let (Some(w), Some(skew), Some(ttl)) =
+                (p.freshness.window, p.freshness.future_skew, p.dedup.ttl)
+            {
                 assert!(
-                    ttl.0 >= w.0,
-                    "{name}: dedup must cover the freshness window"
+                    ttl.0 >= w.0 + skew.0,
+                    "{name}: dedup must cover the freshness window plus the future skew"
                 );
             }
         }

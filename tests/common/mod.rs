@@ -135,6 +135,27 @@ impl Upstream {
     pub fn count(&self) -> usize {
         self.state.received.lock().unwrap().len()
     }
+
+    /// Waits (at most `limit`) until the upstream has received `n` requests.
+    pub async fn wait_for_count(&self, n: usize, limit: Duration) {
+        let waited = tokio::time::timeout(limit, async {
+            loop {
+                let arrived = self.state.arrived.notified();
+                tokio::pin!(arrived);
+                arrived.as_mut().enable();
+                if self.count() >= n {
+                    return;
+                }
+                arrived.await;
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "the upstream received {} requests, not {n}, within {limit:?}",
+            self.count()
+        );
+    }
 }
 
 async fn answer(state: Arc<UpstreamState>, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -202,6 +223,40 @@ impl TestGateway {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let gateway = hookgate::Gateway::new(config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(hookgate::serve(listener, gateway.clone(), async move {
+            let _ = stopped.await;
+        }));
+        TestGateway {
+            addr,
+            gateway,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Starts a gateway like [`TestGateway::start`] whose freshness and in-memory dedup read
+    /// time off `clock`.
+    pub async fn start_with_clock(
+        config: &str,
+        upstream: &Upstream,
+        env: &[(&str, &str)],
+        clock: hookgate::clock::SharedClock,
+    ) -> Self {
+        let text = config.replace("{upstream}", &upstream.url());
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config = hookgate::config::parse(&text, std::path::Path::new("."), &env)
+            .unwrap_or_else(|e| panic!("test config invalid: {e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let gateway = hookgate::Gateway::with_clock(
+            &config,
+            Arc::new(hookgate::metrics::Metrics::default()),
+            clock,
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(hookgate::serve(listener, gateway.clone(), async move {
             let _ = stopped.await;
