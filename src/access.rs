@@ -87,8 +87,7 @@ pub struct AdminAuth {
 impl AdminAuth {
     /// The token of an `Authorization: Bearer <token>` header, if there is exactly one.
     fn bearer(headers: &HeaderMap) -> Option<&str> {
-        let HeaderLookup::Value(value) = header_value(headers, &http::header::AUTHORIZATION)
-        else {
+        let HeaderLookup::Value(value) = header_value(headers, &http::header::AUTHORIZATION) else {
             return None;
         };
         let (scheme, token) = value.split_once(' ')?;

@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 
 use crate::access::{parse_net, AddressAllowlist, AdminAuth, HeaderToken, TokenSet};
 use crate::dedup::{RedisSettings, RedisStore, UnavailablePolicy};
-use crate::redact;
 use crate::extract::ValueSource;
+use crate::redact;
 use crate::scheme::{presets, Algorithm, Encoding, Scheme, Shape, SigningKey, Template};
 use crate::secret::{Env, Secret, SecretEncoding, SecretRef};
 use crate::sender::format::{render_template, TemplateValues};
@@ -589,7 +589,9 @@ fn resolve_admin(
                 "admin.{key}: literal token in the configuration file"
             ));
         }
-        let token = r.load(env, base_dir).or_else(|m| err(&format!("admin.{key}"), m))?;
+        let token = r
+            .load(env, base_dir)
+            .or_else(|m| err(&format!("admin.{key}"), m))?;
         if token.len() < 16 {
             return err(&format!("admin.{key}"), "must be at least 16 characters");
         }
@@ -1131,7 +1133,9 @@ fn build_dedup(spec: &DedupSpec, source: &Source) -> Result<Option<DedupPolicy>,
 fn parse_upstream(text: &str, source: &str, timeout: Duration) -> Result<Upstream, String> {
     // Shown without any password it may carry.
     let shown = redact::url(text);
-    let uri: Uri = text.parse().map_err(|_| format!("`{shown}` is not a URL"))?;
+    let uri: Uri = text
+        .parse()
+        .map_err(|_| format!("`{shown}` is not a URL"))?;
     let scheme = uri
         .scheme()
         .cloned()

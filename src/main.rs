@@ -336,11 +336,13 @@ const ADMIN_TOKEN_ENV: &str = "HOOKGATE_ADMIN_TOKEN";
 async fn run_reload(admin: Option<SocketAddr>, config: Option<PathBuf>) -> anyhow::Result<()> {
     let address = match admin {
         Some(address) => address,
-        None => config_origin(config.as_deref())
-            .load()?
-            .admin
-            .context("the configuration has no [admin] listener; pass --admin ADDR")?
-            .listen,
+        None => {
+            config_origin(config.as_deref())
+                .load()?
+                .admin
+                .context("the configuration has no [admin] listener; pass --admin ADDR")?
+                .listen
+        }
     };
     let url: http::Uri = format!("http://{address}/reload").parse()?;
     let mut headers = http::HeaderMap::new();
@@ -354,7 +356,9 @@ async fn run_reload(admin: Option<SocketAddr>, config: Option<PathBuf>) -> anyho
                 .map_err(|_| anyhow::anyhow!("{ADMIN_TOKEN_ENV} is not a valid header value"))?;
             headers.insert(http::header::AUTHORIZATION, value);
         }
-        Err(_) => eprintln!("note: {ADMIN_TOKEN_ENV} is not set; the admin listener will refuse the call"),
+        Err(_) => {
+            eprintln!("note: {ADMIN_TOKEN_ENV} is not set; the admin listener will refuse the call")
+        }
     }
     let (status, _, body) = Sender::default()
         .post(&url, headers, bytes::Bytes::from_static(b"{}"))
@@ -469,8 +473,16 @@ fn run_check(path: Option<PathBuf>) -> anyhow::Result<()> {
         println!(
             "admin {} (changes: {}; reads: {})",
             admin.listen,
-            if admin.auth.token.is_some() { "bearer token" } else { "off, no admin.token" },
-            if admin.auth.metrics_token.is_some() { "bearer token" } else { "open" }
+            if admin.auth.token.is_some() {
+                "bearer token"
+            } else {
+                "off, no admin.token"
+            },
+            if admin.auth.metrics_token.is_some() {
+                "bearer token"
+            } else {
+                "open"
+            }
         );
     }
     match &config.dedup_backend {

@@ -1114,6 +1114,11 @@ fn hookgate_samples() -> BTreeMap<String, BTreeSet<String>> {
     metrics.reload(false, 1);
     metrics.dedup_fail_open(&name);
     metrics.dedup(1, 1);
+    metrics.connection_opened();
+    metrics.connection_refused();
+    metrics.connection_closed(Some(hookgate::server::CloseReason::IdleTimeout));
+    metrics.refused_before_body(&name, "bad_token");
+    metrics.pending_bodies(1, 2);
     let text = metrics.render();
     let mut samples: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for line in text.lines() {

@@ -68,7 +68,8 @@ fn render(gateway: &TestGateway) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_and_idle_connections_are_closed_by_their_deadlines() {
     let upstream = Upstream::start().await;
-    let limits = "first_request_timeout = \"300ms\"\nidle_timeout = \"400ms\"\nheader_read_timeout = \"5s\"";
+    let limits =
+        "first_request_timeout = \"300ms\"\nidle_timeout = \"400ms\"\nheader_read_timeout = \"5s\"";
     let gateway = TestGateway::start(&config(limits), &upstream, &[]).await;
 
     // A connection that never says anything.
@@ -92,7 +93,10 @@ async fn silent_and_idle_connections_are_closed_by_their_deadlines() {
             .unwrap();
     let started = Instant::now();
     let ended = tokio::time::timeout(Duration::from_secs(5), connection).await;
-    assert!(ended.is_ok(), "an HTTP/2 connection without requests is closed");
+    assert!(
+        ended.is_ok(),
+        "an HTTP/2 connection without requests is closed"
+    );
     assert!(started.elapsed() >= Duration::from_millis(250));
 
     // HTTP/2 that made one request and then idles (it answers pings all the while).
@@ -155,7 +159,10 @@ async fn connections_past_the_cap_are_closed_at_once_and_counted() {
 
     let mut extra = TcpStream::connect(gateway.addr).await.unwrap();
     let took = closed_within(&mut extra, Duration::from_secs(2)).await;
-    assert!(took.is_some(), "a connection past the cap is closed at once");
+    assert!(
+        took.is_some(),
+        "a connection past the cap is closed at once"
+    );
     let text = render(&gateway);
     assert_eq!(metric(&text, "hookgate_connections_refused_total"), 1.0);
     assert_eq!(metric(&text, "hookgate_connections_max"), 3.0);
@@ -266,11 +273,7 @@ async fn an_upload_flood_is_bounded_by_the_pending_body_budget() {
         ),
     )
     .unwrap();
-    let server = Server::start(
-        &dir,
-        &["--config", "gw.toml"],
-        &[("EDGE_SECRET", SECRET)],
-    );
+    let server = Server::start(&dir, &["--config", "gw.toml"], &[("EDGE_SECRET", SECRET)]);
     let addr = server.addr;
     // Warm up: a few requests so the baseline includes the runtime's steady state.
     for _ in 0..3 {
@@ -292,11 +295,9 @@ async fn an_upload_flood_is_bounded_by_the_pending_body_budget() {
                 // The gateway may answer 503 and close before the body is sent.
                 let _ = stream.write_all(&body).await;
                 let mut reply = Vec::new();
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(30),
-                    stream.read_to_end(&mut reply),
-                )
-                .await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut reply))
+                        .await;
                 String::from_utf8_lossy(&reply)
                     .get(9..12)
                     .map(str::to_string)
@@ -318,7 +319,9 @@ async fn an_upload_flood_is_bounded_by_the_pending_body_budget() {
         growth / 1024
     );
     assert!(
-        statuses.keys().all(|s| s == "401" || s == "503" || s.is_empty()),
+        statuses
+            .keys()
+            .all(|s| s == "401" || s == "503" || s.is_empty()),
         "{statuses:?}"
     );
     assert!(

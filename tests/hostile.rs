@@ -1,7 +1,8 @@
 //! The hostile-input corpus: crafted requests written byte for byte on raw sockets — duplicated
 //! and malformed signatures, signatures over empty bodies, non-UTF-8 and oversized headers,
 //! lying lengths, chunked bodies past the limit, hostile JSON and timestamps, path tricks —
-//! each answered with its documented status while the upstream receives nothing. Also the
+//! each answered with its documented status while the upstream receives nothing; requests that
+//! fail their head checks are answered without their declared body ever being sent. Also the
 //! listener limits: slow-loris heads, idle keep-alive, header count, load shedding.
 
 mod common;
@@ -359,6 +360,44 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, u16)> {
             408,
         ),
         ("chunked body past the limit", chunked, 413),
+        // Refused from the head alone: the declared body is never sent, and the answer must
+        // come anyway (a gateway that waited for it would answer 408 after body_timeout).
+        (
+            "1 MB declared, no signature header, body never sent",
+            ck(&[("Content-Length", b"1000000")], b""),
+            401,
+        ),
+        (
+            "1 MB declared, signature header twice, body never sent",
+            ck(
+                &[(h, &good), (h, &good), ("Content-Length", b"1000000")],
+                b"",
+            ),
+            401,
+        ),
+        (
+            "1 MB declared, wrong bearer token, body never sent",
+            request(
+                "POST",
+                "/hooks/cc",
+                &[
+                    ("Authorization", b"Bearer not-the-token"),
+                    ("Content-Length", b"1000000"),
+                ],
+                b"",
+            ),
+            401,
+        ),
+        (
+            "1 MB declared, bearer token missing, body never sent",
+            request("POST", "/hooks/cc", &[("Content-Length", b"1000000")], b""),
+            401,
+        ),
+        (
+            "declared length over the limit and no signature",
+            ck(&[("Content-Length", b"5000")], b""),
+            401,
+        ),
         // Framed by Transfer-Encoding alone (RFC 9112 §6.1); forwarded, if ever, with hookgate's
         // own Content-Length. Here the empty chunked body fails the signature.
         (

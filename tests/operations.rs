@@ -61,7 +61,10 @@ async fn metrics_count_every_outcome() {
     let (h3, body3) = cloudkeep("metrics-secret", "evt_m3", 40 * 3600);
     assert_eq!(gw.post("/hooks/ck", &h3, &body3).await.status, 401); // stale
     let sig_only = headers(&[("X-CloudKeep-Signature-256", "sha256=00")]);
-    assert_eq!(gw.post("/hooks/ck", &sig_only, &[b'x'; 2048]).await.status, 413); // too large
+    assert_eq!(
+        gw.post("/hooks/ck", &sig_only, &[b'x'; 2048]).await.status,
+        413
+    ); // too large
     assert_eq!(gw.post("/nowhere", &[], b"{}").await.status, 404);
 
     let answer = send(ops.admin, "GET", "/metrics", &[], b"").await;
@@ -153,10 +156,7 @@ async fn readiness_reflects_a_down_upstream() {
         source_config(&format!("http://{closed}"), &["ck.secret"]),
     )
     .unwrap();
-    assert_eq!(
-        admin_post(ops.admin, "/reload", b"").await.status,
-        200
-    );
+    assert_eq!(admin_post(ops.admin, "/reload", b"").await.status, 200);
     let answer = send(ops.admin, "GET", "/readyz", &[], b"").await;
     assert_eq!(answer.status, 503);
     let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
@@ -194,10 +194,7 @@ async fn admin_reload_rotates_secrets_and_refuses_broken_configs() {
         source_config(&upstream.url(), &["new.secret"]),
     )
     .unwrap();
-    assert_eq!(
-        admin_post(ops.admin, "/reload", b"").await.status,
-        200
-    );
+    assert_eq!(admin_post(ops.admin, "/reload", b"").await.status, 200);
     let (h, b) = cloudkeep("old-secret", "evt_r3", 0);
     assert_eq!(gw.post("/hooks/ck", &h, &b).await.status, 401);
 

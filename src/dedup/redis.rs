@@ -150,14 +150,13 @@ fn unavailable(error: impl std::fmt::Display) -> StoreError {
 impl RedisStore {
     /// A store for `settings`; no connection is made until the first call.
     pub fn new(settings: RedisSettings) -> Result<Self, String> {
-        let client = redis::Client::open(settings.url.as_str())
-            .map_err(|e| {
-                format!(
-                    "`{}` is not a Redis URL ({:?})",
-                    crate::redact::url(&settings.url),
-                    e.kind()
-                )
-            })?;
+        let client = redis::Client::open(settings.url.as_str()).map_err(|e| {
+            format!(
+                "`{}` is not a Redis URL ({:?})",
+                crate::redact::url(&settings.url),
+                e.kind()
+            )
+        })?;
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 client,

@@ -260,10 +260,9 @@ impl Connection {
     {
         let connection = self.builder.serve_connection(io, service);
         tokio::pin!(connection);
-        let expired = self.activity.expired(
-            self.limits.first_request_timeout,
-            self.limits.idle_timeout,
-        );
+        let expired = self
+            .activity
+            .expired(self.limits.first_request_timeout, self.limits.idle_timeout);
         tokio::pin!(expired);
         let stopping = self.stopping.wait_for(|stop| *stop);
         tokio::pin!(stopping);
