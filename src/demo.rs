@@ -16,7 +16,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use tokio::net::TcpListener;
 
-use crate::config::{self, FileConfig, SourceSpec, EMBEDDED_DEFAULT};
+use crate::config::schema::SourceSpec;
+use crate::config::{self, FileConfig, EMBEDDED_DEFAULT};
 use crate::secret::{ProcessEnv, SecretRef};
 use crate::sender::deliver::Sender;
 use crate::sender::{now_secs, sample, Signer};

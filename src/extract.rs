@@ -20,6 +20,13 @@ pub enum ValueSource {
     SignatureParam(String),
 }
 
+impl<'de> serde::Deserialize<'de> for ValueSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        ValueSource::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl ValueSource {
     pub fn parse(text: &str) -> Result<Self, String> {
         let (kind, rest) = text.split_once(':').ok_or_else(|| {

@@ -30,11 +30,15 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::config::{self, FileConfig, SignatureFormat, SignatureSpec};
+use crate::config::{self, FileConfig};
 use crate::dedup::{ClaimOutcome, DedupStore, MemoryStore};
 use crate::extract::{json_field, JsonError, JsonPath, Scalar, ValueSource};
 use crate::gateway::{decide, PeerAddr};
-use crate::scheme::{presets, Algorithm, Encoding, Part, Scheme, SignInput, SigningKey};
+use crate::presets;
+use crate::scheme::{
+    Algorithm, Encoding, Part, Scheme, SignInput, SignatureFormat, SignatureSpec, SigningKey,
+    Template,
+};
 use crate::secret::{Secret, SecretRef};
 use crate::source::Source;
 use crate::timestamp::{parse_scalar, parse_str, TimeFormat, TimestampError};
@@ -105,36 +109,36 @@ fn schemes() -> &'static [SchemeUnderTest] {
         specs.push((
             "generic-sha512-base64url-nopad".into(),
             SignatureSpec {
-                header: Some("X-Fuzz-Signature".into()),
+                header: Some(http::HeaderName::from_static("x-fuzz-signature")),
                 algorithm: Some(Algorithm::Sha512),
                 encoding: Some(Encoding::Base64urlNopad),
                 format: Some(SignatureFormat::Plain),
                 prefix: Some("sig=".into()),
-                signed: Some("{timestamp}.{id}.{body}".into()),
-                timestamp: Some("header:X-Fuzz-Timestamp".into()),
-                id: Some("header:X-Fuzz-Id".into()),
+                signed: Some(Template::parse("{timestamp}.{id}.{body}").expect("valid")),
+                timestamp: Some(ValueSource::parse("header:X-Fuzz-Timestamp").expect("valid")),
+                id: Some(ValueSource::parse("header:X-Fuzz-Id").expect("valid")),
                 ..SignatureSpec::default()
             },
         ));
         specs.push((
             "generic-sha1-hex-key-value".into(),
             SignatureSpec {
-                header: Some("X-Fuzz-KV".into()),
+                header: Some(http::HeaderName::from_static("x-fuzz-kv")),
                 algorithm: Some(Algorithm::Sha1),
                 encoding: Some(Encoding::Hex),
                 format: Some(SignatureFormat::KeyValue),
                 version: Some("s1".into()),
                 timestamp_key: Some("ts".into()),
-                signed: Some("{timestamp}:{id}:{body}".into()),
-                timestamp: Some("signature:ts".into()),
-                id: Some("header:X-Fuzz-Id".into()),
+                signed: Some(Template::parse("{timestamp}:{id}:{body}").expect("valid")),
+                timestamp: Some(ValueSource::parse("signature:ts").expect("valid")),
+                id: Some(ValueSource::parse("header:X-Fuzz-Id").expect("valid")),
                 ..SignatureSpec::default()
             },
         ));
         specs
             .into_iter()
             .map(|(label, spec)| {
-                let scheme = config::build_scheme(&spec)
+                let scheme = Scheme::from_spec(&spec)
                     .unwrap_or_else(|e| panic!("scheme {label} does not build: {e}"));
                 let key = SigningKey::new(scheme.algorithm, &Secret::new(SECRET));
                 SchemeUnderTest { label, scheme, key }
@@ -523,7 +527,12 @@ fn rig() -> &'static DecisionRig {
         )
         .expect("the decision configuration is valid");
         DecisionRig {
-            store: MemoryStore::new(config.dedup_capacity),
+            store: MemoryStore::new(
+                config
+                    .dedup_backend
+                    .capacity()
+                    .unwrap_or(crate::config::defaults::DEDUP_CAPACITY),
+            ),
             sources: config.sources,
         }
     })

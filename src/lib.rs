@@ -38,6 +38,7 @@ pub mod extract;
 pub mod fuzzing;
 pub mod gateway;
 pub mod metrics;
+pub mod presets;
 pub mod redact;
 pub mod reload;
 pub mod scheme;

@@ -432,10 +432,10 @@ fn run_sign(event_args: EventArgs, timestamp: Option<i64>) -> anyhow::Result<()>
 }
 
 fn check_preset(preset: &str) -> anyhow::Result<()> {
-    if hookgate::scheme::presets::find(preset).is_none() {
+    if hookgate::presets::find(preset).is_none() {
         anyhow::bail!(
             "unknown preset `{preset}` (known: {})",
-            hookgate::scheme::presets::NAMES.join(", ")
+            hookgate::presets::NAMES.join(", ")
         );
     }
     Ok(())

@@ -46,7 +46,7 @@ pub struct Reloader {
     tls: Option<Arc<TlsReloader>>,
     generation: AtomicU64,
     /// What start-time-only settings were, to warn when a reload changes them.
-    fixed: Mutex<(std::net::SocketAddr, u64)>,
+    fixed: Mutex<(std::net::SocketAddr, Option<u64>)>,
     /// One reload at a time.
     running: Mutex<()>,
 }
@@ -63,7 +63,7 @@ impl Reloader {
             gateway,
             tls,
             generation: AtomicU64::new(1),
-            fixed: Mutex::new((started_with.listen, started_with.dedup_capacity)),
+            fixed: Mutex::new((started_with.listen, started_with.dedup_backend.capacity())),
             running: Mutex::new(()),
         }
     }
@@ -88,7 +88,7 @@ impl Reloader {
                 let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
                 metrics.reload(true, generation);
                 let fixed = self.fixed.lock().unwrap_or_else(|e| e.into_inner());
-                if fixed.0 != config.listen || fixed.1 != config.dedup_capacity {
+                if fixed.0 != config.listen || fixed.1 != config.dedup_backend.capacity() {
                     tracing::warn!(
                         "server.listen and dedup.capacity changes take effect at the next restart"
                     );

@@ -14,7 +14,6 @@ use tower::{Layer, Service};
 
 use super::Response;
 use crate::clock::SharedClock;
-use crate::config::Dur;
 use crate::error::Rejection;
 use crate::extract::{json_field, HeaderLookup, JsonError, ValueSource};
 use crate::source::{Freshness, Source};
@@ -131,12 +130,12 @@ pub fn check(source: &Source, req: &http::Request<Bytes>, now_ms: i64) -> Result
     let age = now_ms.saturating_sub(stamp);
     if age > millis(policy.window) {
         return Err(Rejection::StaleTimestamp {
-            window: Dur(policy.window).to_string(),
+            window: humantime::format_duration(policy.window).to_string(),
         });
     }
     if -age > millis(policy.future_skew) {
         return Err(Rejection::FutureTimestamp {
-            skew: Dur(policy.future_skew).to_string(),
+            skew: humantime::format_duration(policy.future_skew).to_string(),
         });
     }
     Ok(())

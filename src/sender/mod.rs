@@ -19,9 +19,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TY
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::config::build_scheme;
 use crate::extract::ValueSource;
-use crate::scheme::presets::{self, Preset};
+use crate::presets::{self, Preset};
 use crate::scheme::{Scheme, SignInput, SigningKey};
 use crate::secret::SecretEncoding;
 use crate::timestamp::TimeFormat;
@@ -64,7 +63,7 @@ impl Signer {
         let mut id_headers = Vec::new();
         let scheme = match &preset.signature {
             Some(spec) => {
-                let scheme = build_scheme(spec).map_err(SignerError)?;
+                let scheme = Scheme::from_spec(spec).map_err(SignerError)?;
                 let secret = secret.ok_or_else(|| {
                     SignerError(format!(
                         "preset `{}` signs: a secret is needed",
@@ -84,9 +83,7 @@ impl Signer {
             }
             None => None,
         };
-        if let Some(Ok(ValueSource::Header(name))) =
-            preset.dedup.id.as_deref().map(ValueSource::parse)
-        {
+        if let Some(ValueSource::Header(name)) = preset.dedup.id.clone() {
             if !id_headers.contains(&name) {
                 id_headers.push(name);
             }

@@ -1,15 +1,18 @@
 //! Provider presets: for each sender we speak, its signature scheme, where its timestamp and
 //! event id live, and freshness/dedup windows chosen from its documented retry horizon.
 //!
-//! A preset fills the same optional specs a user writes in TOML; the user's fields override the
+//! A preset fills the same typed, optional specs a user writes in TOML; the user's fields override the
 //! preset's one by one. The window rationale for each preset is in `window_reason` and is
 //! printed by `hookgate check-config`.
 
 use std::time::Duration;
 
-use crate::config::{DedupSpec, Dur, FreshnessSpec, MissingId, SignatureFormat, SignatureSpec};
-use crate::scheme::{Algorithm, Encoding};
+use http::HeaderName;
+
+use crate::extract::ValueSource;
+use crate::scheme::{Algorithm, Encoding, SignatureFormat, SignatureSpec, Template};
 use crate::secret::SecretEncoding;
+use crate::source::{DedupSpec, FreshnessSpec, MissingId};
 use crate::timestamp::TimeFormat;
 
 /// Everything a preset contributes to a source.
@@ -72,8 +75,14 @@ pub const NAMES: &[&str] = &[
 const MINUTE: u64 = 60;
 const HOUR: u64 = 60 * MINUTE;
 
-fn dur(secs: u64) -> Option<Dur> {
-    Some(Dur(Duration::from_secs(secs)))
+fn dur(secs: u64) -> Option<Duration> {
+    Some(Duration::from_secs(secs))
+}
+
+/// A value source written as in configuration (`body:id`, `header:X-Id`); presets only use
+/// valid ones, which the unit tests build for every preset.
+fn at(text: &str) -> ValueSource {
+    ValueSource::parse(text).expect("preset value sources are valid")
 }
 
 fn hmac(
@@ -84,12 +93,12 @@ fn hmac(
     signed: &str,
 ) -> SignatureSpec {
     SignatureSpec {
-        header: Some(header.to_string()),
+        header: Some(HeaderName::from_bytes(header.as_bytes()).expect("preset headers are valid")),
         algorithm: Some(Algorithm::Sha256),
         encoding: Some(encoding),
         format: Some(format),
         prefix: Some(prefix.to_string()),
-        signed: Some(signed.to_string()),
+        signed: Some(Template::parse(signed).expect("preset templates are valid")),
         secret_encoding: Some(SecretEncoding::Raw),
         ..SignatureSpec::default()
     }
@@ -121,7 +130,7 @@ const UNDOCUMENTED_TIMEOUT: &str =
 fn freshness(from: &[&str], format: TimeFormat, required: bool, window: u64) -> FreshnessSpec {
     FreshnessSpec {
         enabled: Some(true),
-        from: Some(from.iter().map(|s| s.to_string()).collect()),
+        from: Some(from.iter().map(|s| at(s)).collect()),
         format: Some(format),
         required: Some(required),
         window: dur(window),
@@ -139,7 +148,7 @@ fn no_freshness() -> FreshnessSpec {
 fn dedup(id: Option<&str>, ttl: u64) -> DedupSpec {
     DedupSpec {
         enabled: Some(true),
-        id: id.map(str::to_string),
+        id: id.map(at),
         on_missing: Some(MissingId::Digest),
         ttl: dur(ttl),
         inflight_wait: None,
@@ -231,8 +240,8 @@ pub fn find(name: &str) -> Option<Preset> {
             name: "standard-webhooks",
             signature: Some(SignatureSpec {
                 version: Some("v1".into()),
-                timestamp: Some("header:webhook-timestamp".into()),
-                id: Some("header:webhook-id".into()),
+                timestamp: Some(at("header:webhook-timestamp")),
+                id: Some(at("header:webhook-id")),
                 secret_encoding: Some(SecretEncoding::Whsec),
                 ..hmac(
                     "webhook-signature",
@@ -270,7 +279,7 @@ pub fn find(name: &str) -> Option<Preset> {
             signature: Some(SignatureSpec {
                 version: Some("v1".into()),
                 timestamp_key: Some("t".into()),
-                timestamp: Some("signature:t".into()),
+                timestamp: Some(at("signature:t")),
                 ..hmac("Stripe-Signature", Hex, KeyValue, "", "{timestamp}.{body}")
             }),
             freshness: freshness(&["signature:t"], TimeFormat::Unix, true, 5 * MINUTE),
@@ -286,7 +295,7 @@ pub fn find(name: &str) -> Option<Preset> {
         "slack" => Preset {
             name: "slack",
             signature: Some(SignatureSpec {
-                timestamp: Some("header:X-Slack-Request-Timestamp".into()),
+                timestamp: Some(at("header:X-Slack-Request-Timestamp")),
                 ..hmac("X-Slack-Signature", Hex, Plain, "v0=", "v0:{timestamp}:{body}")
             }),
             freshness: freshness(
@@ -369,16 +378,16 @@ mod tests {
     fn windows_cover_retry_horizons() {
         let cloudkeep = find("cloudkeep").unwrap();
         let horizon = Duration::from_secs(60 + 5 * 60 + 30 * 60 + 2 * 3600 + 12 * 3600);
-        assert!(cloudkeep.freshness.window.unwrap().0 > horizon);
+        assert!(cloudkeep.freshness.window.unwrap() > horizon);
         let policycortex = find("policycortex").unwrap();
-        assert!(policycortex.freshness.window.unwrap().0 > Duration::from_secs(24 * 3600));
+        assert!(policycortex.freshness.window.unwrap() > Duration::from_secs(24 * 3600));
         for name in NAMES {
             let p = find(name).unwrap();
             if let (Some(w), Some(skew), Some(ttl)) =
                 (p.freshness.window, p.freshness.future_skew, p.dedup.ttl)
             {
                 assert!(
-                    ttl.0 >= w.0 + skew.0,
+                    ttl >= w + skew,
                     "{name}: dedup must cover the freshness window plus the future skew"
                 );
             }

@@ -1,0 +1,320 @@
+//! One `[[source]]`: its preset merged under the user's fields, its secrets and tokens loaded,
+//! its address list parsed, its upstream URL checked, and each stage built from its spec
+//! ([`Scheme::from_spec`], [`Freshness::from_spec`], [`DedupPolicy::from_spec`]). Refused at
+//! start: no way to authenticate, a dedup memory shorter than window + future skew, a bad
+//! path or URL.
+
+use std::path::Path;
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme as UriScheme};
+use http::{HeaderName, HeaderValue, Uri};
+
+use super::schema::SourceSpec;
+use super::{defaults, err, ConfigError};
+use crate::access::{parse_net, AddressAllowlist, HeaderToken, TokenSet};
+use crate::presets;
+use crate::redact;
+use crate::scheme::Scheme;
+use crate::scheme::SigningKey;
+use crate::secret::{Env, Secret, SecretEncoding, SecretRef};
+use crate::source::{
+    check_replay_cover, DedupPolicy, DedupSpec, Freshness, FreshnessSpec, SignatureCheck, Source,
+    Upstream,
+};
+
+/// What `[server]` sets for every source that does not set its own.
+pub(super) struct SourceDefaults {
+    pub(super) max_body: usize,
+    pub(super) body_timeout: Duration,
+    pub(super) upstream_timeout: Duration,
+}
+
+impl Source {
+    /// Builds and validates one source: its preset under the user's fields, its secrets
+    /// loaded, each stage built from its spec. `at` names it in errors (`source[name]`).
+    pub(super) fn from_spec(
+        spec: SourceSpec,
+        at: &str,
+        base_dir: &Path,
+        env: &dyn Env,
+        defaults: &SourceDefaults,
+        warnings: &mut Vec<String>,
+    ) -> Result<Source, ConfigError> {
+        if spec.name.is_empty()
+            || !spec
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return err(
+                at,
+                "name must be non-empty letters, digits, '-', '_' or '.'",
+            );
+        }
+        validate_path(&spec.path).or_else(|m| err(&format!("{at}.path"), m))?;
+
+        let preset = match &spec.preset {
+            Some(name) => Some(presets::find(name).ok_or_else(|| {
+                ConfigError(format!(
+                    "{at}.preset: unknown preset `{name}` (known: {})",
+                    presets::NAMES.join(", ")
+                ))
+            })?),
+            None => None,
+        };
+
+        let mut load_secret = |r: &SecretRef, key: &str| -> Result<String, ConfigError> {
+            if matches!(r, SecretRef::Value(_)) {
+                warnings.push(format!(
+                "{at}.{key}: literal secret in the configuration file; use env or file outside local demos"
+            ));
+            }
+            r.load(env, base_dir)
+                .or_else(|m| err(&format!("{at}.{key}"), m))
+        };
+
+        // Signature.
+        let preset_sig = preset.as_ref().and_then(|p| p.signature.clone());
+        let signature_spec = match (spec.signature, preset_sig) {
+            (Some(user), Some(base)) => Some(user.over(base)),
+            (Some(_), None) if preset.is_some() => {
+                return err(
+                    &format!("{at}.signature"),
+                    format!(
+                        "preset `{}` has no signature scheme to adjust",
+                        spec.preset.unwrap_or_default()
+                    ),
+                )
+            }
+            (user, base) => user.or(base),
+        };
+        let mut secret_origins = Vec::new();
+        let signature = match signature_spec {
+            Some(sig) => {
+                let scheme =
+                    Scheme::from_spec(&sig).or_else(|m| err(&format!("{at}.signature"), m))?;
+                if spec.secrets.is_empty() {
+                    return err(
+                        &format!("{at}.secrets"),
+                        "a signed source needs at least one secret",
+                    );
+                }
+                let encoding = sig.secret_encoding.unwrap_or(SecretEncoding::Raw);
+                let mut keys = Vec::new();
+                for (i, r) in spec.secrets.iter().enumerate() {
+                    let text = load_secret(r, &format!("secrets[{i}]"))?;
+                    let secret = encoding
+                        .decode(&text)
+                        .or_else(|m| err(&format!("{at}.secrets[{i}]"), m))?;
+                    keys.push(SigningKey::new(scheme.algorithm, &secret));
+                    secret_origins.push(r.describe());
+                }
+                Some(SignatureCheck { scheme, keys })
+            }
+            None => {
+                if !spec.secrets.is_empty() {
+                    return err(
+                        &format!("{at}.secrets"),
+                        "secrets are set but the source has no signature scheme",
+                    );
+                }
+                None
+            }
+        };
+
+        let token = match &spec.token {
+            Some(t) => {
+                if t.secrets.is_empty() {
+                    return err(
+                        &format!("{at}.token.secrets"),
+                        "at least one token is needed",
+                    );
+                }
+                let header = HeaderName::from_bytes(t.header.as_bytes())
+                    .or_else(|_| err(&format!("{at}.token.header"), "not a valid header name"))?;
+                let mut tokens = Vec::new();
+                for (i, r) in t.secrets.iter().enumerate() {
+                    tokens.push(Secret::new(load_secret(r, &format!("token.secrets[{i}]"))?));
+                }
+                Some(HeaderToken {
+                    header,
+                    prefix: t.prefix.clone(),
+                    tokens: TokenSet::new(&tokens),
+                })
+            }
+            None => None,
+        };
+        let path_token = match &spec.path_token {
+            Some(r) => {
+                let value = load_secret(r, "path_token")?;
+                if value.contains('/') || value.len() < defaults::MIN_PATH_TOKEN {
+                    return err(
+                        &format!("{at}.path_token"),
+                        "must be at least 16 characters and contain no '/'",
+                    );
+                }
+                Some(TokenSet::new(&[Secret::new(value)]))
+            }
+            None => None,
+        };
+        let parse_nets =
+            |list: &Option<Vec<String>>, key: &str| -> Result<Vec<ipnet::IpNet>, ConfigError> {
+                list.iter()
+                    .flatten()
+                    .map(|s| parse_net(s).or_else(|m| err(&format!("{at}.{key}"), m)))
+                    .collect()
+            };
+        let allow = parse_nets(&spec.allow_ips, "allow_ips")?;
+        let trusted_proxies = parse_nets(&spec.trusted_proxies, "trusted_proxies")?;
+        let addresses = match spec.allow_ips.is_some() {
+            true if allow.is_empty() => {
+                return err(
+                    &format!("{at}.allow_ips"),
+                    "is empty: nothing could deliver",
+                )
+            }
+            true => Some(AddressAllowlist {
+                allow,
+                trusted_proxies: trusted_proxies.clone(),
+            }),
+            false => None,
+        };
+        if signature.is_none() && token.is_none() && path_token.is_none() && addresses.is_none() {
+            return err(
+            at,
+            "no way to authenticate deliveries: configure a signature preset/scheme, token, path_token or allow_ips",
+        );
+        }
+
+        // The source's own value, else its preset's (under the sender's timeout), else [server]'s.
+        let upstream_timeout = spec.upstream_timeout.unwrap_or_else(|| {
+            preset
+                .as_ref()
+                .map_or(defaults.upstream_timeout, |p| p.upstream_timeout())
+        });
+        let timeout_reason = match (&spec.upstream_timeout, &preset) {
+            (None, Some(p)) => Some(p.timeout_reason),
+            _ => None,
+        };
+        let upstream = parse_upstream(&spec.upstream, &spec.name, upstream_timeout)
+            .or_else(|m| err(&format!("{at}.upstream"), m))?;
+
+        let (preset_fresh, preset_dedup, window_reason, preset_name) = match &preset {
+            Some(p) => (
+                p.freshness.clone(),
+                DedupSpec {
+                    inflight_wait: Some(p.inflight_wait()),
+                    ..p.dedup.clone()
+                },
+                Some(p.window_reason),
+                Some(p.name),
+            ),
+            None => (FreshnessSpec::default(), DedupSpec::default(), None, None),
+        };
+        let fresh_spec = spec.freshness.unwrap_or_default().over(preset_fresh);
+        let dedup_spec = spec.dedup.unwrap_or_default().over(preset_dedup);
+
+        let mut source = Source {
+            name: spec.name.as_str().into(),
+            path: spec.path.clone(),
+            preset: preset_name,
+            signature,
+            token,
+            path_token,
+            addresses,
+            trusted_proxies,
+            forward_query: spec.forward_query.unwrap_or(false),
+            freshness: None,
+            dedup: None,
+            upstream,
+            max_body: spec.max_body_bytes.unwrap_or(defaults.max_body),
+            body_timeout: defaults.body_timeout,
+            window_reason,
+            timeout_reason,
+            secret_origins,
+        };
+        if source.max_body == 0 {
+            return err(&format!("{at}.max_body_bytes"), "must be at least 1");
+        }
+        source.freshness = Freshness::from_spec(&fresh_spec, &source)
+            .or_else(|m| err(&format!("{at}.freshness"), m))?;
+        source.dedup = DedupPolicy::from_spec(&dedup_spec, &source)
+            .or_else(|m| err(&format!("{at}.dedup"), m))?;
+        check_replay_cover(source.freshness.as_ref(), source.dedup.as_ref())
+            .or_else(|m| err(&format!("{at}.dedup.ttl"), m))?;
+        if source.freshness.is_none() && source.dedup.is_none() {
+            warnings.push(format!(
+                "{at}: neither freshness nor dedup is on: replays are not stopped"
+            ));
+        }
+        Ok(source)
+    }
+}
+
+fn validate_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("`{path}` must start with '/'"));
+    }
+    if path.len() > 1 && path.ends_with('/') {
+        return Err(format!("`{path}` must not end with '/'"));
+    }
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b);
+    if !path.bytes().all(ok)
+        || path.split('/').any(|seg| seg == "." || seg == "..")
+        || path.contains("//")
+    {
+        return Err(format!(
+            "`{path}` may only contain letters, digits and - _ . ~ between single slashes"
+        ));
+    }
+    Ok(())
+}
+
+fn parse_upstream(text: &str, source: &str, timeout: Duration) -> Result<Upstream, String> {
+    // Shown without any password it may carry.
+    let shown = redact::url(text);
+    let uri: Uri = text
+        .parse()
+        .map_err(|_| format!("`{shown}` is not a URL"))?;
+    let scheme = uri
+        .scheme()
+        .cloned()
+        .ok_or_else(|| format!("`{shown}` has no scheme"))?;
+    if scheme != UriScheme::HTTP && scheme != UriScheme::HTTPS {
+        return Err(format!(
+            "`{shown}`: only http:// and https:// upstreams are supported"
+        ));
+    }
+    let authority: Authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| format!("`{shown}` has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "`{shown}`: credentials in the URL are not supported"
+        ));
+    }
+    let path_and_query = uri
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.as_str().to_string());
+    if timeout.is_zero() {
+        return Err("upstream_timeout must be more than 0".into());
+    }
+    let base_uri = Uri::builder()
+        .scheme(scheme.clone())
+        .authority(authority.clone())
+        .path_and_query(path_and_query.as_str())
+        .build()
+        .map_err(|e| format!("`{shown}`: {e}"))?;
+    Ok(Upstream {
+        host_header: HeaderValue::from_str(authority.as_str())
+            .map_err(|_| "bad host".to_string())?,
+        source_header: HeaderValue::from_str(source).map_err(|_| "bad source name".to_string())?,
+        base_uri,
+        scheme,
+        authority,
+        path_and_query,
+        timeout,
+    })
+}

@@ -1,0 +1,278 @@
+//! The pieces a [`super::Scheme`] is made of: the HMAC [`Algorithm`] and its prepared
+//! [`SigningKey`], the [`Encoding`] of the MAC, the signed-bytes [`Template`] and the [`Shape`]
+//! the signature header takes.
+
+use std::fmt;
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Deserializer};
+
+use crate::secret::Secret;
+
+/// The largest MAC we produce (SHA-512).
+pub(super) const MAX_MAC: usize = 64;
+/// At most this many signatures in one header are considered; the rest are ignored.
+pub(super) const MAX_CANDIDATES: usize = 16;
+
+/// The HMAC hash function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+impl Algorithm {
+    pub fn mac_len(self) -> usize {
+        match self {
+            Algorithm::Sha1 => 20,
+            Algorithm::Sha256 => 32,
+            Algorithm::Sha512 => 64,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha1 => "hmac-sha1",
+            Algorithm::Sha256 => "hmac-sha256",
+            Algorithm::Sha512 => "hmac-sha512",
+        }
+    }
+}
+
+/// How the MAC bytes are written in the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encoding {
+    /// Lower-case hex when signing; either case accepted when verifying.
+    Hex,
+    /// Standard base64 with padding.
+    Base64,
+    /// URL-safe base64 with padding when signing; padding optional when verifying.
+    Base64url,
+    /// URL-safe base64 without padding when signing; padding optional when verifying.
+    Base64urlNopad,
+}
+
+const LENIENT: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+const BASE64URL_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+
+impl Encoding {
+    pub fn encode(self, mac: &[u8]) -> String {
+        use base64::engine::general_purpose as gp;
+        match self {
+            Encoding::Hex => hex::encode(mac),
+            Encoding::Base64 => gp::STANDARD.encode(mac),
+            Encoding::Base64url => gp::URL_SAFE.encode(mac),
+            Encoding::Base64urlNopad => gp::URL_SAFE_NO_PAD.encode(mac),
+        }
+    }
+
+    /// Decodes `text` into `out`, returning the decoded length, or `None` when it is not a
+    /// valid encoding or does not fit.
+    pub(super) fn decode_into(self, text: &str, out: &mut [u8; MAX_MAC]) -> Option<usize> {
+        match self {
+            Encoding::Hex => {
+                let len = text.len() / 2;
+                if text.len() % 2 != 0 || len > MAX_MAC {
+                    return None;
+                }
+                hex::decode_to_slice(text, &mut out[..len]).ok()?;
+                Some(len)
+            }
+            Encoding::Base64 => BASE64_LENIENT.decode_slice(text, out).ok(),
+            Encoding::Base64url | Encoding::Base64urlNopad => {
+                BASE64URL_LENIENT.decode_slice(text, out).ok()
+            }
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Hex => "hex",
+            Encoding::Base64 => "base64",
+            Encoding::Base64url => "base64url",
+            Encoding::Base64urlNopad => "base64url-nopad",
+        }
+    }
+}
+
+/// One piece of the signed bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Body,
+    Timestamp,
+    Id,
+    Literal(Box<[u8]>),
+}
+
+/// The signed bytes, written like `{timestamp}.{body}` or `v0:{timestamp}:{body}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+    text: String,
+}
+
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Template::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            match rest.find('{') {
+                Some(0) => {
+                    let end = rest
+                        .find('}')
+                        .ok_or_else(|| format!("unclosed placeholder in `{text}`"))?;
+                    parts.push(match &rest[1..end] {
+                        "body" => Part::Body,
+                        "timestamp" => Part::Timestamp,
+                        "id" => Part::Id,
+                        other => {
+                            return Err(format!(
+                                "unknown placeholder {{{other}}} in `{text}` (use {{body}}, {{timestamp}} or {{id}})"
+                            ))
+                        }
+                    });
+                    rest = &rest[end + 1..];
+                }
+                Some(i) => {
+                    parts.push(Part::Literal(rest.as_bytes()[..i].into()));
+                    rest = &rest[i..];
+                }
+                None => {
+                    parts.push(Part::Literal(rest.as_bytes().into()));
+                    rest = "";
+                }
+            }
+        }
+        if !parts.contains(&Part::Body) {
+            return Err(format!("signed template `{text}` must include {{body}}"));
+        }
+        Ok(Template {
+            parts,
+            text: text.to_string(),
+        })
+    }
+
+    pub fn uses(&self, part: &Part) -> bool {
+        self.parts.contains(part)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// How the signature travels in its header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// One value, optionally prefixed: `sha256=<mac>`, `v0=<mac>`, `<mac>`.
+    Plain { prefix: String },
+    /// Stripe-style comma-separated `key=value` list: `t=<ts>,v1=<mac>,v1=<mac>`.
+    KeyValue {
+        timestamp_key: String,
+        signature_key: String,
+    },
+    /// Standard Webhooks: space-separated `<version>,<mac>` entries.
+    Versioned { version: String },
+}
+
+/// Values that fill a template's placeholders.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignInput<'a> {
+    pub body: &'a [u8],
+    pub timestamp: Option<&'a str>,
+    pub id: Option<&'a str>,
+}
+
+/// Why a presented signature was not accepted. The text never includes expected values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("signature header missing")]
+    Missing,
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("signature does not match")]
+    Mismatch,
+}
+
+/// An HMAC key prepared once at configuration time (the key schedule is not recomputed per
+/// request). `Debug` does not print key material.
+#[derive(Clone)]
+pub struct SigningKey {
+    mac: KeyedMac,
+}
+
+#[derive(Clone)]
+enum KeyedMac {
+    Sha1(Hmac<sha1::Sha1>),
+    Sha256(Hmac<sha2::Sha256>),
+    Sha512(Hmac<sha2::Sha512>),
+}
+
+impl SigningKey {
+    pub fn new(algorithm: Algorithm, secret: &Secret) -> Self {
+        let key = secret.expose();
+        // HMAC accepts keys of any length, so these cannot fail.
+        let mac = match algorithm {
+            Algorithm::Sha1 => KeyedMac::Sha1(Hmac::new_from_slice(key).expect("any key length")),
+            Algorithm::Sha256 => {
+                KeyedMac::Sha256(Hmac::new_from_slice(key).expect("any key length"))
+            }
+            Algorithm::Sha512 => {
+                KeyedMac::Sha512(Hmac::new_from_slice(key).expect("any key length"))
+            }
+        };
+        SigningKey { mac }
+    }
+
+    pub(super) fn compute(
+        &self,
+        template: &Template,
+        input: &SignInput<'_>,
+        out: &mut [u8; MAX_MAC],
+    ) {
+        fn run<M: Mac + Clone>(
+            mac: &M,
+            template: &Template,
+            input: &SignInput<'_>,
+            out: &mut [u8; MAX_MAC],
+        ) {
+            let mut mac = mac.clone();
+            for part in &template.parts {
+                match part {
+                    Part::Body => mac.update(input.body),
+                    Part::Timestamp => mac.update(input.timestamp.unwrap_or("").as_bytes()),
+                    Part::Id => mac.update(input.id.unwrap_or("").as_bytes()),
+                    Part::Literal(bytes) => mac.update(bytes),
+                }
+            }
+            let tag = mac.finalize().into_bytes();
+            out[..tag.len()].copy_from_slice(&tag);
+        }
+        match &self.mac {
+            KeyedMac::Sha1(m) => run(m, template, input, out),
+            KeyedMac::Sha256(m) => run(m, template, input, out),
+            KeyedMac::Sha512(m) => run(m, template, input, out),
+        }
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey([redacted])")
+    }
+}

@@ -1,0 +1,112 @@
+//! The signature scheme as configuration writes it ([`SignatureSpec`]: every field optional,
+//! so a preset can fill what the user leaves out) and the one place it becomes a runtime
+//! [`Scheme`] ([`Scheme::from_spec`]). Fields are typed: a header name, a template or a value
+//! source is parsed when the file is read, and presets write the same typed values.
+
+use http::HeaderName;
+use serde::{Deserialize, Deserializer};
+
+use super::{Algorithm, Encoding, Scheme, Shape, Template};
+use crate::extract::ValueSource;
+use crate::secret::SecretEncoding;
+
+/// How the signature header is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureFormat {
+    /// `<prefix><mac>`.
+    Plain,
+    /// Stripe's `t=…,v1=…` list.
+    KeyValue,
+    /// Standard Webhooks' space-separated `v1,<mac>` list.
+    Versioned,
+}
+
+/// A signature scheme; every field optional so a preset can fill the rest.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureSpec {
+    /// The header the signature travels in.
+    #[serde(default, deserialize_with = "header_name")]
+    pub header: Option<HeaderName>,
+    /// The HMAC hash.
+    pub algorithm: Option<Algorithm>,
+    /// How the MAC is encoded.
+    pub encoding: Option<Encoding>,
+    /// The header's shape.
+    pub format: Option<SignatureFormat>,
+    /// `plain` format: text before the MAC, e.g. `sha256=`.
+    pub prefix: Option<String>,
+    /// `versioned` and `key-value` formats: the signature's version tag (`v1`).
+    pub version: Option<String>,
+    /// `key-value` format: the key of the timestamp entry (`t`).
+    pub timestamp_key: Option<String>,
+    /// The signed bytes, e.g. `{timestamp}.{body}`.
+    pub signed: Option<Template>,
+    /// Where `{timestamp}` comes from.
+    pub timestamp: Option<ValueSource>,
+    /// Where `{id}` comes from.
+    pub id: Option<ValueSource>,
+    /// How the secret's text becomes key bytes.
+    pub secret_encoding: Option<SecretEncoding>,
+}
+
+fn header_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<HeaderName>, D::Error> {
+    let text = String::deserialize(d)?;
+    HeaderName::from_bytes(text.as_bytes())
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a valid header name")))
+}
+
+impl SignatureSpec {
+    /// This spec's fields, with `base`'s wherever this one leaves a field unset.
+    pub fn over(self, base: SignatureSpec) -> SignatureSpec {
+        SignatureSpec {
+            header: self.header.or(base.header),
+            algorithm: self.algorithm.or(base.algorithm),
+            encoding: self.encoding.or(base.encoding),
+            format: self.format.or(base.format),
+            prefix: self.prefix.or(base.prefix),
+            version: self.version.or(base.version),
+            timestamp_key: self.timestamp_key.or(base.timestamp_key),
+            signed: self.signed.or(base.signed),
+            timestamp: self.timestamp.or(base.timestamp),
+            id: self.id.or(base.id),
+            secret_encoding: self.secret_encoding.or(base.secret_encoding),
+        }
+    }
+}
+
+impl Scheme {
+    /// The runtime scheme of a complete spec; the error names the missing or inconsistent key.
+    pub fn from_spec(sig: &SignatureSpec) -> Result<Scheme, String> {
+        let header = sig.header.clone().ok_or("header is not set")?;
+        let shape = match sig.format.unwrap_or(SignatureFormat::Plain) {
+            SignatureFormat::Plain => Shape::Plain {
+                prefix: sig.prefix.clone().unwrap_or_default(),
+            },
+            SignatureFormat::KeyValue => Shape::KeyValue {
+                timestamp_key: sig.timestamp_key.clone().unwrap_or_else(|| "t".into()),
+                signature_key: sig.version.clone().unwrap_or_else(|| "v1".into()),
+            },
+            SignatureFormat::Versioned => Shape::Versioned {
+                version: sig.version.clone().unwrap_or_else(|| "v1".into()),
+            },
+        };
+        let template = match &sig.signed {
+            Some(template) => template.clone(),
+            None => Template::parse("{body}").expect("the default template parses"),
+        };
+        let scheme = Scheme {
+            algorithm: sig.algorithm.ok_or("algorithm is not set")?,
+            encoding: sig.encoding.ok_or("encoding is not set")?,
+            header,
+            shape,
+            template,
+            timestamp: sig.timestamp.clone(),
+            id: sig.id.clone(),
+        };
+        scheme.validate()?;
+        Ok(scheme)
+    }
+}

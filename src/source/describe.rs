@@ -1,0 +1,145 @@
+//! The text `hookgate check-config` prints for a source: everything that decides how its
+//! deliveries are treated, with every timestamp and id marked signed or unsigned, and the
+//! reason behind each window and timeout. Never a secret value.
+
+use std::fmt::Write as _;
+
+use super::Source;
+use crate::scheme::Shape;
+
+impl Source {
+    /// A human-readable description without secret values, for `check-config`.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "source {}", self.name);
+        let _ = writeln!(out, "  path:        {}", self.path);
+        if self.path_token.is_some() {
+            let _ = writeln!(
+                out,
+                "               (senders post to {}/<path token>)",
+                self.path
+            );
+        }
+        let _ = writeln!(out, "  preset:      {}", self.preset.unwrap_or("(generic)"));
+        let u = &self.upstream;
+        let _ = writeln!(
+            out,
+            "  upstream:    {}://{}{} (timeout {})",
+            u.scheme,
+            u.authority,
+            u.path_and_query,
+            humantime::format_duration(u.timeout)
+        );
+        if let Some(reason) = self.timeout_reason {
+            let _ = writeln!(out, "               why: {reason}");
+        }
+        match &self.signature {
+            Some(check) => {
+                let s = &check.scheme;
+                let shape = match &s.shape {
+                    Shape::Plain { prefix } if prefix.is_empty() => "plain".to_string(),
+                    Shape::Plain { prefix } => format!("plain, prefix `{prefix}`"),
+                    Shape::KeyValue {
+                        timestamp_key,
+                        signature_key,
+                    } => format!("key-value `{timestamp_key}=…,{signature_key}=…`"),
+                    Shape::Versioned { version } => format!("versioned `{version},…`"),
+                };
+                let _ = writeln!(
+                    out,
+                    "  signature:   {} {} in {} ({shape}) over `{}`",
+                    s.algorithm.name(),
+                    s.encoding.name(),
+                    s.header,
+                    s.template.as_str()
+                );
+                let _ = writeln!(
+                    out,
+                    "  secrets:     {} ({})",
+                    check.keys.len(),
+                    self.secret_origins.join(", ")
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  signature:   none");
+            }
+        }
+        if let Some(token) = &self.token {
+            let _ = writeln!(
+                out,
+                "  token:       {} `{}<token>` ({} accepted)",
+                token.header,
+                token.prefix,
+                token.tokens.len()
+            );
+        }
+        if let Some(list) = &self.addresses {
+            let allow: Vec<String> = list.allow.iter().map(|n| n.to_string()).collect();
+            let proxies: Vec<String> = list.trusted_proxies.iter().map(|n| n.to_string()).collect();
+            let _ = writeln!(out, "  allow_ips:   {}", allow.join(", "));
+            if !proxies.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  trusted_proxies (X-Forwarded-For believed): {}",
+                    proxies.join(", ")
+                );
+            }
+        }
+        match &self.freshness {
+            Some(f) => {
+                let from: Vec<String> = f
+                    .from
+                    .iter()
+                    .map(|s| format!("{s} [{}]", signed_word(self.timestamp_signed(s))))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  timestamp:   {} as {}{}",
+                    from.join(" or "),
+                    f.format.name(),
+                    if f.required { "" } else { ", optional" }
+                );
+                let _ = writeln!(
+                    out,
+                    "  window:      {} past, {} future",
+                    humantime::format_duration(f.window),
+                    humantime::format_duration(f.future_skew)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  timestamp:   not checked");
+            }
+        }
+        if let Some(reason) = self.window_reason {
+            let _ = writeln!(out, "               why: {reason}");
+        }
+        match &self.dedup {
+            Some(d) => {
+                let key = match &d.id {
+                    Some(id) if d.id_signed => format!("{id} [signed]"),
+                    Some(id) => format!("{id} [unsigned] + body digest"),
+                    None => "body digest".to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "  dedup:       {key}, kept {}; in-flight duplicates wait up to {}",
+                    humantime::format_duration(d.ttl),
+                    humantime::format_duration(d.inflight_wait)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  dedup:       off");
+            }
+        }
+        let _ = writeln!(out, "  max body:    {} bytes", self.max_body);
+        out
+    }
+}
+
+fn signed_word(signed: bool) -> &'static str {
+    if signed {
+        "signed"
+    } else {
+        "unsigned"
+    }
+}
