@@ -16,7 +16,6 @@
 //! - [`server`]: the accept loop shared by the listeners (limits, graceful shutdown).
 //! - [`sender`]: the outbound sender (signing, retries, payload formats, sidecar endpoint).
 //! - [`demo`]: `hookgate demo`, the newcomer's first minute.
-//! - [`error`]: rejections and their JSON answers.
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`secret`]: secret sources and a value type that never prints.
 //! - [`redact`]: secret references parsed without echo, URLs shown without passwords.
@@ -33,7 +32,6 @@ pub mod clock;
 pub mod config;
 pub mod dedup;
 pub mod demo;
-pub mod error;
 pub mod extract;
 pub mod fuzzing;
 pub mod gateway;

@@ -16,8 +16,6 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::ConfigError;
-
 /// Certificate chain and private key files (PEM).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -29,9 +27,14 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(default_provider())
 }
 
-fn load_key(files: &TlsFiles) -> Result<CertifiedKey, ConfigError> {
+/// A TLS file or setting that cannot be used; the text names the key and the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsError(pub String);
+
+fn load_key(files: &TlsFiles) -> Result<CertifiedKey, TlsError> {
     let fail = |what: &str, path: &Path, e: &dyn fmt::Display| {
-        ConfigError(format!(
+        TlsError(format!(
             "server.tls.{what}: cannot use {}: {e}",
             path.display()
         ))
@@ -66,26 +69,26 @@ impl ResolvesServerCert for TlsReloader {
 }
 
 impl TlsReloader {
-    pub fn new(files: &TlsFiles) -> Result<Arc<Self>, ConfigError> {
+    pub fn new(files: &TlsFiles) -> Result<Arc<Self>, TlsError> {
         Ok(Arc::new(TlsReloader {
             current: ArcSwap::from_pointee(load_key(files)?),
         }))
     }
 
     /// Loads the files of a reloaded configuration; the old certificate stays on error.
-    pub fn reload(&self, files: Option<&TlsFiles>) -> Result<(), ConfigError> {
+    pub fn reload(&self, files: Option<&TlsFiles>) -> Result<(), TlsError> {
         let files = files.ok_or_else(|| {
-            ConfigError("server.tls: TLS cannot be turned off by a reload; restart instead".into())
+            TlsError("server.tls: TLS cannot be turned off by a reload; restart instead".into())
         })?;
         self.current.store(Arc::new(load_key(files)?));
         Ok(())
     }
 
     /// An acceptor offering h2 and http/1.1.
-    pub fn acceptor(self: &Arc<Self>) -> Result<TlsAcceptor, ConfigError> {
+    pub fn acceptor(self: &Arc<Self>) -> Result<TlsAcceptor, TlsError> {
         let mut config = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| ConfigError(format!("server.tls: {e}")))?
+            .map_err(|e| TlsError(format!("server.tls: {e}")))?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -94,7 +97,7 @@ impl TlsReloader {
 }
 
 /// The client configuration for `https://` upstreams: system roots plus `extra_ca`.
-pub fn upstream_client_config(extra_ca: Option<&Path>) -> Result<ClientConfig, ConfigError> {
+pub fn upstream_client_config(extra_ca: Option<&Path>) -> Result<ClientConfig, TlsError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
@@ -102,7 +105,7 @@ pub fn upstream_client_config(extra_ca: Option<&Path>) -> Result<ClientConfig, C
     }
     if let Some(path) = extra_ca {
         let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
-            ConfigError(format!(
+            TlsError(format!(
                 "upstream_tls.ca: cannot read {}: {e}",
                 path.display()
             ))
@@ -110,14 +113,14 @@ pub fn upstream_client_config(extra_ca: Option<&Path>) -> Result<ClientConfig, C
         let mut added = 0;
         for cert in certs {
             let cert =
-                cert.map_err(|e| ConfigError(format!("upstream_tls.ca: {}: {e}", path.display())))?;
+                cert.map_err(|e| TlsError(format!("upstream_tls.ca: {}: {e}", path.display())))?;
             roots
                 .add(cert)
-                .map_err(|e| ConfigError(format!("upstream_tls.ca: {}: {e}", path.display())))?;
+                .map_err(|e| TlsError(format!("upstream_tls.ca: {}: {e}", path.display())))?;
             added += 1;
         }
         if added == 0 {
-            return Err(ConfigError(format!(
+            return Err(TlsError(format!(
                 "upstream_tls.ca: no certificate in {}",
                 path.display()
             )));
@@ -126,5 +129,5 @@ pub fn upstream_client_config(extra_ca: Option<&Path>) -> Result<ClientConfig, C
     ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-        .map_err(|e| ConfigError(format!("upstream_tls: {e}")))
+        .map_err(|e| TlsError(format!("upstream_tls: {e}")))
 }

@@ -1116,7 +1116,7 @@ fn hookgate_samples() -> BTreeMap<String, BTreeSet<String>> {
     metrics.dedup(1, 1);
     metrics.connection_opened();
     metrics.connection_refused();
-    metrics.connection_closed(Some(hookgate::server::CloseReason::IdleTimeout));
+    metrics.connection_closed(Some("idle_timeout"));
     metrics.refused_before_body(&name, "bad_token");
     metrics.pending_bodies(1, 2);
     let text = metrics.render();

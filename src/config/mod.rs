@@ -82,6 +82,12 @@ pub struct Config {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+impl From<crate::tls::TlsError> for ConfigError {
+    fn from(error: crate::tls::TlsError) -> Self {
+        ConfigError(error.0)
+    }
+}
+
 pub(crate) fn err<T>(at: &str, message: impl fmt::Display) -> Result<T, ConfigError> {
     Err(ConfigError(format!("{at}: {message}")))
 }

@@ -14,8 +14,8 @@ use http::HeaderMap;
 use hyper::body::Incoming;
 use tower::{Layer, Service};
 
+use super::rejection::Rejection;
 use super::{PeerAddr, Response};
-use crate::error::Rejection;
 use crate::extract::{header_value, HeaderLookup};
 use crate::metrics::Metrics;
 use crate::source::Source;

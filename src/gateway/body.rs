@@ -21,8 +21,8 @@ use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
+use super::rejection::Rejection;
 use super::{BoxError, BoxFuture, Response};
-use crate::error::Rejection;
 use crate::metrics::Metrics;
 use crate::source::Source;
 

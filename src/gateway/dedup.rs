@@ -29,9 +29,9 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use tower::{Layer, Service};
 
+use super::rejection::Rejection;
 use super::{full_body, BoxFuture, EventId, Outcome, Response};
 use crate::dedup::{ClaimOutcome, ClaimToken, DedupKey, DedupStore, StoreError};
-use crate::error::Rejection;
 use crate::extract::{json_field, HeaderLookup, JsonError, ValueSource};
 use crate::metrics::Metrics;
 use crate::source::{DedupPolicy, MissingId, Source};

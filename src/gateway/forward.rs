@@ -22,9 +22,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use ipnet::IpNet;
 use tower::Service;
 
+use super::rejection::Rejection;
 use super::{BoxFuture, EventId, Outcome, PeerAddr, RequestId, Response};
 use crate::access::contains;
-use crate::error::Rejection;
 use crate::metrics::Metrics;
 use crate::source::Source;
 use crate::tls::upstream_client_config;

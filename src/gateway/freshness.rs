@@ -12,9 +12,9 @@ use bytes::Bytes;
 use futures_util::future::{ready, Either, Ready};
 use tower::{Layer, Service};
 
+use super::rejection::Rejection;
 use super::Response;
 use crate::clock::SharedClock;
-use crate::error::Rejection;
 use crate::extract::{json_field, HeaderLookup, JsonError, ValueSource};
 use crate::source::{Freshness, Source};
 use crate::timestamp::{self, TimestampError};

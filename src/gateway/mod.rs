@@ -7,6 +7,7 @@ mod body;
 mod dedup;
 mod forward;
 mod freshness;
+mod rejection;
 mod route;
 mod shed;
 mod trace;
@@ -14,7 +15,6 @@ mod verify;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -35,9 +35,10 @@ use crate::metrics::Metrics;
 use crate::server::Limits;
 use crate::source::Source;
 
+pub use rejection::Rejection;
 pub use route::Routes;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::server::{BoxError, PeerAddr};
 /// The body of every response the gateway sends.
 pub type Body = BoxBody<Bytes, BoxError>;
 pub type Response = http::Response<Body>;
@@ -68,10 +69,6 @@ impl Outcome {
         }
     }
 }
-
-/// The TCP peer of the connection a request came on.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
 
 /// The delivery's event id, for the upstream: in `X-Hookgate-Event-Id` when the signature
 /// covers it, in `X-Hookgate-Unsigned-Event-Id` when it does not (anyone replaying a captured
@@ -234,7 +231,7 @@ pub fn decide(
     source: &Source,
     req: &http::Request<Bytes>,
     now_ms: i64,
-) -> Result<Vec<crate::dedup::DedupKey>, crate::error::Rejection> {
+) -> Result<Vec<crate::dedup::DedupKey>, crate::gateway::Rejection> {
     verify::authenticate(source, req)?;
     freshness::check(source, req, now_ms)?;
     match &source.dedup {

@@ -13,8 +13,8 @@ use http::Method;
 use hyper::body::Incoming;
 use tower::{Layer, Service};
 
+use super::rejection::Rejection;
 use super::{BoxFuture, Response, RoutedTo};
-use crate::error::Rejection;
 use crate::source::Source;
 
 /// The routing table.

@@ -11,8 +11,8 @@ use hyper::body::Incoming;
 use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
+use super::rejection::Rejection;
 use super::{BoxFuture, Response};
-use crate::error::Rejection;
 
 /// What a shed request is told to wait before retrying.
 const RETRY_AFTER: Duration = Duration::from_secs(1);

@@ -12,8 +12,8 @@ use futures_util::future::{ready, Either, Ready};
 use tower::{Layer, Service};
 
 use super::admit::check_head;
+use super::rejection::Rejection;
 use super::{PeerAddr, Response};
-use crate::error::Rejection;
 use crate::scheme::SignatureError;
 use crate::source::Source;
 

@@ -11,7 +11,6 @@ use prometheus_client::registry::Registry;
 use std::sync::Arc;
 
 use super::{Metrics, Name};
-use crate::server::CloseReason;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
@@ -99,15 +98,14 @@ impl Metrics {
         self.edge.open.inc();
     }
 
-    /// A connection ended; `reason` is the deadline that closed it, if one did.
-    pub fn connection_closed(&self, reason: Option<CloseReason>) {
+    /// A connection ended; `reason` names the deadline that closed it, if one did
+    /// (`first_request_timeout`, `idle_timeout`).
+    pub fn connection_closed(&self, reason: Option<&'static str>) {
         self.edge.open.dec();
         if let Some(reason) = reason {
             self.edge
                 .closed
-                .get_or_create(&ReasonLabels {
-                    reason: reason.as_str(),
-                })
+                .get_or_create(&ReasonLabels { reason })
                 .inc();
         }
     }

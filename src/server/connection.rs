@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 use tower::Service;
 
-use crate::gateway::PeerAddr;
+use super::PeerAddr;
 
 /// Why the server closed a connection on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,8 +23,14 @@ use tower::Service;
 pub use connection::CloseReason;
 use connection::{Activity, Tracked};
 
-use crate::gateway::BoxError;
 use crate::metrics::Metrics;
+
+/// The error type of the services and bodies a listener serves.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The TCP peer of the connection a request came on (added to every request's extensions).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
 
 /// Connection and protocol limits of a listener. Every field is documented with its default
 /// in the README's limits table.
@@ -193,7 +199,7 @@ where
                         }
                     };
                     if let Some(m) = &connection.metrics {
-                        m.connection_closed(reason);
+                        m.connection_closed(reason.map(CloseReason::as_str));
                     }
                     drop(slot);
                 });

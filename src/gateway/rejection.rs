@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 
-use crate::gateway::{full_body, Outcome, Response};
+use super::{full_body, Outcome, Response};
 
 /// A refusal decided by one of the gateway's layers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
