@@ -3,50 +3,65 @@
 //! It stands between the public internet and webhook receivers and lets through only
 //! authentic, fresh, first-time deliveries, forwarded byte for byte.
 //!
-//! # Layout
-//! - [`config`]: the TOML model, presets merged in, secrets resolved, validation.
-//! - [`source`]: a resolved source — how it authenticates, freshness, dedup, upstream.
-//! - [`scheme`]: the signing core shared by verifying and sending; provider [`scheme::presets`].
-//! - [`access`]: authentication without signatures (tokens, path tokens, address allowlists).
-//! - [`extract`]: reading timestamps and ids from headers and JSON bodies.
-//! - [`clock`]: injectable wall and uptime clocks (freshness, dedup expiries).
-//! - [`timestamp`]: strict timestamp parsing (unix s/ms, ISO 8601).
-//! - [`dedup`]: the three-state dedup store trait and its in-memory backend.
-//! - [`gateway`]: the tower stack, one layer per concern.
-//! - [`server`]: the accept loop shared by the listeners (limits, graceful shutdown).
+//! # The public API
+//! - [`app`]: the whole process as one call ([`app::run`]) on bound listeners.
+//! - [`config`]: the TOML schema, presets merged in, secrets resolved, validation.
+//! - [`scheme`]: the signing core shared by verifying and sending.
+//! - [`presets`]: what each provider signs, how fresh its deliveries are, how it retries.
 //! - [`sender`]: the outbound sender (signing, retries, payload formats, sidecar endpoint).
-//! - [`demo`]: `hookgate demo`, the newcomer's first minute.
-//! - [`metrics`]: the Prometheus metrics.
-//! - [`secret`]: secret sources and a value type that never prints.
-//! - [`redact`]: secret references parsed without echo, URLs shown without passwords.
-//! - [`telemetry`]: log setup.
-//! - [`admin`]: the admin listener (metrics, health, readiness, reload, dedup forget).
-//! - [`reload`]: hot reload of configuration and secrets.
-//! - [`tls`]: TLS for the listener (reloadable certificate) and for https upstreams.
-//! - `fuzzing`: entry points of the cargo-fuzz targets and the corpus replay test (hidden).
+//!
+//! The other modules are the gateway's internals. They are reachable (hidden from the
+//! documentation) for the integration tests, benchmarks and fuzz targets, and are not a stable
+//! API:
+//! - `source`: a resolved source — how it authenticates, freshness, dedup, upstream.
+//! - `gateway`: the tower stack, one layer per concern; `server`: the accept loop, connection
+//!   deadlines and limits; `admin`: the admin listener; `reload`: hot reload.
+//! - `dedup`: the three-state dedup store and its memory and Redis backends.
+//! - `access` (tokens, allowlists, admin auth), `extract` (timestamps and ids from headers
+//!   and JSON), `timestamp`, `clock`, `secret`, `redact`, `tls`, `metrics`, `telemetry`.
+//! - `fuzzing`: entry points of the cargo-fuzz targets and their corpus replay.
 #![forbid(unsafe_code)]
 
-pub mod access;
-pub mod admin;
-pub mod clock;
+pub mod app;
 pub mod config;
-pub mod dedup;
-pub mod demo;
-pub mod extract;
-pub mod fuzzing;
-pub mod gateway;
-pub mod metrics;
 pub mod presets;
-pub mod redact;
-pub mod reload;
 pub mod scheme;
-pub mod secret;
 pub mod sender;
+
+#[doc(hidden)]
+pub mod access;
+#[doc(hidden)]
+pub mod admin;
+#[doc(hidden)]
+pub mod clock;
+#[doc(hidden)]
+pub mod dedup;
+#[doc(hidden)]
+pub mod extract;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
+#[doc(hidden)]
+pub mod gateway;
+#[doc(hidden)]
+pub mod metrics;
+#[doc(hidden)]
+pub mod redact;
+#[doc(hidden)]
+pub mod reload;
+#[doc(hidden)]
+pub mod secret;
+#[doc(hidden)]
 pub mod server;
+#[doc(hidden)]
 pub mod source;
+#[doc(hidden)]
 pub mod telemetry;
+#[doc(hidden)]
 pub mod timestamp;
+#[doc(hidden)]
 pub mod tls;
 
 pub use config::Config;
+#[doc(hidden)]
 pub use gateway::{serve, Gateway};

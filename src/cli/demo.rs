@@ -16,12 +16,14 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use tokio::net::TcpListener;
 
-use crate::config::schema::SourceSpec;
-use crate::config::{self, FileConfig, EMBEDDED_DEFAULT};
-use crate::secret::{ProcessEnv, SecretRef};
-use crate::sender::deliver::Sender;
-use crate::sender::{now_secs, sample, Signer};
-use crate::{serve, Gateway};
+use super::SendFailed;
+
+use hookgate::config::schema::SourceSpec;
+use hookgate::config::{self, FileConfig, EMBEDDED_DEFAULT};
+use hookgate::secret::{ProcessEnv, SecretRef};
+use hookgate::sender::deliver::Sender;
+use hookgate::sender::{now_secs, sample, Signer};
+use hookgate::{serve, Gateway};
 
 /// What a step should produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +90,7 @@ async fn echo_upstream() -> std::io::Result<(SocketAddr, Arc<AtomicUsize>)> {
             Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body))))
         }
     });
-    tokio::spawn(crate::server::run(
+    tokio::spawn(hookgate::server::run(
         listener,
         service,
         std::future::pending(),
@@ -195,7 +197,7 @@ pub async fn run(out: &mut String) -> anyhow::Result<bool> {
                 }
             }
         };
-        let headers_for = |event: &crate::sender::OutboundEvent, at: i64| {
+        let headers_for = |event: &hookgate::sender::OutboundEvent, at: i64| {
             let mut headers = signer.headers(event, at, 1);
             headers.extend(extra.clone());
             headers
@@ -262,4 +264,15 @@ pub async fn run(out: &mut String) -> anyhow::Result<bool> {
         }
     );
     Ok(all_ok)
+}
+
+pub(crate) async fn run_demo() -> anyhow::Result<()> {
+    let mut table = String::new();
+    let ok = run(&mut table).await?;
+    print!("{table}");
+    if ok {
+        Ok(())
+    } else {
+        Err(SendFailed("the demo saw unexpected outcomes".into()).into())
+    }
 }

@@ -39,25 +39,25 @@ fn replay(target: &str, run: fn(&[u8])) {
 
 #[test]
 fn signature_header_corpus() {
-    replay("signature_header", hookgate::fuzzing::signature_header);
+    replay("signature_header", super::signature_header);
 }
 
 #[test]
 fn timestamp_corpus() {
-    replay("timestamp", hookgate::fuzzing::timestamp);
+    replay("timestamp", super::timestamp);
 }
 
 #[test]
 fn json_fields_corpus() {
-    replay("json_fields", hookgate::fuzzing::json_fields);
+    replay("json_fields", super::json_fields);
 }
 
 #[test]
 fn config_corpus() {
-    replay("config", hookgate::fuzzing::config);
+    replay("config", super::config);
 }
 
 #[test]
 fn decision_corpus() {
-    replay("decision", hookgate::fuzzing::decision);
+    replay("decision", super::decision);
 }

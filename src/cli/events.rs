@@ -1,0 +1,161 @@
+//! `hookgate send`, `sign` and `sample`: hookgate as a provider simulator. An event (a sample
+//! for the preset, or a body from a file or stdin) is signed with the preset's scheme and
+//! either printed as headers, or delivered with the provider's retry schedule.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use hookgate::secret::{ProcessEnv, SecretRef};
+use hookgate::sender::deliver::{DeliveryOutcome, Sender, TokioSleeper};
+use hookgate::sender::retry::RetryPolicy;
+use hookgate::sender::{now_secs, sample, OutboundEvent, Signer};
+
+use super::SendFailed;
+
+#[derive(clap::Args)]
+pub(crate) struct EventArgs {
+    /// Provider preset whose scheme and headers to use.
+    #[arg(long)]
+    pub(crate) preset: String,
+    /// Environment variable holding the secret.
+    #[arg(long, conflicts_with = "secret_file")]
+    secret_env: Option<String>,
+    /// File holding the secret (trailing newline dropped).
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    /// Body file, or - for standard input (default: a sample event for the preset).
+    #[arg(long)]
+    body: Option<String>,
+    /// Event id (default: the id found in a sample, or a new one).
+    #[arg(long)]
+    pub(crate) event_id: Option<String>,
+    /// Event type, for providers that send one in a header.
+    #[arg(long)]
+    pub(crate) event_type: Option<String>,
+}
+
+impl EventArgs {
+    fn secret(&self) -> anyhow::Result<Option<String>> {
+        let source = match (&self.secret_env, &self.secret_file) {
+            (Some(var), _) => SecretRef::Env(var.clone()),
+            (None, Some(path)) => SecretRef::File(path.clone()),
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(
+            source
+                .load(&ProcessEnv, Path::new("."))
+                .map_err(anyhow::Error::msg)?,
+        ))
+    }
+
+    fn signer(&self) -> anyhow::Result<Signer> {
+        check_preset(&self.preset)?;
+        Ok(Signer::for_preset(&self.preset, self.secret()?.as_deref())?)
+    }
+
+    fn event(&self, at: i64) -> anyhow::Result<OutboundEvent> {
+        let id = self
+            .event_id
+            .clone()
+            .unwrap_or_else(|| sample::new_id("evt_"));
+        let mut event = sample::event(&self.preset, &id, at, self.event_type.as_deref());
+        match self.body.as_deref() {
+            None => {}
+            Some("-") => {
+                let mut buf = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut buf)
+                    .context("cannot read the body from stdin")?;
+                event.body = buf.into();
+            }
+            Some(path) => {
+                event.body = std::fs::read(path)
+                    .with_context(|| format!("cannot read the body file {path}"))?
+                    .into();
+            }
+        }
+        Ok(event)
+    }
+}
+
+pub(crate) async fn run_send(
+    event_args: EventArgs,
+    url: String,
+    retry: Option<String>,
+    jitter: f64,
+) -> anyhow::Result<()> {
+    let signer = event_args.signer()?;
+    let url: http::Uri = url
+        .parse()
+        .with_context(|| format!("`{url}` is not a URL"))?;
+    if url.scheme_str() != Some("http") {
+        anyhow::bail!("only http:// URLs are supported");
+    }
+    let mut policy = RetryPolicy::parse(retry.as_deref().unwrap_or(signer.preset().sender.retry))
+        .map_err(anyhow::Error::msg)?;
+    if !(0.0..=1.0).contains(&jitter) {
+        anyhow::bail!("--jitter must be between 0 and 1");
+    }
+    policy.jitter = jitter;
+    let event = event_args.event(now_secs())?;
+    println!(
+        "sending event {} ({} bytes) to {url} as {} with retry policy {}",
+        event.id,
+        event.body.len(),
+        signer.preset().name,
+        policy.name
+    );
+    let report = Sender::default()
+        .deliver(&url, &signer, &event, &policy, &TokioSleeper, |attempt| {
+            println!("{attempt}");
+        })
+        .await;
+    match report.outcome {
+        DeliveryOutcome::Delivered => {
+            println!("delivered after {} attempt(s)", report.attempts.len());
+            Ok(())
+        }
+        DeliveryOutcome::Rejected(status) => Err(SendFailed(format!(
+            "rejected with HTTP {status}; the provider would not retry"
+        ))
+        .into()),
+        DeliveryOutcome::Exhausted => Err(SendFailed(format!(
+            "not delivered after {} attempt(s)",
+            report.attempts.len()
+        ))
+        .into()),
+    }
+}
+
+pub(crate) fn run_sign(event_args: EventArgs, timestamp: Option<i64>) -> anyhow::Result<()> {
+    let signer = event_args.signer()?;
+    let at = timestamp.unwrap_or_else(now_secs);
+    let event = event_args.event(at)?;
+    for (name, value) in &signer.headers(&event, at, 1) {
+        println!("{name}: {}", value.to_str().unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn check_preset(preset: &str) -> anyhow::Result<()> {
+    if hookgate::presets::find(preset).is_none() {
+        anyhow::bail!(
+            "unknown preset `{preset}` (known: {})",
+            hookgate::presets::NAMES.join(", ")
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn run_sample(
+    preset: &str,
+    event_id: Option<String>,
+    event_type: Option<String>,
+) -> anyhow::Result<()> {
+    check_preset(preset)?;
+    let id = event_id.unwrap_or_else(|| sample::new_id("evt_"));
+    let event = sample::event(preset, &id, now_secs(), event_type.as_deref());
+    println!("{}", String::from_utf8_lossy(&event.body));
+    Ok(())
+}
