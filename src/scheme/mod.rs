@@ -7,8 +7,17 @@
 //! Verification decodes each presented signature into a fixed-size buffer and compares it with
 //! every expected MAC (one per configured secret) using `subtle`, accumulating the result without
 //! early exit — also not on a length mismatch or a decoding failure.
+//!
+//! Asymmetric verification (Ed25519, ECDSA P-256, RSA PKCS#1 v1.5, JWT RS256/ES256) lives in
+//! [`asymmetric`], [`keys`] and [`jwt`]; what each such provider signs is in [`signed`]. They
+//! reuse [`Template`] for the signed bytes and [`Encoding`] for the signature's text form.
 
+pub mod asymmetric;
+mod der;
+pub mod jwt;
+pub mod keys;
 pub mod presets;
+pub mod signed;
 
 use std::fmt;
 
@@ -104,6 +113,16 @@ impl Encoding {
         }
     }
 
+    /// Decodes `text` of any length (hex in either case; base64 padded or not), or `None`
+    /// when it is not valid. For signatures longer than an HMAC (RSA, ECDSA).
+    pub fn decode(self, text: &str) -> Option<Vec<u8>> {
+        match self {
+            Encoding::Hex => hex::decode(text).ok(),
+            Encoding::Base64 => BASE64_LENIENT.decode(text).ok(),
+            Encoding::Base64url | Encoding::Base64urlNopad => BASE64URL_LENIENT.decode(text).ok(),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Encoding::Hex => "hex",
@@ -177,6 +196,21 @@ impl Template {
 
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The signed bytes for `input`: the same concatenation the HMAC is computed over, for
+    /// verifiers that need the message itself (asymmetric signatures).
+    pub fn render(&self, input: &SignInput<'_>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.body.len() + 64);
+        for part in &self.parts {
+            match part {
+                Part::Body => out.extend_from_slice(input.body),
+                Part::Timestamp => out.extend_from_slice(input.timestamp.unwrap_or("").as_bytes()),
+                Part::Id => out.extend_from_slice(input.id.unwrap_or("").as_bytes()),
+                Part::Literal(bytes) => out.extend_from_slice(bytes),
+            }
+        }
+        out
     }
 }
 
