@@ -65,15 +65,20 @@ fn ecdsa_der_and_fixed_forms_are_distinct_kinds() {
     let der_sig = der_pair.sign(&rng, b"msg").unwrap();
     let kind = VerifierKind::EcdsaP256Sha256Der;
     assert_eq!(
-        verify(kind, &[key.clone()], b"msg", der_sig.as_ref()),
+        verify(kind, std::slice::from_ref(&key), b"msg", der_sig.as_ref()),
         Ok(())
     );
     assert_eq!(
-        verify(kind, &[key.clone()], b"msh", der_sig.as_ref()),
+        verify(kind, std::slice::from_ref(&key), b"msh", der_sig.as_ref()),
         Err(VerifyError::Mismatch)
     );
     assert!(matches!(
-        verify(kind, &[key.clone()], b"msg", &[0x30, 0x02, 0x02, 0x00]),
+        verify(
+            kind,
+            std::slice::from_ref(&key),
+            b"msg",
+            &[0x30, 0x02, 0x02, 0x00]
+        ),
         Err(VerifyError::Malformed(_))
     ));
 
@@ -91,7 +96,12 @@ fn ecdsa_der_and_fixed_forms_are_distinct_kinds() {
     );
     // A fixed signature is not DER and a DER signature is not 64 bytes (or not valid).
     assert!(matches!(
-        verify(kind, &[fixed_key.clone()], b"msg", fixed_sig.as_ref()),
+        verify(
+            kind,
+            std::slice::from_ref(&fixed_key),
+            b"msg",
+            fixed_sig.as_ref()
+        ),
         Err(VerifyError::Malformed(_))
     ));
     assert!(verify(fixed, &[key], b"msg", der_sig.as_ref()).is_err());

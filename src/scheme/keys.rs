@@ -166,7 +166,7 @@ impl PublicKey {
         };
         let keys: Vec<PublicKey> = entries
             .into_iter()
-            .filter(|jwk| jwk.get("use").is_none_or(|u| u == "sig"))
+            .filter(|jwk| !matches!(jwk.get("use"), Some(u) if u != "sig"))
             .filter_map(|jwk| {
                 let kind = match jwk.get("kty")?.as_str()? {
                     "OKP" => KeyKind::Ed25519,
