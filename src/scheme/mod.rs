@@ -7,8 +7,17 @@
 //! Verification decodes each presented signature into a fixed-size buffer and compares it with
 //! every expected MAC (one per configured secret) using `subtle`, accumulating the result without
 //! early exit — also not on a length mismatch or a decoding failure.
+//!
+//! Asymmetric verification (Ed25519, ECDSA P-256, RSA PKCS#1 v1.5, JWT RS256/ES256) lives in
+//! [`asymmetric`], [`keys`] and [`jwt`]; what each such provider signs is in [`signed`]. They
+//! reuse [`Template`] for the signed bytes and [`Encoding`] for the signature's text form.
 
+pub mod asymmetric;
+mod der;
+pub mod jwt;
+pub mod keys;
 mod parts;
+pub mod signed;
 mod spec;
 #[cfg(test)]
 mod tests;

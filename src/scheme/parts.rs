@@ -93,6 +93,16 @@ impl Encoding {
         }
     }
 
+    /// Decodes `text` of any length (hex in either case; base64 padded or not), or `None`
+    /// when it is not valid. For signatures longer than an HMAC (RSA, ECDSA).
+    pub fn decode(self, text: &str) -> Option<Vec<u8>> {
+        match self {
+            Encoding::Hex => hex::decode(text).ok(),
+            Encoding::Base64 => BASE64_LENIENT.decode(text).ok(),
+            Encoding::Base64url | Encoding::Base64urlNopad => BASE64URL_LENIENT.decode(text).ok(),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Encoding::Hex => "hex",
@@ -173,6 +183,21 @@ impl Template {
 
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The signed bytes for `input`: the same concatenation the HMAC is computed over, for
+    /// verifiers that need the message itself (asymmetric signatures).
+    pub fn render(&self, input: &SignInput<'_>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.body.len() + 64);
+        for part in &self.parts {
+            match part {
+                Part::Body => out.extend_from_slice(input.body),
+                Part::Timestamp => out.extend_from_slice(input.timestamp.unwrap_or("").as_bytes()),
+                Part::Id => out.extend_from_slice(input.id.unwrap_or("").as_bytes()),
+                Part::Literal(bytes) => out.extend_from_slice(bytes),
+            }
+        }
+        out
     }
 }
 

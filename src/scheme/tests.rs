@@ -176,6 +176,30 @@ fn key_value_list_reads_timestamp_and_any_v1() {
 }
 
 #[test]
+fn render_is_what_the_hmac_covers() {
+    let s = scheme(
+        Shape::Plain { prefix: "".into() },
+        "v0:{timestamp}:{id}.{body}",
+        Encoding::Hex,
+    );
+    let input = SignInput {
+        body: b"{}",
+        timestamp: Some("12"),
+        id: Some("e1"),
+    };
+    let rendered = s.template.render(&input);
+    assert_eq!(rendered, b"v0:12:e1.{}");
+    let direct = SignInput {
+        body: &rendered,
+        ..Default::default()
+    };
+    assert_eq!(
+        s.signature(&key("k"), &input),
+        plain("").signature(&key("k"), &direct)
+    );
+}
+
+#[test]
 fn template_parsing() {
     assert!(Template::parse("{timestamp}.{body}").is_ok());
     assert!(Template::parse("v0:{timestamp}:{body}").is_ok());
