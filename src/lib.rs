@@ -32,6 +32,7 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod dedup;
+pub mod delivery;
 pub mod demo;
 pub mod error;
 pub mod extract;
