@@ -279,8 +279,12 @@ impl Engine {
 
     /// Pauses a target by hand. Returns false for an unknown target.
     pub async fn pause(&self, target: &str) -> Result<bool, StoreError> {
-        self.set_mode(target, TargetMode::Paused, Some("paused by the operator".into()))
-            .await
+        self.set_mode(
+            target,
+            TargetMode::Paused,
+            Some("paused by the operator".into()),
+        )
+        .await
     }
 
     /// Disables a target by hand. Returns false for an unknown target.

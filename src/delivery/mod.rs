@@ -42,7 +42,7 @@ mod sqlite_ops;
 mod sqlite_tests;
 pub mod store;
 
-pub use engine::{EnqueueError, Engine, EngineIo, EngineOptions, TargetSpec, TargetStatus};
+pub use engine::{Engine, EngineIo, EngineOptions, EnqueueError, TargetSpec, TargetStatus};
 pub use metrics::{AttemptCounts, EngineStats};
 pub use policy::{HealthRules, Limits};
 pub use sqlite::{SqliteOptions, SqliteStore};

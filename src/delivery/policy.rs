@@ -160,7 +160,10 @@ pub fn after_attempt(
         return next;
     }
     let change = if status == Some(410) && rules.disable_on_gone {
-        Some((TargetMode::Disabled, "the target answered 410 Gone".to_string()))
+        Some((
+            TargetMode::Disabled,
+            "the target answered 410 Gone".to_string(),
+        ))
     } else if let Some(period) = rules
         .disable_after
         .filter(|p| now_ms.saturating_sub(since) >= millis(*p))
@@ -173,7 +176,12 @@ pub fn after_attempt(
         rules
             .pause_after
             .filter(|n| next.consecutive_failures >= *n)
-            .map(|n| (TargetMode::Paused, format!("{n} consecutive failed deliveries")))
+            .map(|n| {
+                (
+                    TargetMode::Paused,
+                    format!("{n} consecutive failed deliveries"),
+                )
+            })
     };
     if let Some((mode, reason)) = change {
         next.mode = mode;
@@ -204,9 +212,15 @@ mod tests {
         let limits = Limits::default();
         let mut now = 0;
         let mut attempts = 1;
-        while let AttemptOutcome::Retry { at_ms } =
-            next_step(&stripe, &limits, attempts, 0, now, retry(Some(0)), Some(429))
-        {
+        while let AttemptOutcome::Retry { at_ms } = next_step(
+            &stripe,
+            &limits,
+            attempts,
+            0,
+            now,
+            retry(Some(0)),
+            Some(429),
+        ) {
             assert_eq!(at_ms - now, 1000);
             now = at_ms;
             attempts += 1;
@@ -226,7 +240,9 @@ mod tests {
         let late = next_step(&vaas, &limits, 2, 0, 24 * 3_600_000, retry(None), None);
         assert!(matches!(late, AttemptOutcome::Failed { reason } if reason.contains("window")));
         let final_answer = next_step(&vaas, &limits, 1, 0, 0, Verdict::Final, Some(410));
-        assert!(matches!(final_answer, AttemptOutcome::Failed { reason } if reason.contains("410")));
+        assert!(
+            matches!(final_answer, AttemptOutcome::Failed { reason } if reason.contains("410"))
+        );
     }
 
     #[test]
@@ -247,7 +263,13 @@ mod tests {
         h = after_attempt(&h, &rules, 0, None, &retrying);
         h = after_attempt(&h, &rules, 3 * 86_400_000 - 1, None, &retrying);
         assert_eq!(h.mode, TargetMode::Active);
-        let ok = after_attempt(&h, &rules, 3 * 86_400_000 - 1, Some(200), &AttemptOutcome::Delivered);
+        let ok = after_attempt(
+            &h,
+            &rules,
+            3 * 86_400_000 - 1,
+            Some(200),
+            &AttemptOutcome::Delivered,
+        );
         assert_eq!(ok.failing_since_ms, None);
         h = after_attempt(&h, &rules, 3 * 86_400_000, None, &retrying);
         assert_eq!(h.mode, TargetMode::Disabled);

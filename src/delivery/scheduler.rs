@@ -145,7 +145,11 @@ async fn attempt(
     .await;
     let latency = timer.elapsed();
     let (status, error, verdict) = match posted {
-        Err(_) => (None, Some("timeout".to_string()), Verdict::Retry { after: None }),
+        Err(_) => (
+            None,
+            Some("timeout".to_string()),
+            Verdict::Retry { after: None },
+        ),
         Ok(Err(e)) => (None, Some(e), Verdict::Retry { after: None }),
         Ok(Ok((status, headers, _))) => (Some(status.as_u16()), None, classify(status, &headers)),
     };

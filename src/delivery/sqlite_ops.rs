@@ -8,6 +8,9 @@ use tokio::sync::oneshot;
 use super::sqlite::{backend, Db, EnqueueOp, SqliteStore};
 use super::store::*;
 
+/// Where an enqueue's answer goes.
+type Reply = oneshot::Sender<Result<Enqueued, StoreError>>;
+
 const SUMMARY: &str = "id, target, event_id, event_type, state, LENGTH(body), created_ms, \
                        next_attempt_ms, attempts, reason, finished_ms";
 
@@ -64,7 +67,7 @@ impl Db {
 
     /// Writes a batch of enqueues in one transaction, then answers each.
     pub(super) fn enqueue_batch(&mut self, batch: Vec<EnqueueOp>) {
-        let mut replies: Vec<(oneshot::Sender<Result<Enqueued, StoreError>>, Result<Enqueued, StoreError>)> =
+        let mut replies: Vec<(Reply, Result<Enqueued, StoreError>)> =
             Vec::with_capacity(batch.len());
         let result = (|| {
             let tx = self.write_tx()?;
@@ -87,7 +90,11 @@ impl Db {
     }
 }
 
-fn insert(tx: &rusqlite::Transaction<'_>, d: &NewDelivery, now_ms: i64) -> rusqlite::Result<Enqueued> {
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    d: &NewDelivery,
+    now_ms: i64,
+) -> rusqlite::Result<Enqueued> {
     let headers = serde_json::to_vec(&d.headers).unwrap_or_else(|_| b"[]".to_vec());
     let inserted: Option<i64> = tx
         .prepare_cached(
@@ -117,7 +124,13 @@ fn insert(tx: &rusqlite::Transaction<'_>, d: &NewDelivery, now_ms: i64) -> rusql
     Ok(Enqueued { id, created: false })
 }
 
-fn claim(db: &mut Db, target: &str, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<Claimed>, StoreError> {
+fn claim(
+    db: &mut Db,
+    target: &str,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: usize,
+) -> Result<Vec<Claimed>, StoreError> {
     let tx = db.write_tx()?;
     let claimed = {
         let mut stmt = tx
@@ -199,7 +212,9 @@ fn record(
 fn redeliver(db: &mut Db, id: DeliveryId, now_ms: i64) -> Result<DeliverySummary, StoreError> {
     let tx = db.write_tx()?;
     let state: Option<i64> = tx
-        .query_row("SELECT state FROM deliveries WHERE id = ?1", [id], |r| r.get(0))
+        .query_row("SELECT state FROM deliveries WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
         .optional()
         .map_err(backend)?;
     match state.and_then(DeliveryState::from_code) {
@@ -215,14 +230,22 @@ fn redeliver(db: &mut Db, id: DeliveryId, now_ms: i64) -> Result<DeliverySummary
     )
     .map_err(backend)?;
     let summary = tx
-        .query_row(&format!("SELECT {SUMMARY} FROM deliveries WHERE id = ?1"), [id], summary)
+        .query_row(
+            &format!("SELECT {SUMMARY} FROM deliveries WHERE id = ?1"),
+            [id],
+            summary,
+        )
         .map_err(backend)?;
     db.commit(tx)?;
     Ok(summary)
 }
 
 fn list(db: &mut Db, f: &ListFilter) -> Result<Vec<DeliverySummary>, StoreError> {
-    let limit = if f.limit == 0 { 100 } else { f.limit.min(10_000) };
+    let limit = if f.limit == 0 {
+        100
+    } else {
+        f.limit.min(10_000)
+    };
     let sql = format!(
         "SELECT {SUMMARY} FROM deliveries
          WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR target = ?2) AND (?3 IS NULL OR id < ?3)
@@ -231,7 +254,12 @@ fn list(db: &mut Db, f: &ListFilter) -> Result<Vec<DeliverySummary>, StoreError>
     let mut stmt = db.conn.prepare_cached(&sql).map_err(backend)?;
     let rows = stmt
         .query_map(
-            params![f.state.map(DeliveryState::code), f.target, f.before_id, limit as i64],
+            params![
+                f.state.map(DeliveryState::code),
+                f.target,
+                f.before_id,
+                limit as i64
+            ],
             summary,
         )
         .map_err(backend)?;
@@ -241,7 +269,11 @@ fn list(db: &mut Db, f: &ListFilter) -> Result<Vec<DeliverySummary>, StoreError>
 fn get(db: &mut Db, id: DeliveryId) -> Result<Option<DeliveryDetail>, StoreError> {
     let conn = &db.conn;
     let Some(delivery) = conn
-        .query_row(&format!("SELECT {SUMMARY} FROM deliveries WHERE id = ?1"), [id], summary)
+        .query_row(
+            &format!("SELECT {SUMMARY} FROM deliveries WHERE id = ?1"),
+            [id],
+            summary,
+        )
         .optional()
         .map_err(backend)?
     else {
@@ -276,7 +308,9 @@ fn stats(db: &mut Db) -> Result<QueueStats, StoreError> {
         .prepare_cached("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
         .map_err(backend)?;
     let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64)))
+        .query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })
         .map_err(backend)?;
     for row in rows {
         let (state, count) = row.map_err(backend)?;
@@ -301,7 +335,11 @@ fn stats(db: &mut Db) -> Result<QueueStats, StoreError> {
 impl DeliveryStore for SqliteStore {
     fn enqueue(&self, delivery: NewDelivery, now_ms: i64) -> StoreFuture<'_, Enqueued> {
         let (reply, rx) = oneshot::channel();
-        let sent = self.send_enqueue(EnqueueOp { delivery, now_ms, reply });
+        let sent = self.send_enqueue(EnqueueOp {
+            delivery,
+            now_ms,
+            reply,
+        });
         Box::pin(async move {
             sent?;
             rx.await.map_err(|_| StoreError::Closed)?
@@ -312,14 +350,23 @@ impl DeliveryStore for SqliteStore {
         self.call(|db| {
             let tx = db.write_tx()?;
             let n = tx
-                .execute("UPDATE deliveries SET lease_until_ms = NULL WHERE lease_until_ms IS NOT NULL", [])
+                .execute(
+                    "UPDATE deliveries SET lease_until_ms = NULL WHERE lease_until_ms IS NOT NULL",
+                    [],
+                )
                 .map_err(backend)?;
             db.commit(tx)?;
             Ok(n as u64)
         })
     }
 
-    fn claim_due(&self, target: &str, now_ms: i64, lease_until_ms: i64, limit: usize) -> StoreFuture<'_, Vec<Claimed>> {
+    fn claim_due(
+        &self,
+        target: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<Claimed>> {
         let target = target.to_string();
         self.call(move |db| claim(db, &target, now_ms, lease_until_ms, limit))
     }

@@ -43,14 +43,30 @@ async fn enqueue_claim_record_and_reopen() {
     let b = store.enqueue(event("b", Some(5_000)), 100).await.unwrap();
     assert!(a.created && b.created);
     let again = store.enqueue(event("a", None), 200).await.unwrap();
-    assert_eq!(again, Enqueued { id: a.id, created: false });
+    assert_eq!(
+        again,
+        Enqueued {
+            id: a.id,
+            created: false
+        }
+    );
 
     assert_eq!(store.next_due(vec!["t".into()]).await.unwrap(), Some(100));
     let claimed = store.claim_due("t", 1_000, 9_000, 10).await.unwrap();
     assert_eq!(claimed.len(), 1, "b is not due yet");
     assert_eq!(claimed[0].event_id, "a");
-    assert_eq!(claimed[0].headers, vec![("x-extra".to_string(), "1".to_string())]);
-    assert!(store.claim_due("t", 1_000, 9_000, 10).await.unwrap().is_empty(), "leased");
+    assert_eq!(
+        claimed[0].headers,
+        vec![("x-extra".to_string(), "1".to_string())]
+    );
+    assert!(
+        store
+            .claim_due("t", 1_000, 9_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
     assert_eq!(store.next_due(vec!["t".into()]).await.unwrap(), Some(5_000));
 
     let health = TargetHealth::active("t", 0);
@@ -77,7 +93,9 @@ async fn enqueue_claim_record_and_reopen() {
     assert_eq!(claimed[0].event_id, "c", "earliest due first");
     assert_eq!((claimed[1].attempts, claimed[1].cycle_attempts), (5, 5));
     assert_eq!(claimed[1].cycle_started_ms, Some(1_000));
-    let failed = AttemptOutcome::Failed { reason: "rejected: HTTP 400".into() };
+    let failed = AttemptOutcome::Failed {
+        reason: "rejected: HTTP 400".into(),
+    };
     store
         .record_attempt(a.id, attempt(6, 400), failed, health.clone(), 3)
         .await
@@ -87,7 +105,13 @@ async fn enqueue_claim_record_and_reopen() {
     let c = store.list(ListFilter::default()).await.unwrap()[0].clone();
     assert_eq!(c.event_id, "c");
     store
-        .record_attempt(c.id, attempt(1, 503), AttemptOutcome::Retry { at_ms: 20_000 }, health.clone(), 3)
+        .record_attempt(
+            c.id,
+            attempt(1, 503),
+            AttemptOutcome::Retry { at_ms: 20_000 },
+            health.clone(),
+            3,
+        )
         .await
         .unwrap();
     assert_eq!(stats.oldest_pending_ms, Some(100));
@@ -95,8 +119,14 @@ async fn enqueue_claim_record_and_reopen() {
     let again = store.redeliver(a.id, 7_000).await.unwrap();
     assert_eq!(again.state, DeliveryState::Pending);
     assert_eq!(again.next_attempt_ms, 7_000);
-    assert!(matches!(store.redeliver(a.id, 7_000).await, Err(StoreError::StillPending(_))));
-    assert!(matches!(store.redeliver(999, 7_000).await, Err(StoreError::NotFound(999))));
+    assert!(matches!(
+        store.redeliver(a.id, 7_000).await,
+        Err(StoreError::StillPending(_))
+    ));
+    assert!(matches!(
+        store.redeliver(999, 7_000).await,
+        Err(StoreError::NotFound(999))
+    ));
     let claimed = store.claim_due("t", 7_000, 9_000, 10).await.unwrap();
     let redelivered = claimed.iter().find(|c| c.id == a.id).unwrap();
     assert_eq!((redelivered.attempts, redelivered.cycle_attempts), (6, 0));
@@ -148,13 +178,21 @@ fn unknown_schema_versions_are_refused() {
     let dir = scratch("version");
     drop(SqliteStore::open(&dir).unwrap());
     let conn = rusqlite::Connection::open(dir.join(FILE_NAME)).unwrap();
-    conn.execute("UPDATE schema_version SET version = 99", []).unwrap();
+    conn.execute("UPDATE schema_version SET version = 99", [])
+        .unwrap();
     drop(conn);
     let mut options = SqliteOptions::new(&dir);
     options.busy_timeout = Duration::from_secs(2);
     let error = SqliteStore::open_with(&options).unwrap_err();
     assert!(
-        matches!(error, StoreError::Version { found: 99, supported: 1, .. }),
+        matches!(
+            error,
+            StoreError::Version {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ),
         "{error}"
     );
     assert!(error.to_string().contains(FILE_NAME), "{error}");

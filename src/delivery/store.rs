@@ -135,9 +135,13 @@ pub struct DeliveryDetail {
 pub enum AttemptOutcome {
     Delivered,
     /// Try again at this time (ms).
-    Retry { at_ms: i64 },
+    Retry {
+        at_ms: i64,
+    },
     /// Give up, for this reason.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 /// Whether a target is attempted.

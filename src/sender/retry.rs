@@ -141,7 +141,9 @@ impl RetryPolicy {
                 let mut total = Duration::ZERO;
                 let mut fitting = 0;
                 while fitting < *retries && fitting < MAX_ATTEMPTS - 1 {
-                    let Some(delay) = self.delay(fitting) else { break };
+                    let Some(delay) = self.delay(fitting) else {
+                        break;
+                    };
                     total = total.saturating_add(delay);
                     if self.window.is_some_and(|w| total > w) {
                         break;
@@ -282,7 +284,10 @@ mod tests {
         assert_eq!(pc.window, Some(Duration::from_secs(24 * 3600)));
         for name in NAMES {
             let policy = RetryPolicy::parse(name).unwrap();
-            assert!((1..=MAX_ATTEMPTS).contains(&policy.max_attempts()), "{name}");
+            assert!(
+                (1..=MAX_ATTEMPTS).contains(&policy.max_attempts()),
+                "{name}"
+            );
         }
     }
 
