@@ -166,9 +166,14 @@ fn claim(
             .map_err(backend)?;
         let mut claimed = rows.collect::<Result<Vec<_>, _>>().map_err(backend)?;
         claimed.sort_by_key(|(due, c)| (*due, c.id));
-        claimed.into_iter().map(|(_, c)| c).collect()
+        claimed.into_iter().map(|(_, c)| c).collect::<Vec<_>>()
     };
-    db.commit(tx)?;
+    if claimed.is_empty() {
+        // Nothing written: not a commit worth timing (no fsync).
+        tx.commit().map_err(backend)?;
+    } else {
+        db.commit(tx)?;
+    }
     Ok(claimed)
 }
 
