@@ -9,6 +9,7 @@
 //! - [`scheme`]: the signing core shared by verifying and sending.
 //! - [`presets`]: what each provider signs, how fresh its deliveries are, how it retries.
 //! - [`sender`]: the outbound sender (signing, retries, payload formats, sidecar endpoint).
+//! - [`delivery`]: the durable delivery engine (SQLite store, scheduler, target health).
 //!
 //! The other modules are the gateway's internals. They are reachable (hidden from the
 //! documentation) for the integration tests, benchmarks and fuzz targets, and are not a stable
@@ -24,6 +25,7 @@
 
 pub mod app;
 pub mod config;
+pub mod delivery;
 pub mod presets;
 pub mod scheme;
 pub mod sender;

@@ -14,7 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use super::retry::{classify, RetryPolicy, Verdict};
+use super::retry::{classify, RetryPolicy, Verdict, RETRY_AFTER_FLOOR};
 use super::{now_secs, OutboundEvent, Signer};
 
 /// Waits between attempts.
@@ -183,10 +183,16 @@ impl Sender {
                     Some(AttemptResult::Status(s)) => Some(DeliveryOutcome::Rejected(*s)),
                     _ => Some(DeliveryOutcome::Exhausted),
                 },
-                Verdict::Retry { after } => match policy.delay(number - 1) {
+                Verdict::Retry { after } => match policy
+                    .delay(number - 1)
+                    .filter(|_| number < policy.max_attempts())
+                {
                     None => Some(DeliveryOutcome::Exhausted),
                     Some(delay) => {
-                        let delay = after.unwrap_or_else(|| policy.jittered(delay));
+                        let delay = after.map_or_else(
+                            || policy.jittered(delay),
+                            |after| after.max(RETRY_AFTER_FLOOR),
+                        );
                         scheduled += delay;
                         if policy.window.is_some_and(|w| scheduled > w) {
                             Some(DeliveryOutcome::Exhausted)

@@ -32,6 +32,14 @@ pub struct RetryPolicy {
     pub jitter: f64,
 }
 
+/// Ceiling on the attempts of any policy whose schedule alone does not bound them (an
+/// exponential schedule with `retries = u32::MAX` and a long or no window).
+pub const MAX_ATTEMPTS: u32 = 25;
+
+/// The least wait a `Retry-After` can ask for: `Retry-After: 0` on every answer must slow the
+/// sender down, never make it spin.
+pub const RETRY_AFTER_FLOOR: Duration = Duration::from_secs(1);
+
 /// Names accepted by [`RetryPolicy::parse`], besides `custom:` and `exponential:`.
 pub const NAMES: &[&str] = &[
     "certifyclouds",
@@ -121,6 +129,31 @@ impl RetryPolicy {
                 Duration::try_from_secs_f64(initial.as_secs_f64() * factor).unwrap_or(Duration::MAX)
             }),
         }
+    }
+
+    /// Attempts in all (the first one and its retries), bounded for every policy: a fixed
+    /// schedule's length plus one; for an exponential one, the retries whose delays fit in the
+    /// window (and its `retries`), at most [`MAX_ATTEMPTS`].
+    pub fn max_attempts(&self) -> u32 {
+        let retries = match &self.schedule {
+            Schedule::Fixed(delays) => u32::try_from(delays.len()).unwrap_or(u32::MAX),
+            Schedule::Exponential { retries, .. } => {
+                let mut total = Duration::ZERO;
+                let mut fitting = 0;
+                while fitting < *retries && fitting < MAX_ATTEMPTS - 1 {
+                    let Some(delay) = self.delay(fitting) else {
+                        break;
+                    };
+                    total = total.saturating_add(delay);
+                    if self.window.is_some_and(|w| total > w) {
+                        break;
+                    }
+                    fitting += 1;
+                }
+                fitting
+            }
+        };
+        retries.saturating_add(1)
     }
 
     /// `delay` randomised by the policy's jitter.
@@ -250,8 +283,28 @@ mod tests {
         assert_eq!(pc.delay(3), Some(Duration::from_secs(480)));
         assert_eq!(pc.window, Some(Duration::from_secs(24 * 3600)));
         for name in NAMES {
-            RetryPolicy::parse(name).unwrap();
+            let policy = RetryPolicy::parse(name).unwrap();
+            assert!(
+                (1..=MAX_ATTEMPTS).contains(&policy.max_attempts()),
+                "{name}"
+            );
         }
+    }
+
+    #[test]
+    fn every_policy_has_bounded_attempts() {
+        let attempts = |name: &str| RetryPolicy::parse(name).unwrap().max_attempts();
+        assert_eq!(attempts("corgea"), 3);
+        assert_eq!(attempts("cloudkeep"), 6);
+        assert_eq!(attempts("none"), 1);
+        // 1+2+…+512 min = 1023 min fits in 24 h, 2047 min does not.
+        assert_eq!(attempts("policycortex"), 11);
+        assert_eq!(attempts("vaas"), 11);
+        // 4095 min fits in 72 h.
+        assert_eq!(attempts("stripe"), 13);
+        assert_eq!(attempts("shopify"), 8);
+        let endless = RetryPolicy::parse("exponential:initial=1s,multiplier=1").unwrap();
+        assert_eq!(endless.max_attempts(), MAX_ATTEMPTS);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! document them (not the crate's signer).
 #![allow(dead_code)]
 
+pub mod delivery;
 pub mod ops;
 
 use std::collections::{HashMap, VecDeque};

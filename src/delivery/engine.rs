@@ -1,0 +1,392 @@
+//! The [`Engine`]: accepts events durably, and runs the scheduler that attempts them.
+//!
+//! - [`Engine::enqueue`] returns only once the delivery is committed (fsynced): answer `202`
+//!   after it, never before.
+//! - **At-least-once**: an attempt that was running when the process died is attempted again
+//!   after restart (the store's leases are released at start). Receivers dedup on the event
+//!   id, which stays the same across attempts.
+//! - Deliveries resume after a restart at their stored times; a paused or disabled target's
+//!   deliveries wait (nothing is dropped) until [`Engine::resume`].
+//! - Operator controls: [`list`](Engine::list), [`get`](Engine::get),
+//!   [`redeliver`](Engine::redeliver), [`pause`](Engine::pause), [`resume`](Engine::resume),
+//!   [`disable`](Engine::disable), [`targets`](Engine::targets), [`stats`](Engine::stats).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Uri;
+use tokio::sync::{Mutex, Notify, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::metrics::{Counters, EngineStats};
+use super::policy::{HealthRules, Limits};
+use super::store::*;
+use crate::clock::{SharedClock, SystemClock};
+use crate::sender::deliver::{Sender, Sleeper, TokioSleeper};
+use crate::sender::outbound::Target;
+use crate::sender::retry::RetryPolicy;
+use crate::sender::Signer;
+
+/// A target the engine delivers to.
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    /// The name deliveries are stored under.
+    pub name: String,
+    pub url: Uri,
+    /// Signs each attempt afresh; `None` sends the stored headers as they are (the inbound
+    /// queued mode forwards a verified request that way).
+    pub signer: Option<Signer>,
+    pub retry: RetryPolicy,
+    pub health: HealthRules,
+    /// Attempts in flight at once for this target.
+    pub concurrency: usize,
+}
+
+impl TargetSpec {
+    /// The engine's view of a configured outbound target: its `pause_after`, and the
+    /// preset's documented disabling rules.
+    pub fn from_outbound(target: &Target) -> Self {
+        let mut health = HealthRules::for_preset(target.signer.preset().name);
+        health.pause_after = Some(target.pause_after.max(1));
+        TargetSpec {
+            name: target.name.clone(),
+            url: target.url.clone(),
+            signer: Some(target.signer.clone()),
+            retry: target.retry.clone(),
+            health,
+            concurrency: target.concurrency.max(1),
+        }
+    }
+}
+
+/// The engine's tunables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    pub limits: Limits,
+    /// A claimed delivery's lease: the policy's timeout plus this.
+    pub lease_margin: Duration,
+    /// How long a graceful shutdown waits for attempts in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            limits: Limits::default(),
+            lease_margin: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the engine talks to: the HTTP client, the clock, the waiting.
+#[derive(Clone)]
+pub struct EngineIo {
+    pub sender: Sender,
+    pub clock: SharedClock,
+    pub sleeper: Arc<dyn Sleeper>,
+}
+
+impl EngineIo {
+    /// The real client, wall clock and timer.
+    pub fn real() -> Self {
+        EngineIo {
+            sender: Sender::default(),
+            clock: SystemClock::shared(),
+            sleeper: Arc::new(TokioSleeper),
+        }
+    }
+}
+
+/// Why an event was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnqueueError {
+    #[error("no target with this name")]
+    UnknownTarget,
+    #[error("the target is paused: {0}; resume it first")]
+    Paused(String),
+    #[error("the target is disabled: {0}; resume it first")]
+    Disabled(String),
+    #[error("the delivery engine is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A target's health and load, as the admin view shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TargetStatus {
+    #[serde(flatten)]
+    pub health: TargetHealth,
+    pub in_flight: usize,
+}
+
+pub(super) struct TargetRt {
+    pub spec: TargetSpec,
+    pub permits: Arc<Semaphore>,
+    /// The truth about health; held across its write to the store so writes stay in order.
+    pub health: Mutex<TargetHealth>,
+    /// The mode, readable without waiting (0 active, 1 paused, 2 disabled).
+    pub mode: AtomicI64,
+}
+
+impl TargetRt {
+    pub fn mode(&self) -> TargetMode {
+        TargetMode::from_code(self.mode.load(Ordering::SeqCst))
+    }
+}
+
+pub(super) struct Inner {
+    pub store: Arc<dyn DeliveryStore>,
+    pub targets: HashMap<String, Arc<TargetRt>>,
+    pub options: EngineOptions,
+    pub io: EngineIo,
+    pub wake: Notify,
+    pub stopping: AtomicBool,
+    pub counters: Counters,
+}
+
+impl Inner {
+    pub fn now_ms(&self) -> i64 {
+        self.io.clock.wall_ms()
+    }
+}
+
+/// Aborts the scheduler (and with it every attempt in flight) when the last handle goes.
+struct Scheduler(std::sync::Mutex<Option<JoinHandle<()>>>);
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+    }
+}
+
+/// The durable delivery engine. Cheap to clone; dropping the last clone without
+/// [`shutdown`](Engine::shutdown) stops at once, like a crash (nothing acknowledged is lost).
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+    scheduler: Arc<Scheduler>,
+}
+
+impl Engine {
+    /// Releases the leases a previous process left, loads the targets' stored health and
+    /// starts the scheduler. Deliveries of targets not in `targets` stay stored, unattempted.
+    pub async fn start(
+        store: Arc<dyn DeliveryStore>,
+        targets: Vec<TargetSpec>,
+        options: EngineOptions,
+        io: EngineIo,
+    ) -> Result<Engine, StoreError> {
+        let released = store.recover().await?;
+        if released > 0 {
+            tracing::warn!(
+                released,
+                "deliveries that were being attempted when hookgate stopped are attempted again"
+            );
+        }
+        let stored: HashMap<String, TargetHealth> = store
+            .targets()
+            .await?
+            .into_iter()
+            .map(|h| (h.name.clone(), h))
+            .collect();
+        let now = io.clock.wall_ms();
+        let targets = targets
+            .into_iter()
+            .map(|spec| {
+                let health = stored
+                    .get(&spec.name)
+                    .cloned()
+                    .unwrap_or_else(|| TargetHealth::active(&spec.name, now));
+                let rt = TargetRt {
+                    permits: Arc::new(Semaphore::new(spec.concurrency.max(1))),
+                    mode: AtomicI64::new(health.mode.code()),
+                    health: Mutex::new(health),
+                    spec,
+                };
+                (rt.spec.name.clone(), Arc::new(rt))
+            })
+            .collect();
+        let inner = Arc::new(Inner {
+            store,
+            targets,
+            options,
+            io,
+            wake: Notify::new(),
+            stopping: AtomicBool::new(false),
+            counters: Counters::default(),
+        });
+        let task = tokio::spawn(super::scheduler::run(inner.clone()));
+        Ok(Engine {
+            inner,
+            scheduler: Arc::new(Scheduler(std::sync::Mutex::new(Some(task)))),
+        })
+    }
+
+    /// Stores `delivery` durably and returns once it is committed: the caller may then
+    /// acknowledge the event. Refused for unknown, paused and disabled targets. The same
+    /// (target, event id) again returns the stored delivery (`created: false`).
+    pub async fn enqueue(&self, delivery: NewDelivery) -> Result<Enqueued, EnqueueError> {
+        if self.inner.stopping.load(Ordering::SeqCst) {
+            return Err(EnqueueError::ShuttingDown);
+        }
+        let target = self
+            .inner
+            .targets
+            .get(&delivery.target)
+            .ok_or(EnqueueError::UnknownTarget)?;
+        match target.mode() {
+            TargetMode::Active => {}
+            mode => {
+                let reason = target.health.lock().await.reason.clone();
+                let reason = reason.unwrap_or_else(|| "by the operator".into());
+                return Err(match mode {
+                    TargetMode::Paused => EnqueueError::Paused(reason),
+                    _ => EnqueueError::Disabled(reason),
+                });
+            }
+        }
+        let enqueued = self
+            .inner
+            .store
+            .enqueue(delivery, self.inner.now_ms())
+            .await?;
+        self.inner.wake.notify_one();
+        Ok(enqueued)
+    }
+
+    /// Deliveries, newest first (no bodies).
+    pub async fn list(&self, filter: ListFilter) -> Result<Vec<DeliverySummary>, StoreError> {
+        self.inner.store.list(filter).await
+    }
+
+    /// One delivery with its kept attempts (status, latency, error; never the body).
+    pub async fn get(&self, id: DeliveryId) -> Result<Option<DeliveryDetail>, StoreError> {
+        self.inner.store.get(id).await
+    }
+
+    /// Attempts a failed (or delivered) delivery again now, with a fresh retry cycle.
+    pub async fn redeliver(&self, id: DeliveryId) -> Result<DeliverySummary, StoreError> {
+        let summary = self.inner.store.redeliver(id, self.inner.now_ms()).await?;
+        self.inner.wake.notify_one();
+        Ok(summary)
+    }
+
+    /// Pauses a target by hand. Returns false for an unknown target.
+    pub async fn pause(&self, target: &str) -> Result<bool, StoreError> {
+        self.set_mode(
+            target,
+            TargetMode::Paused,
+            Some("paused by the operator".into()),
+        )
+        .await
+    }
+
+    /// Disables a target by hand. Returns false for an unknown target.
+    pub async fn disable(&self, target: &str, reason: &str) -> Result<bool, StoreError> {
+        self.set_mode(target, TargetMode::Disabled, Some(reason.to_string()))
+            .await
+    }
+
+    /// Makes a paused or disabled target active again, its failure count cleared; its
+    /// waiting deliveries are attempted. Returns false for an unknown target.
+    pub async fn resume(&self, target: &str) -> Result<bool, StoreError> {
+        self.set_mode(target, TargetMode::Active, None).await
+    }
+
+    async fn set_mode(
+        &self,
+        target: &str,
+        mode: TargetMode,
+        reason: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let Some(rt) = self.inner.targets.get(target) else {
+            return Ok(false);
+        };
+        let mut health = rt.health.lock().await;
+        let mut next = health.clone();
+        next.mode = mode;
+        next.reason = reason;
+        next.changed_ms = self.inner.now_ms();
+        if mode == TargetMode::Active {
+            next.consecutive_failures = 0;
+            next.failing_since_ms = None;
+        }
+        self.inner.store.set_target(next.clone()).await?;
+        *health = next;
+        rt.mode.store(mode.code(), Ordering::SeqCst);
+        tracing::info!(target = %target, ?mode, "delivery target changed by the operator");
+        self.inner.wake.notify_one();
+        Ok(true)
+    }
+
+    /// Every configured target's health and attempts in flight.
+    pub async fn targets(&self) -> Vec<TargetStatus> {
+        let mut all = Vec::new();
+        for rt in self.inner.targets.values() {
+            all.push(TargetStatus {
+                health: rt.health.lock().await.clone(),
+                in_flight: rt.spec.concurrency.max(1) - rt.permits.available_permits(),
+            });
+        }
+        all.sort_by(|a, b| a.health.name.cmp(&b.health.name));
+        all
+    }
+
+    /// One target's health and attempts in flight.
+    pub async fn target(&self, name: &str) -> Option<TargetStatus> {
+        let rt = self.inner.targets.get(name)?;
+        Some(TargetStatus {
+            health: rt.health.lock().await.clone(),
+            in_flight: rt.spec.concurrency.max(1) - rt.permits.available_permits(),
+        })
+    }
+
+    /// Queue depth by state, oldest pending age, attempts and outcomes, commit latency.
+    pub async fn stats(&self) -> Result<EngineStats, StoreError> {
+        let queue = self.inner.store.queue_stats().await?;
+        let now = self.inner.now_ms();
+        let in_flight = self
+            .inner
+            .targets
+            .values()
+            .map(|rt| rt.spec.concurrency.max(1) - rt.permits.available_permits())
+            .sum::<usize>();
+        Ok(EngineStats {
+            queue,
+            oldest_pending_age: queue
+                .oldest_pending_ms
+                .map(|t| Duration::from_millis(u64::try_from(now - t).unwrap_or(0))),
+            attempts: self.inner.counters.snapshot(),
+            in_flight: in_flight as u64,
+            commits: self.inner.store.commit_stats(),
+        })
+    }
+
+    /// Deletes delivered and failed deliveries finished longer than `age` ago.
+    pub async fn purge_finished(&self, age: Duration) -> Result<u64, StoreError> {
+        let before = self.inner.now_ms() - super::policy::millis(age);
+        self.inner.store.purge_finished(before).await
+    }
+
+    /// Stops accepting and claiming, waits (at most the configured grace) for attempts in
+    /// flight to be recorded, then stops. Attempts cut short are retried after restart.
+    pub async fn shutdown(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+        let task = self
+            .scheduler
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
