@@ -227,6 +227,7 @@ impl Source {
             forward_query: spec.forward_query.unwrap_or(false),
             freshness: None,
             dedup: None,
+            body_paths: Vec::new(),
             upstream,
             max_body: spec.max_body_bytes.unwrap_or(defaults.max_body),
             body_timeout: defaults.body_timeout,
@@ -241,6 +242,7 @@ impl Source {
             .or_else(|m| err(&format!("{at}.freshness"), m))?;
         source.dedup = DedupPolicy::from_spec(&dedup_spec, &source)
             .or_else(|m| err(&format!("{at}.dedup"), m))?;
+        source.collect_body_paths();
         check_replay_cover(source.freshness.as_ref(), source.dedup.as_ref())
             .or_else(|m| err(&format!("{at}.dedup.ttl"), m))?;
         if source.freshness.is_none() && source.dedup.is_none() {

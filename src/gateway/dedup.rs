@@ -29,10 +29,11 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use tower::{Layer, Service};
 
+use super::fields::BodyFields;
 use super::rejection::Rejection;
 use super::{full_body, BoxFuture, EventId, Outcome, Response};
 use crate::dedup::{ClaimOutcome, ClaimToken, DedupKey, DedupStore, StoreError};
-use crate::extract::{json_field, HeaderLookup, JsonError, ValueSource};
+use crate::extract::{HeaderLookup, JsonError, ValueSource};
 use crate::metrics::Metrics;
 use crate::source::{DedupPolicy, MissingId, Source};
 
@@ -114,13 +115,15 @@ pub struct Dedup<S, D> {
 
 /// The keys a delivery claims, and its event id if it has one.
 pub fn keys_for(
+    source: &Source,
     policy: &DedupPolicy,
     req: &http::Request<Bytes>,
+    fields: &BodyFields,
 ) -> Result<(Vec<DedupKey>, Option<String>), Rejection> {
     let reject_missing = policy.on_missing == MissingId::Reject;
     let id = match &policy.id {
         None => None,
-        Some(ValueSource::Body(path)) => match json_field(req.body(), path) {
+        Some(ValueSource::Body(path)) => match fields.get(source, path) {
             Ok(value) => value.and_then(|v| v.as_id()),
             // A key given twice is refused, never guessed: the receiver might read the other one.
             Err(error @ JsonError::DuplicateKey(_)) => {
@@ -285,7 +288,8 @@ where
             let Some(policy) = &source.dedup else {
                 return inner.call(req).await;
             };
-            let (keys, id) = match keys_for(policy, &req) {
+            let fields = BodyFields::of(&source, &mut req);
+            let (keys, id) = match keys_for(&source, policy, &req, &fields) {
                 Ok(found) => found,
                 Err(rejection) => return Ok(rejection.into_response()),
             };

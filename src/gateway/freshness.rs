@@ -12,10 +12,11 @@ use bytes::Bytes;
 use futures_util::future::{ready, Either, Ready};
 use tower::{Layer, Service};
 
+use super::fields::BodyFields;
 use super::rejection::Rejection;
 use super::Response;
 use crate::clock::SharedClock;
-use crate::extract::{json_field, HeaderLookup, JsonError, ValueSource};
+use crate::extract::{HeaderLookup, JsonError, ValueSource};
 use crate::source::{Freshness, Source};
 use crate::timestamp::{self, TimestampError};
 
@@ -59,6 +60,7 @@ fn read_timestamp(
     source: &Source,
     policy: &Freshness,
     req: &http::Request<Bytes>,
+    fields: &BodyFields,
 ) -> Result<Option<i64>, Rejection> {
     for candidate in &policy.from {
         match candidate {
@@ -75,7 +77,7 @@ fn read_timestamp(
                     })
                 }
             },
-            ValueSource::Body(path) => match json_field(req.body(), path) {
+            ValueSource::Body(path) => match fields.get(source, path) {
                 Ok(None) => continue,
                 Ok(Some(value)) => {
                     return timestamp::parse_scalar(&value, policy.format)
@@ -116,11 +118,16 @@ fn read_timestamp(
 }
 
 /// Checks the delivery's timestamp against the source's window at time `now_ms`.
-pub fn check(source: &Source, req: &http::Request<Bytes>, now_ms: i64) -> Result<(), Rejection> {
+pub fn check(
+    source: &Source,
+    req: &http::Request<Bytes>,
+    fields: &BodyFields,
+    now_ms: i64,
+) -> Result<(), Rejection> {
     let Some(policy) = &source.freshness else {
         return Ok(());
     };
-    let Some(stamp) = read_timestamp(source, policy, req)? else {
+    let Some(stamp) = read_timestamp(source, policy, req, fields)? else {
         return if policy.required {
             Err(Rejection::MissingTimestamp)
         } else {
@@ -157,13 +164,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<Bytes>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<Bytes>) -> Self::Future {
         let source = req
             .extensions()
             .get::<Arc<Source>>()
             .cloned()
             .expect("the route layer runs first");
-        match check(&source, &req, self.clock.wall_ms()) {
+        let fields = BodyFields::of(&source, &mut req);
+        match check(&source, &req, &fields, self.clock.wall_ms()) {
             Ok(()) => Either::Right(self.inner.call(req)),
             Err(rejection) => Either::Left(ready(Ok(rejection.into_response()))),
         }

@@ -5,6 +5,7 @@
 mod admit;
 mod body;
 mod dedup;
+mod fields;
 mod forward;
 mod freshness;
 mod rejection;
@@ -233,9 +234,10 @@ pub fn decide(
     now_ms: i64,
 ) -> Result<Vec<crate::dedup::DedupKey>, crate::gateway::Rejection> {
     verify::authenticate(source, req)?;
-    freshness::check(source, req, now_ms)?;
+    let fields = fields::BodyFields::read(source, req.body());
+    freshness::check(source, req, &fields, now_ms)?;
     match &source.dedup {
-        Some(policy) => dedup::keys_for(policy, req).map(|(keys, _)| keys),
+        Some(policy) => dedup::keys_for(source, policy, req, &fields).map(|(keys, _)| keys),
         None => Ok(Vec::new()),
     }
 }

@@ -14,7 +14,7 @@ mod spec;
 pub use spec::{DedupSpec, FreshnessSpec};
 
 use crate::access::{AddressAllowlist, HeaderToken, TokenSet};
-use crate::extract::ValueSource;
+use crate::extract::{JsonPath, ValueSource};
 use crate::scheme::{Part, Scheme, Shape, SigningKey};
 use crate::timestamp::TimeFormat;
 
@@ -37,6 +37,9 @@ pub struct Source {
     pub forward_query: bool,
     pub freshness: Option<Freshness>,
     pub dedup: Option<DedupPolicy>,
+    /// Every JSON body path the freshness and dedup stages read, so one walk of the body per
+    /// delivery reads them all (see [`Source::collect_body_paths`]).
+    pub body_paths: Vec<JsonPath>,
     pub upstream: Upstream,
     pub max_body: usize,
     pub body_timeout: Duration,
@@ -190,5 +193,20 @@ impl Source {
     /// Whether an event id read from `source` is covered by the signature.
     pub fn id_signed(&self, source: &ValueSource) -> bool {
         self.signs(Part::Id, source)
+    }
+
+    /// Fills `body_paths` from the freshness candidates and the dedup id (each path once).
+    pub fn collect_body_paths(&mut self) {
+        let candidates = self.freshness.iter().flat_map(|f| f.from.iter());
+        let id = self.dedup.iter().filter_map(|d| d.id.as_ref());
+        let mut paths: Vec<JsonPath> = Vec::new();
+        for source in candidates.chain(id) {
+            if let ValueSource::Body(path) = source {
+                if !paths.contains(path) {
+                    paths.push(path.clone());
+                }
+            }
+        }
+        self.body_paths = paths;
     }
 }

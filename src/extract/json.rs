@@ -1,0 +1,340 @@
+//! JSON bodies without a tree: [`json_fields`] walks the document once for every path a
+//! source reads (timestamp candidates, event id), skipping every value that is on none of
+//! them, and refuses a document where a wanted key appears twice in one object (a parser
+//! differential between hookgate and the receiver would otherwise be possible).
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+/// A dotted path into a JSON document: object keys, or array indexes for arrays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPath(Vec<String>);
+
+impl JsonPath {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let segments: Vec<String> = text.split('.').map(str::to_string).collect();
+        if segments.iter().any(String::is_empty) {
+            return Err(format!("`{text}` is not a valid dotted JSON path"));
+        }
+        Ok(JsonPath(segments))
+    }
+}
+
+impl fmt::Display for JsonPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("."))
+    }
+}
+
+/// A scalar JSON value found at a path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Str(String),
+    Int(i64),
+    Float(f64),
+}
+
+impl Scalar {
+    /// The value as id bytes: strings as-is, integers in decimal. Floats are not ids.
+    pub fn as_id(&self) -> Option<String> {
+        match self {
+            Scalar::Str(s) if !s.is_empty() => Some(s.clone()),
+            Scalar::Int(i) => Some(i.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Why a JSON lookup failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonError {
+    #[error("body is not valid JSON")]
+    Invalid,
+    #[error("key `{0}` appears more than once")]
+    DuplicateKey(String),
+}
+
+/// Reads the scalar at `path` in `body`, validating the whole document on the way.
+/// `Ok(None)` means the path is absent or leads to a non-scalar (object, array, bool, null).
+pub fn json_field(body: &[u8], path: &JsonPath) -> Result<Option<Scalar>, JsonError> {
+    json_fields(body, &[path]).map(|mut found| found.pop().flatten())
+}
+
+/// Reads the scalars at every one of `paths` in one walk of `body`, validating the whole
+/// document on the way; one answer per path, in order. A wanted key that appears twice in one
+/// object refuses the whole document (`DuplicateKey` naming that path). At most 64 paths.
+pub fn json_fields(body: &[u8], paths: &[&JsonPath]) -> Result<Vec<Option<Scalar>>, JsonError> {
+    assert!(paths.len() <= 64, "at most 64 paths per walk");
+    let out = RefCell::new(vec![None; paths.len()]);
+    let duplicate = Cell::new(None);
+    let wanted: Vec<(usize, &[String])> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i, p.0.as_slice()))
+        .collect();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let seek = Seek {
+        wanted: &wanted,
+        out: &out,
+        duplicate: &duplicate,
+    };
+    seek.deserialize(&mut de)
+        .map_err(|_| match duplicate.get() {
+            Some(i) => JsonError::DuplicateKey(paths[i].to_string()),
+            None => JsonError::Invalid,
+        })?;
+    de.end().map_err(|_| JsonError::Invalid)?;
+    Ok(out.into_inner())
+}
+
+/// The paths still wanted below the current value: (index in the answer, remaining segments).
+struct Seek<'p, 'w> {
+    wanted: &'w [(usize, &'p [String])],
+    out: &'w RefCell<Vec<Option<Scalar>>>,
+    /// Set to the path whose key appeared twice in one object.
+    duplicate: &'w Cell<Option<usize>>,
+}
+
+impl Seek<'_, '_> {
+    /// Records `scalar` for every path that ends here.
+    fn found(&self, scalar: Scalar) {
+        let mut out = self.out.borrow_mut();
+        for (i, rest) in self.wanted {
+            if rest.is_empty() {
+                out[*i] = Some(scalar.clone());
+            }
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Seek<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        if self.wanted.is_empty() {
+            IgnoredAny::deserialize(d)?;
+            return Ok(());
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Seek<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.found(Scalar::Str(v.to_string()));
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.found(Scalar::Int(v));
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.found(match i64::try_from(v) {
+            Ok(i) => Scalar::Int(i),
+            Err(_) => Scalar::Float(v as f64),
+        });
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.found(Scalar::Float(v));
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = 0u64;
+        while let Some(matches) = map.next_key_seed(KeyMatches(self.wanted))? {
+            if matches == 0 {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            if let Some(bit) = (0..self.wanted.len()).find(|b| seen & matches & (1 << b) != 0) {
+                self.duplicate.set(Some(self.wanted[bit].0));
+                return Err(de::Error::custom("duplicate key"));
+            }
+            seen |= matches;
+            let below: Vec<(usize, &[String])> = self
+                .wanted
+                .iter()
+                .enumerate()
+                .filter(|(b, _)| matches & (1 << b) != 0)
+                .map(|(_, (i, rest))| (*i, &rest[1..]))
+                .collect();
+            map.next_value_seed(Seek {
+                wanted: &below,
+                out: self.out,
+                duplicate: self.duplicate,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        loop {
+            let below: Vec<(usize, &[String])> = self
+                .wanted
+                .iter()
+                .filter(|(_, rest)| {
+                    rest.first().and_then(|s| s.parse::<usize>().ok()) == Some(index)
+                })
+                .map(|(i, rest)| (*i, &rest[1..]))
+                .collect();
+            let seek = Seek {
+                wanted: &below,
+                out: self.out,
+                duplicate: self.duplicate,
+            };
+            if seq.next_element_seed(seek)?.is_none() {
+                break;
+            }
+            index += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Which wanted paths continue through an object key, as a bit set over `wanted`, without
+/// allocating.
+struct KeyMatches<'w, 'p>(&'w [(usize, &'p [String])]);
+
+impl<'de> DeserializeSeed<'de> for KeyMatches<'_, '_> {
+    type Value = u64;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyMatches<'_, '_> {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+        let mut bits = 0u64;
+        for (b, (_, rest)) in self.0.iter().enumerate() {
+            if rest.first().is_some_and(|k| k == v) {
+                bits |= 1 << b;
+            }
+        }
+        Ok(bits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(text: &str) -> JsonPath {
+        JsonPath::parse(text).unwrap()
+    }
+
+    #[test]
+    fn finds_top_level_and_nested_fields() {
+        let body = br#"{"a":1,"id":"evt_1","data":{"x":[1,{"ts":17}]},"z":null}"#;
+        assert_eq!(
+            json_field(body, &path("id")).unwrap(),
+            Some(Scalar::Str("evt_1".into()))
+        );
+        assert_eq!(
+            json_field(body, &path("data.x.1.ts")).unwrap(),
+            Some(Scalar::Int(17))
+        );
+        assert_eq!(json_field(body, &path("data")).unwrap(), None);
+        assert_eq!(json_field(body, &path("missing")).unwrap(), None);
+        assert_eq!(json_field(body, &path("z")).unwrap(), None);
+    }
+
+    #[test]
+    fn escaped_keys_match() {
+        let body = br#"{"\u0069d":"evt_2"}"#;
+        assert_eq!(
+            json_field(body, &path("id")).unwrap(),
+            Some(Scalar::Str("evt_2".into()))
+        );
+    }
+
+    #[test]
+    fn refuses_invalid_json_trailing_garbage_and_duplicate_keys() {
+        assert_eq!(
+            json_field(b"{\"id\":", &path("id")),
+            Err(JsonError::Invalid)
+        );
+        assert_eq!(
+            json_field(b"{\"id\":\"a\"} x", &path("id")),
+            Err(JsonError::Invalid)
+        );
+        assert_eq!(
+            json_field(br#"{"id":"a","id":"b"}"#, &path("id")),
+            Err(JsonError::DuplicateKey("id".into()))
+        );
+    }
+
+    #[test]
+    fn deep_nesting_off_the_path_is_skipped_without_recursion() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(json_field(deep.as_bytes(), &path("id")), Ok(None));
+        let nested_value = format!("{{\"id\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(json_field(nested_value.as_bytes(), &path("id")), Ok(None));
+        let unbalanced = "[".repeat(100_000);
+        assert_eq!(
+            json_field(unbalanced.as_bytes(), &path("id")),
+            Err(JsonError::Invalid)
+        );
+    }
+
+    #[test]
+    fn several_paths_are_read_in_one_walk() {
+        let body = br#"{"id":"evt_9","created":"2025-01-01T00:00:00Z","data":{"list":[{"ts":5}]}}"#;
+        let (id, created, ts, none) = (
+            path("id"),
+            path("created"),
+            path("data.list.0.ts"),
+            path("x"),
+        );
+        let found = json_fields(body, &[&id, &created, &ts, &none]).unwrap();
+        assert_eq!(
+            found,
+            [
+                Some(Scalar::Str("evt_9".into())),
+                Some(Scalar::Str("2025-01-01T00:00:00Z".into())),
+                Some(Scalar::Int(5)),
+                None
+            ]
+        );
+        // The same path twice answers twice.
+        let found = json_fields(body, &[&id, &id]).unwrap();
+        assert_eq!(found[0], found[1]);
+        // A duplicate of any wanted key refuses the document, naming that path.
+        let twice = br#"{"id":"a","created":"x","created":"y"}"#;
+        assert_eq!(
+            json_fields(twice, &[&id, &created]),
+            Err(JsonError::DuplicateKey("created".into()))
+        );
+        // A duplicate of a key nobody reads is not refused (the receiver reads nothing there).
+        let other = br#"{"id":"a","note":1,"note":2}"#;
+        assert!(json_fields(other, &[&id]).is_ok());
+    }
+}
