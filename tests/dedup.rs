@@ -45,15 +45,7 @@ async fn start() -> (Upstream, TestGateway) {
 
 /// A CloudKeep delivery of event `id`, signed as the seed documents.
 fn cloudkeep(id: &str) -> (Vec<(String, String)>, Vec<u8>) {
-    let body = format!(
-        r#"{{"id":"{id}","event":"secret.updated","timestamp":"{}"}}"#,
-        iso(now_secs())
-    );
-    let sig = format!("sha256={}", hex_sig(SECRET, body.as_bytes()));
-    (
-        headers(&[("X-CloudKeep-Signature-256", &sig)]),
-        body.into_bytes(),
-    )
+    sign::cloudkeep_event(SECRET, id, now_secs())
 }
 
 #[tokio::test]
@@ -178,7 +170,7 @@ async fn same_id_on_two_sources_is_forwarded_to_both() {
 async fn unsigned_delivery_id_cannot_smuggle_a_replay() {
     let (upstream, gateway) = start().await;
     let body = br#"{"action":"opened","number":7}"#;
-    let sig = format!("sha256={}", hex_sig(SECRET, body));
+    let sig = sign::github(SECRET, body);
     let first = headers(&[("X-Hub-Signature-256", &sig), ("X-GitHub-Delivery", "d-1")]);
     assert_eq!(gateway.post("/hooks/gh", &first, body).await.status, 202);
     // A replayer rewrites the unsigned delivery id: the body digest still recognises it.
@@ -258,19 +250,6 @@ async fn shutdown_releases_the_claims_of_requests_that_did_not_finish() {
     pending.abort();
 }
 
-/// A CloudKeep delivery of event `id` stamped `stamp` (unix seconds).
-fn cloudkeep_at(id: &str, stamp: i64) -> (Vec<(String, String)>, Vec<u8>) {
-    let body = format!(
-        r#"{{"id":"{id}","event":"secret.updated","timestamp":"{}"}}"#,
-        iso(stamp)
-    );
-    let sig = format!("sha256={}", hex_sig(SECRET, body.as_bytes()));
-    (
-        headers(&[("X-CloudKeep-Signature-256", &sig)]),
-        body.into_bytes(),
-    )
-}
-
 /// 2^32 ticks of 10 ms, where the old `u32` expiry clock ran out.
 const U32_TICKS_OF_10MS: Duration = Duration::from_millis((1 << 32) * 10);
 
@@ -281,7 +260,7 @@ async fn a_repeat_past_497_days_of_uptime_is_still_a_duplicate() {
     let clock = ManualClock::starting_now(U32_TICKS_OF_10MS - Duration::from_secs(60));
     let gateway =
         TestGateway::start_with_clock(CONFIG, &upstream, &[("S", SECRET)], clock.clone()).await;
-    let (h, body) = cloudkeep_at("evt_uptime", clock.wall_ms() / 1000);
+    let (h, body) = sign::cloudkeep_event(SECRET, "evt_uptime", clock.wall_ms() / 1000);
     assert_eq!(gateway.post("/hooks/a", &h, &body).await.status, 202);
     for later in [Duration::from_secs(120), Duration::from_secs(17 * 3600)] {
         clock.advance(later);
@@ -300,7 +279,7 @@ async fn a_delivery_stamped_future_skew_ahead_is_caught_until_the_end_of_its_fre
     let gateway =
         TestGateway::start_with_clock(CONFIG, &upstream, &[("S", SECRET)], clock.clone()).await;
     // Stamped 5 minutes ahead (CloudKeep's future skew): fresh for 18 h + 5 m from now.
-    let (h, body) = cloudkeep_at("evt_ahead", clock.wall_ms() / 1000 + 300);
+    let (h, body) = sign::cloudkeep_event(SECRET, "evt_ahead", clock.wall_ms() / 1000 + 300);
     assert_eq!(gateway.post("/hooks/a", &h, &body).await.status, 202);
     // One second before it goes stale, a replay is still a duplicate (the old rule kept the
     // key for 18 h only, so this replay was forwarded).

@@ -50,7 +50,7 @@ async fn first_and_retry_one_second_later(
     let addr = gateway.addr;
     let (h1, b1) = (h.clone(), body.clone());
     let first = tokio::spawn(async move { send(addr, "POST", "/hooks/cc", &h1, &b1).await });
-    upstream.wait_for_count(1, Duration::from_secs(5)).await;
+    upstream.wait_for_requests(1, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let retry = tokio::time::timeout(
         Duration::from_secs(10),
@@ -120,7 +120,7 @@ async fn a_copy_still_pending_after_inflight_wait_gets_503_with_retry_after() {
     let addr = gateway.addr;
     let (h1, b1) = (h.clone(), body.clone());
     let first = tokio::spawn(async move { send(addr, "POST", "/hooks/cc", &h1, &b1).await });
-    upstream.wait_for_count(1, Duration::from_secs(5)).await;
+    upstream.wait_for_requests(1, Duration::from_secs(5)).await;
     let started = std::time::Instant::now();
     let copy = gateway.post("/hooks/cc", &h, &body).await;
     assert!(started.elapsed() >= Duration::from_millis(300), "it waited");

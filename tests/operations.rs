@@ -31,15 +31,7 @@ fn source_config(upstream: &str, secrets: &[&str]) -> String {
 }
 
 fn cloudkeep(secret: &str, id: &str, age_secs: i64) -> (Vec<(String, String)>, Vec<u8>) {
-    let body = format!(
-        r#"{{"id":"{id}","timestamp":"{}"}}"#,
-        iso(now_secs() - age_secs)
-    );
-    let sig = format!("sha256={}", hex_sig(secret, body.as_bytes()));
-    (
-        headers(&[("X-CloudKeep-Signature-256", &sig)]),
-        body.into_bytes(),
-    )
+    sign::cloudkeep_event(secret, id, now_secs() - age_secs)
 }
 
 /// A gateway and its admin listener, in-process, on a configuration file in `dir`.

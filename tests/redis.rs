@@ -33,12 +33,7 @@ secrets = [{{ value = "{SECRET}" }}]
 }
 
 fn cloudkeep(id: &str) -> (Vec<(String, String)>, Vec<u8>) {
-    let body = format!(r#"{{"id":"{id}","timestamp":"{}"}}"#, iso(now_secs()));
-    let sig = format!("sha256={}", hex_sig(SECRET, body.as_bytes()));
-    (
-        headers(&[("X-CloudKeep-Signature-256", &sig)]),
-        body.into_bytes(),
-    )
+    sign::cloudkeep_event(SECRET, id, now_secs())
 }
 
 async fn two_instances(redis: &RedisServer, upstream: &Upstream) -> (TestGateway, TestGateway) {
@@ -264,7 +259,7 @@ async fn across_replicas(
     let addr = a.addr;
     let (h1, b1) = (h.clone(), body.clone());
     let first = tokio::spawn(async move { send(addr, "POST", "/hooks/cc", &h1, &b1).await });
-    upstream.wait_for_count(1, Duration::from_secs(5)).await;
+    upstream.wait_for_requests(1, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let retry = tokio::time::timeout(Duration::from_secs(10), b.post("/hooks/cc", &h, &body))
         .await
@@ -325,7 +320,7 @@ async fn a_promote_redis_refuses_after_a_2xx_still_answers_the_replay_as_a_dupli
     let addr = gateway.addr;
     let (h1, b1) = (h.clone(), body.clone());
     let first = tokio::spawn(async move { send(addr, "POST", "/hooks/ck", &h1, &b1).await });
-    upstream.wait_for_count(1, Duration::from_secs(5)).await;
+    upstream.wait_for_requests(1, Duration::from_secs(5)).await;
     // Redis stops taking writes while the upstream is answering 2xx: the promote fails.
     let client = redis::Client::open(redis.url()).unwrap();
     let mut admin = client.get_multiplexed_async_connection().await.unwrap();

@@ -162,7 +162,7 @@ async fn timeouts_and_refused_connections_are_retried_and_each_attempt_is_resign
         got[1].headers["x-corgea-delivery"]
     );
     for r in &got {
-        assert_eq!(r.headers["x-corgea-signature"], hex_sig(NEW, &r.body));
+        assert_eq!(r.headers["x-corgea-signature"], sign::corgea(NEW, &r.body));
         assert_eq!(r.headers["user-agent"], "Corgea-Webhooks/1.0");
     }
 
@@ -292,7 +292,10 @@ async fn outbound_endpoint_accepts_queues_and_delivers_signed() {
     wait_for(&upstream, 1).await;
     let got = &upstream.received()[0];
     assert_eq!(got.body.as_ref(), br#"{"issues_found":3}"#);
-    assert_eq!(got.headers["x-corgea-signature"], hex_sig(NEW, &got.body));
+    assert_eq!(
+        got.headers["x-corgea-signature"],
+        sign::corgea(NEW, &got.body)
+    );
     assert_eq!(got.headers["x-corgea-event"], "scan.completed");
 
     let answer = send(addr, "POST", "/outbound/nope", &[], b"{}").await;
@@ -404,7 +407,10 @@ async fn outbound_templates_render_or_refuse() {
     assert_eq!(json["id"], "evt_t");
     assert_eq!(json["event"]["a"][1], 2);
     assert!(json["at"].as_i64().unwrap() > 1_700_000_000);
-    assert_eq!(got.headers["x-corgea-signature"], hex_sig(NEW, &got.body));
+    assert_eq!(
+        got.headers["x-corgea-signature"],
+        sign::corgea(NEW, &got.body)
+    );
 
     // A payload that is not JSON cannot fill {{payload}}: refused, never sent.
     let answer = send(addr, "POST", "/outbound/templated", &h, b"not json").await;

@@ -1,10 +1,12 @@
 //! Shared integration-test helpers: a real upstream server on 127.0.0.1:0 that records every
 //! request and answers from a script, the real gateway started in-process on 127.0.0.1:0, a
-//! minimal HTTP client, and independent signing formulas written out as the providers
-//! document them (not the crate's signer).
+//! minimal HTTP client, and (in [`sign`]) one independent signing formula per preset, written
+//! out as the providers document them (not the crate's signer). Waits are on events (arrivals
+//! at the upstream, log lines) and always bounded.
 #![allow(dead_code)]
 
 pub mod ops;
+pub mod sign;
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -25,7 +27,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{oneshot, watch};
 
 // ---------------------------------------------------------------- upstream
 
@@ -74,7 +76,10 @@ struct UpstreamState {
     received: Mutex<Vec<Recorded>>,
     script: Mutex<VecDeque<Reply>>,
     default_reply: Mutex<Option<Reply>>,
-    arrived: Notify,
+    /// How many requests have arrived (head and body received), published on every arrival.
+    arrived: watch::Sender<usize>,
+    /// How many requests the upstream has answered (after any scripted delay).
+    answered: watch::Sender<usize>,
 }
 
 /// A recording upstream on an ephemeral loopback port.
@@ -132,29 +137,49 @@ impl Upstream {
         self.state.received.lock().unwrap().clone()
     }
 
+    /// How many requests have arrived so far.
     pub fn count(&self) -> usize {
         self.state.received.lock().unwrap().len()
     }
 
-    /// Waits (at most `limit`) until the upstream has received `n` requests.
-    pub async fn wait_for_count(&self, n: usize, limit: Duration) {
-        let waited = tokio::time::timeout(limit, async {
-            loop {
-                let arrived = self.state.arrived.notified();
-                tokio::pin!(arrived);
-                arrived.as_mut().enable();
-                if self.count() >= n {
-                    return;
-                }
-                arrived.await;
-            }
-        })
-        .await;
-        assert!(
-            waited.is_ok(),
-            "the upstream received {} requests, not {n}, within {limit:?}",
-            self.count()
-        );
+    /// How many requests the upstream has answered so far (scripted delays included).
+    pub fn answered(&self) -> usize {
+        *self.state.answered.borrow()
+    }
+
+    /// Waits (at most `limit`) until `n` requests have arrived (head and body received, the
+    /// answer possibly still pending) and returns everything received by then; panics naming
+    /// what it waited for and what it saw.
+    pub async fn wait_for_requests(&self, n: usize, limit: Duration) -> Vec<Recorded> {
+        self.wait_on(&self.state.arrived, n, limit, "requests to arrive")
+            .await;
+        self.received()
+    }
+
+    /// Waits (at most `limit`) until the upstream has answered `n` requests; panics naming what
+    /// it waited for and what it saw.
+    pub async fn wait_for_answers(&self, n: usize, limit: Duration) {
+        self.wait_on(&self.state.answered, n, limit, "answers from the upstream")
+            .await;
+    }
+
+    async fn wait_on(&self, counter: &watch::Sender<usize>, n: usize, limit: Duration, what: &str) {
+        let mut seen = counter.subscribe();
+        if tokio::time::timeout(limit, seen.wait_for(|got| *got >= n))
+            .await
+            .is_err()
+        {
+            let paths: Vec<String> = self
+                .received()
+                .into_iter()
+                .map(|r| r.path_and_query)
+                .collect();
+            panic!(
+                "waited {limit:?} for {n} {what}; saw {} (arrived: {paths:?}, answered: {})",
+                *counter.borrow(),
+                self.answered()
+            );
+        }
     }
 }
 
@@ -174,7 +199,7 @@ async fn answer(state: Arc<UpstreamState>, req: Request<Incoming>) -> Response<F
         headers: parts.headers,
         body,
     });
-    state.arrived.notify_waiters();
+    state.arrived.send_modify(|n| *n += 1);
     let scripted = state.script.lock().unwrap().pop_front();
     let reply = scripted
         .or_else(|| state.default_reply.lock().unwrap().clone())
@@ -191,9 +216,11 @@ async fn answer(state: Arc<UpstreamState>, req: Request<Incoming>) -> Response<F
     for (name, value) in &reply.headers {
         response = response.header(*name, *value);
     }
-    response
+    let response = response
         .body(Full::new(Bytes::from_static(reply.body.as_bytes())))
-        .unwrap()
+        .unwrap();
+    state.answered.send_modify(|n| *n += 1);
+    response
 }
 
 // ---------------------------------------------------------------- gateway
@@ -582,7 +609,8 @@ impl RedisServer {
         Self::start_on(port)
     }
 
-    /// Starts on `port` (to bring a stopped server back at the same address).
+    /// Starts on `port` (to bring a stopped server back at the same address), and returns once
+    /// it logs that it accepts connections.
     pub fn start_on(port: u16) -> RedisServer {
         let mut child = Command::new("redis-server")
             .args([
@@ -595,21 +623,34 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect(
                 "redis-server not found: install the Debian package redis-server (.ci/run does)",
             );
-        for _ in 0..500 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return RedisServer { port, child };
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        // Keeps reading until the server exits, so its log never fills the pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
             }
-            std::thread::sleep(Duration::from_millis(10));
+        });
+        let mut log = Vec::new();
+        loop {
+            match lines.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) if line.contains("Ready to accept connections") => {
+                    return RedisServer { port, child };
+                }
+                Ok(line) => log.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("redis-server did not start on port {port}; its log: {log:#?}");
+                }
+            }
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start on port {port}");
     }
 
     pub fn url(&self) -> String {
@@ -678,7 +719,8 @@ pub fn metric(text: &str, series: &str) -> f64 {
 }
 
 /// Waits until `condition` holds, checking every few milliseconds, for at most `limit`;
-/// panics with `what` when it never does.
+/// panics with `what` when it never does. Only for states no event announces (metrics,
+/// counters inside the gateway); wait on the upstream's or the server log's events otherwise.
 pub async fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + limit;
     while !condition() {
@@ -687,6 +729,36 @@ pub async fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut()
             "timed out after {limit:?} waiting until {what}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Repeats `attempt` until it returns `Ok`, for at most `limit`, pausing `pause` between tries
+/// (zero where the attempt itself waits, such as a request held by an in-flight wait);
+/// panics with `what` and the last `Err`. For outcomes only a new request can observe (a
+/// lapsed claim, a reconnected store), where no event exists.
+pub async fn retry_until<T, F, Fut>(
+    what: &str,
+    limit: Duration,
+    pause: Duration,
+    mut attempt: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let last = match attempt().await {
+            Ok(done) => return done,
+            Err(last) => last,
+        };
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting until {what}; last attempt: {last}"
+        );
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
     }
 }
 
