@@ -135,13 +135,7 @@ async fn serve_forwards_with_a_config_file_and_env_secrets() {
     )
     .await;
     assert_eq!(answer.status, 202, "{}", answer.text());
-    for _ in 0..200 {
-        if upstream.count() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let got = &upstream.received()[0];
+    let got = &upstream.wait_for_requests(1, LIMIT).await[0];
     assert_eq!(got.path_and_query, "/out");
     assert!(got.headers["stripe-signature"]
         .to_str()
@@ -297,9 +291,12 @@ async fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
     let addr = server.addr;
     let in_flight =
         tokio::spawn(async move { send(addr, "POST", "/hooks/ck", &h, body.as_bytes()).await });
-    while upstream.count() == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    upstream.wait_for_requests(1, LIMIT).await;
+    assert_eq!(
+        upstream.answered(),
+        0,
+        "SIGTERM comes while the request is in flight"
+    );
     let (code, log) = tokio::task::spawn_blocking(move || server.stop())
         .await
         .unwrap();

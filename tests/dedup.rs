@@ -195,12 +195,21 @@ async fn sender_hanging_up_does_not_lose_the_outcome() {
     let (h, body) = cloudkeep("evt_hangup");
     let addr = gateway.addr;
     let (h2, body2) = (h.clone(), body.clone());
-    // The sender gives up after 50 ms, long before the upstream answers.
-    let _ = tokio::time::timeout(Duration::from_millis(50), async move {
-        send(addr, "POST", "/hooks/a", &h2, &body2).await
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sender = tokio::spawn(async move { send(addr, "POST", "/hooks/a", &h2, &body2).await });
+    // The sender hangs up once its request has reached the upstream, long before the upstream
+    // answers (300 ms).
+    upstream.wait_for_requests(1, LIMIT).await;
+    sender.abort();
+    assert!(
+        sender.await.unwrap_err().is_cancelled(),
+        "the sender hung up"
+    );
+    assert_eq!(
+        upstream.answered(),
+        0,
+        "the sender hung up before the answer"
+    );
+    upstream.wait_for_answers(1, LIMIT).await;
     // The upstream did accept it, so the sender's retry is a duplicate, not a second delivery.
     let retry = gateway.post("/hooks/a", &h, &body).await;
     assert_eq!(retry.status, 200);
@@ -229,9 +238,7 @@ async fn shutdown_releases_the_claims_of_requests_that_did_not_finish() {
     let (h, body) = cloudkeep("evt_unfinished");
     let addr = gateway.addr;
     let pending = tokio::spawn(async move { send(addr, "POST", "/hooks/a", &h, &body).await });
-    while upstream.count() == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    upstream.wait_for_requests(1, LIMIT).await;
     let key = hookgate::dedup::DedupKey::for_id(&scope, b"evt_unfinished");
     use hookgate::dedup::{ClaimOutcome, DedupStore};
     assert_eq!(

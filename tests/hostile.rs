@@ -592,12 +592,8 @@ async fn over_the_concurrency_limit_requests_are_shed_with_503() {
             tokio::spawn(async move { send(addr, "POST", "/hooks/ck", &h, body.as_bytes()).await })
         })
         .collect();
-    for _ in 0..200 {
-        if upstream.count() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Both slots are taken once both requests are at the (slow) upstream.
+    upstream.wait_for_requests(2, LIMIT).await;
     let shed = send(addr, "POST", "/hooks/ck", &[], b"{}").await;
     assert_eq!(
         (shed.status.as_u16(), shed.error_code().as_str()),

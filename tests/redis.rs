@@ -125,9 +125,7 @@ async fn a_killed_holders_claim_lapses_and_the_retry_goes_through() {
     let holder_addr = holder.addr;
     let (h2, body2) = (h.clone(), body.clone());
     tokio::spawn(async move { send(holder_addr, "POST", "/hooks/ck", &h2, &body2).await });
-    while upstream.count() == 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    upstream.wait_for_requests(1, LIMIT).await;
     holder.kill();
 
     let other = TestGateway::start(
@@ -143,14 +141,20 @@ async fn a_killed_holders_claim_lapses_and_the_retry_goes_through() {
         (503, "in_flight")
     );
     assert!(answer.headers.contains_key("retry-after"));
-    // The claim lives for the upstream timeout (1 s) plus 5 s; then it lapses by itself.
-    let mut status = 503;
-    for _ in 0..40 {
-        status = other.post("/hooks/ck", &h, &body).await.status.as_u16();
-        if status != 503 {
-            break;
-        }
-    }
+    // The claim lives for the upstream timeout (1 s) plus 5 s; then it lapses by itself. No
+    // event says so: each retry asks, and is held up to 1 s by the in-flight wait.
+    let status = retry_until(
+        "the dead holder's claim lapsed",
+        Duration::from_secs(20),
+        Duration::ZERO,
+        || async {
+            match other.post("/hooks/ck", &h, &body).await.status.as_u16() {
+                503 => Err("503 in_flight".to_string()),
+                status => Ok(status),
+            }
+        },
+    )
+    .await;
     assert_eq!(
         status, 202,
         "after the dead holder's claim lapsed, the retry was forwarded"
@@ -180,14 +184,20 @@ async fn redis_down_fails_closed_and_recovers() {
     );
 
     let _redis = RedisServer::start_on(port);
-    let mut status = 503;
-    for _ in 0..40 {
-        status = gateway.post("/hooks/ck", &h, &body).await.status.as_u16();
-        if status != 503 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // Redis is back (it logged so); the gateway's reconnect has no event of its own, so the
+    // sender's retries ask until one goes through.
+    let status = retry_until(
+        "the gateway reconnected to Redis",
+        LIMIT,
+        Duration::from_millis(20),
+        || async {
+            match gateway.post("/hooks/ck", &h, &body).await.status.as_u16() {
+                503 => Err("503 dedup_unavailable".to_string()),
+                status => Ok(status),
+            }
+        },
+    )
+    .await;
     assert_eq!(status, 202, "recovered when Redis came back");
     assert_eq!(
         gateway.post("/hooks/ck", &h, &body).await.status,
@@ -248,7 +258,7 @@ fn alert(note: &str) -> (Vec<(String, String)>, Vec<u8>) {
 }
 
 /// The first attempt on replica `a` (upstream takes 3 s), the sender's retry on replica `b`
-/// 1 s later.
+/// while the first is in flight at the upstream.
 async fn across_replicas(
     a: &TestGateway,
     b: &TestGateway,
@@ -259,8 +269,8 @@ async fn across_replicas(
     let addr = a.addr;
     let (h1, b1) = (h.clone(), body.clone());
     let first = tokio::spawn(async move { send(addr, "POST", "/hooks/cc", &h1, &b1).await });
-    upstream.wait_for_requests(1, Duration::from_secs(5)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    upstream.wait_for_requests(1, LIMIT).await;
+    assert_eq!(upstream.answered(), 0, "the first is in flight");
     let retry = tokio::time::timeout(Duration::from_secs(10), b.post("/hooks/cc", &h, &body))
         .await
         .expect("answered before CertifyClouds' own 10 s timeout");
@@ -320,7 +330,7 @@ async fn a_promote_redis_refuses_after_a_2xx_still_answers_the_replay_as_a_dupli
     let addr = gateway.addr;
     let (h1, b1) = (h.clone(), body.clone());
     let first = tokio::spawn(async move { send(addr, "POST", "/hooks/ck", &h1, &b1).await });
-    upstream.wait_for_requests(1, Duration::from_secs(5)).await;
+    upstream.wait_for_requests(1, LIMIT).await;
     // Redis stops taking writes while the upstream is answering 2xx: the promote fails.
     let client = redis::Client::open(redis.url()).unwrap();
     let mut admin = client.get_multiplexed_async_connection().await.unwrap();
@@ -346,14 +356,22 @@ async fn a_promote_redis_refuses_after_a_2xx_still_answers_the_replay_as_a_dupli
     );
     // Once Redis takes writes again, the background retry promotes it: another replica sees a
     // duplicate too.
+    // No event says the background promote is done: the other replica's copies ask (each held
+    // by the in-flight wait until the promote wakes it).
     let other = TestGateway::start(&text, &upstream, &[]).await;
-    let mut answer = other.post("/hooks/ck", &h, &body).await;
-    for _ in 0..40 {
-        if answer.status == 200 {
-            break;
-        }
-        answer = other.post("/hooks/ck", &h, &body).await;
-    }
+    let answer = retry_until(
+        "the background retry promoted the key",
+        Duration::from_secs(20),
+        Duration::ZERO,
+        || async {
+            let answer = other.post("/hooks/ck", &h, &body).await;
+            match answer.status.as_u16() {
+                200 => Ok(answer),
+                status => Err(format!("{status} {}", answer.text())),
+            }
+        },
+    )
+    .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.headers["x-hookgate-duplicate"], "delivered");
     assert_eq!(upstream.count(), 1, "never delivered twice");

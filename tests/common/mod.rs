@@ -89,6 +89,10 @@ pub struct Upstream {
     state: Arc<UpstreamState>,
 }
 
+/// How long a test waits for an event (an arrival, an answer) before failing: far beyond
+/// what any of them takes, so only a hang reaches it.
+pub const LIMIT: Duration = Duration::from_secs(10);
+
 /// The body and headers of the upstream's default answer.
 pub const UPSTREAM_BODY: &str = "accepted-by-upstream";
 
@@ -208,6 +212,7 @@ async fn answer(state: Arc<UpstreamState>, req: Request<Incoming>) -> Response<F
             ..Reply::status(202)
         });
     if !reply.delay.is_zero() {
+        // A scripted slow upstream: the delay is the behaviour under test.
         tokio::time::sleep(reply.delay).await;
     }
     let mut response = Response::builder()
@@ -728,6 +733,7 @@ pub async fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut()
             tokio::time::Instant::now() < deadline,
             "timed out after {limit:?} waiting until {what}"
         );
+        // Polling: the condition has no event of its own (see above); bounded by `limit`.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -757,6 +763,7 @@ where
             "timed out after {limit:?} waiting until {what}; last attempt: {last}"
         );
         if !pause.is_zero() {
+            // Spaces out retries that would otherwise be refused at once; bounded by `limit`.
             tokio::time::sleep(pause).await;
         }
     }
