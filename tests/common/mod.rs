@@ -230,6 +230,17 @@ async fn answer(state: Arc<UpstreamState>, req: Request<Incoming>) -> Response<F
 
 // ---------------------------------------------------------------- gateway
 
+/// `config` with `{upstream}` replaced by the upstream's URL, parsed with `env`.
+fn test_config(config: &str, upstream: &Upstream, env: &[(&str, &str)]) -> hookgate::Config {
+    let text = config.replace("{upstream}", &upstream.url());
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    hookgate::config::parse(&text, std::path::Path::new("."), &env)
+        .unwrap_or_else(|e| panic!("test config invalid: {e}"))
+}
+
 /// The real gateway, in-process, on an ephemeral loopback port.
 pub struct TestGateway {
     pub addr: SocketAddr,
@@ -241,30 +252,11 @@ pub struct TestGateway {
 impl TestGateway {
     /// Starts a gateway on `config` where `{upstream}` is replaced by the upstream's URL.
     pub async fn start(config: &str, upstream: &Upstream, env: &[(&str, &str)]) -> Self {
-        let text = config.replace("{upstream}", &upstream.url());
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let config = hookgate::config::parse(&text, std::path::Path::new("."), &env)
-            .unwrap_or_else(|e| panic!("test config invalid: {e}"));
-        Self::from_config(&config).await
+        Self::from_config(&test_config(config, upstream, env)).await
     }
 
     pub async fn from_config(config: &hookgate::Config) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let gateway = hookgate::Gateway::new(config);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(hookgate::serve(listener, gateway.clone(), async move {
-            let _ = stopped.await;
-        }));
-        TestGateway {
-            addr,
-            gateway,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        Self::serve(hookgate::Gateway::new(config)).await
     }
 
     /// Starts a gateway like [`TestGateway::start`] whose freshness and in-memory dedup read
@@ -275,20 +267,18 @@ impl TestGateway {
         env: &[(&str, &str)],
         clock: hookgate::clock::SharedClock,
     ) -> Self {
-        let text = config.replace("{upstream}", &upstream.url());
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let config = hookgate::config::parse(&text, std::path::Path::new("."), &env)
-            .unwrap_or_else(|e| panic!("test config invalid: {e}"));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let gateway = hookgate::Gateway::with_clock(
+        let config = test_config(config, upstream, env);
+        Self::serve(hookgate::Gateway::with_clock(
             &config,
             Arc::new(hookgate::metrics::Metrics::default()),
             clock,
-        );
+        ))
+        .await
+    }
+
+    async fn serve(gateway: hookgate::Gateway) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(hookgate::serve(listener, gateway.clone(), async move {
             let _ = stopped.await;
@@ -337,6 +327,19 @@ impl Answer {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+    /// Asserts this answers a repeat of an event already delivered: 200 with
+    /// `X-Hookgate-Duplicate: delivered`.
+    #[track_caller]
+    pub fn assert_delivered_duplicate(&self) {
+        assert_eq!(self.status, 200, "{}", self.text());
+        let duplicate = self.headers.get("x-hookgate-duplicate");
+        assert_eq!(
+            duplicate.and_then(|v| v.to_str().ok()),
+            Some("delivered"),
+            "{}",
+            self.text()
+        );
+    }
 }
 
 /// Sends one request over a fresh connection.
@@ -365,6 +368,29 @@ pub async fn send(
         headers: parts.headers,
         body,
     }
+}
+
+/// Sends a delivery to `first`, then, once it is at the upstream and before the upstream has
+/// answered it, the sender's retry of it to `retry` (the same gateway or another replica), as if
+/// the sender's own attempt had failed on the network. The retry must be answered within
+/// `sender_timeout`. Returns both answers.
+pub async fn first_and_retry_while_in_flight(
+    upstream: &Upstream,
+    (first, retry): (SocketAddr, SocketAddr),
+    path: &str,
+    (headers, body): (Vec<(String, String)>, Vec<u8>),
+    sender_timeout: Duration,
+) -> (Answer, Answer) {
+    let (h1, b1, p1) = (headers.clone(), body.clone(), path.to_string());
+    let first = tokio::spawn(async move { send(first, "POST", &p1, &h1, &b1).await });
+    upstream.wait_for_requests(1, LIMIT).await;
+    assert_eq!(upstream.answered(), 0, "the first is in flight");
+    let retry = tokio::time::timeout(sender_timeout, send(retry, "POST", path, &headers, &body))
+        .await
+        .unwrap_or_else(|_| {
+            panic!("the retry was answered within the sender's {sender_timeout:?}")
+        });
+    (first.await.unwrap(), retry)
 }
 
 /// Header list from string pairs.
@@ -500,6 +526,18 @@ pub fn listening_address(line: &str) -> Option<SocketAddr> {
         .ok()
 }
 
+/// A child process's output as lines, read on a thread until the process closes it (so the
+/// pipe never fills, whether or not anyone still listens).
+fn line_by_line(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    lines
+}
+
 /// A running `hookgate serve` whose stderr is collected line by line.
 pub struct Server {
     pub addr: SocketAddr,
@@ -520,13 +558,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let lines = line_by_line(child.stderr.take().unwrap());
         let mut log = Vec::new();
         let addr = loop {
             let line = lines
@@ -634,14 +666,7 @@ impl RedisServer {
             .expect(
                 "redis-server not found: install the Debian package redis-server (.ci/run does)",
             );
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        // Keeps reading until the server exits, so its log never fills the pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let lines = line_by_line(child.stdout.take().unwrap());
         let mut log = Vec::new();
         loop {
             match lines.recv_timeout(Duration::from_secs(10)) {
