@@ -18,12 +18,7 @@ fn source_config(upstream: &str) -> String {
 }
 
 fn cloudkeep(id: &str) -> (Vec<(String, String)>, Vec<u8>) {
-    let body = format!(r#"{{"id":"{id}","timestamp":"{}"}}"#, iso(now_secs()));
-    let sig = format!("sha256={}", hex_sig("admin-secret", body.as_bytes()));
-    (
-        headers(&[("X-CloudKeep-Signature-256", &sig)]),
-        body.into_bytes(),
-    )
+    sign::cloudkeep_event("admin-secret", id, now_secs())
 }
 
 /// (what, request headers, expected status, expected error code)

@@ -45,15 +45,7 @@ async fn start() -> (Upstream, TestGateway) {
 
 /// A CloudKeep delivery of event `id`, signed as the seed documents.
 fn cloudkeep(id: &str) -> (Vec<(String, String)>, Vec<u8>) {
-    let body = format!(
-        r#"{{"id":"{id}","event":"secret.updated","timestamp":"{}"}}"#,
-        iso(now_secs())
-    );
-    let sig = format!("sha256={}", hex_sig(SECRET, body.as_bytes()));
-    (
-        headers(&[("X-CloudKeep-Signature-256", &sig)]),
-        body.into_bytes(),
-    )
+    sign::cloudkeep_event(SECRET, id, now_secs())
 }
 
 #[tokio::test]
@@ -62,8 +54,7 @@ async fn duplicate_after_delivery_is_acknowledged_and_not_forwarded() {
     let (h, body) = cloudkeep("evt_dup");
     assert_eq!(gateway.post("/hooks/a", &h, &body).await.status, 202);
     let again = gateway.post("/hooks/a", &h, &body).await;
-    assert_eq!(again.status, 200);
-    assert_eq!(again.headers["x-hookgate-duplicate"], "delivered");
+    again.assert_delivered_duplicate();
     assert_eq!(upstream.count(), 1);
     gateway.shutdown().await;
 }
@@ -178,14 +169,13 @@ async fn same_id_on_two_sources_is_forwarded_to_both() {
 async fn unsigned_delivery_id_cannot_smuggle_a_replay() {
     let (upstream, gateway) = start().await;
     let body = br#"{"action":"opened","number":7}"#;
-    let sig = format!("sha256={}", hex_sig(SECRET, body));
+    let sig = sign::github(SECRET, body);
     let first = headers(&[("X-Hub-Signature-256", &sig), ("X-GitHub-Delivery", "d-1")]);
     assert_eq!(gateway.post("/hooks/gh", &first, body).await.status, 202);
     // A replayer rewrites the unsigned delivery id: the body digest still recognises it.
     let replay = headers(&[("X-Hub-Signature-256", &sig), ("X-GitHub-Delivery", "d-2")]);
     let answer = gateway.post("/hooks/gh", &replay, body).await;
-    assert_eq!(answer.status, 200);
-    assert_eq!(answer.headers["x-hookgate-duplicate"], "delivered");
+    answer.assert_delivered_duplicate();
     assert_eq!(upstream.count(), 1);
     // The event id goes upstream in a header hookgate owns.
     // The id is not signed: the upstream gets it under a name that says so, never as the
@@ -203,16 +193,24 @@ async fn sender_hanging_up_does_not_lose_the_outcome() {
     let (h, body) = cloudkeep("evt_hangup");
     let addr = gateway.addr;
     let (h2, body2) = (h.clone(), body.clone());
-    // The sender gives up after 50 ms, long before the upstream answers.
-    let _ = tokio::time::timeout(Duration::from_millis(50), async move {
-        send(addr, "POST", "/hooks/a", &h2, &body2).await
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sender = tokio::spawn(async move { send(addr, "POST", "/hooks/a", &h2, &body2).await });
+    // The sender hangs up once its request has reached the upstream, long before the upstream
+    // answers (300 ms).
+    upstream.wait_for_requests(1, LIMIT).await;
+    sender.abort();
+    assert!(
+        sender.await.unwrap_err().is_cancelled(),
+        "the sender hung up"
+    );
+    assert_eq!(
+        upstream.answered(),
+        0,
+        "the sender hung up before the answer"
+    );
+    upstream.wait_for_answers(1, LIMIT).await;
     // The upstream did accept it, so the sender's retry is a duplicate, not a second delivery.
     let retry = gateway.post("/hooks/a", &h, &body).await;
-    assert_eq!(retry.status, 200);
-    assert_eq!(retry.headers["x-hookgate-duplicate"], "delivered");
+    retry.assert_delivered_duplicate();
     assert_eq!(upstream.count(), 1);
     gateway.shutdown().await;
 }
@@ -237,9 +235,7 @@ async fn shutdown_releases_the_claims_of_requests_that_did_not_finish() {
     let (h, body) = cloudkeep("evt_unfinished");
     let addr = gateway.addr;
     let pending = tokio::spawn(async move { send(addr, "POST", "/hooks/a", &h, &body).await });
-    while upstream.count() == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    upstream.wait_for_requests(1, LIMIT).await;
     let key = hookgate::dedup::DedupKey::for_id(&scope, b"evt_unfinished");
     use hookgate::dedup::{ClaimOutcome, DedupStore};
     assert_eq!(
@@ -258,19 +254,6 @@ async fn shutdown_releases_the_claims_of_requests_that_did_not_finish() {
     pending.abort();
 }
 
-/// A CloudKeep delivery of event `id` stamped `stamp` (unix seconds).
-fn cloudkeep_at(id: &str, stamp: i64) -> (Vec<(String, String)>, Vec<u8>) {
-    let body = format!(
-        r#"{{"id":"{id}","event":"secret.updated","timestamp":"{}"}}"#,
-        iso(stamp)
-    );
-    let sig = format!("sha256={}", hex_sig(SECRET, body.as_bytes()));
-    (
-        headers(&[("X-CloudKeep-Signature-256", &sig)]),
-        body.into_bytes(),
-    )
-}
-
 /// 2^32 ticks of 10 ms, where the old `u32` expiry clock ran out.
 const U32_TICKS_OF_10MS: Duration = Duration::from_millis((1 << 32) * 10);
 
@@ -281,13 +264,12 @@ async fn a_repeat_past_497_days_of_uptime_is_still_a_duplicate() {
     let clock = ManualClock::starting_now(U32_TICKS_OF_10MS - Duration::from_secs(60));
     let gateway =
         TestGateway::start_with_clock(CONFIG, &upstream, &[("S", SECRET)], clock.clone()).await;
-    let (h, body) = cloudkeep_at("evt_uptime", clock.wall_ms() / 1000);
+    let (h, body) = sign::cloudkeep_event(SECRET, "evt_uptime", clock.wall_ms() / 1000);
     assert_eq!(gateway.post("/hooks/a", &h, &body).await.status, 202);
     for later in [Duration::from_secs(120), Duration::from_secs(17 * 3600)] {
         clock.advance(later);
         let again = gateway.post("/hooks/a", &h, &body).await;
-        assert_eq!(again.status, 200, "{}", again.text());
-        assert_eq!(again.headers["x-hookgate-duplicate"], "delivered");
+        again.assert_delivered_duplicate();
     }
     assert_eq!(upstream.count(), 1, "the repeats were not forwarded");
     gateway.shutdown().await;
@@ -300,14 +282,13 @@ async fn a_delivery_stamped_future_skew_ahead_is_caught_until_the_end_of_its_fre
     let gateway =
         TestGateway::start_with_clock(CONFIG, &upstream, &[("S", SECRET)], clock.clone()).await;
     // Stamped 5 minutes ahead (CloudKeep's future skew): fresh for 18 h + 5 m from now.
-    let (h, body) = cloudkeep_at("evt_ahead", clock.wall_ms() / 1000 + 300);
+    let (h, body) = sign::cloudkeep_event(SECRET, "evt_ahead", clock.wall_ms() / 1000 + 300);
     assert_eq!(gateway.post("/hooks/a", &h, &body).await.status, 202);
     // One second before it goes stale, a replay is still a duplicate (the old rule kept the
     // key for 18 h only, so this replay was forwarded).
     clock.advance(Duration::from_secs(18 * 3600 + 300 - 1));
     let replay = gateway.post("/hooks/a", &h, &body).await;
-    assert_eq!(replay.status, 200, "{}", replay.text());
-    assert_eq!(replay.headers["x-hookgate-duplicate"], "delivered");
+    replay.assert_delivered_duplicate();
     // Then freshness takes over.
     clock.advance(Duration::from_secs(2));
     let stale = gateway.post("/hooks/a", &h, &body).await;

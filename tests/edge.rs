@@ -352,10 +352,7 @@ async fn the_upstream_receives_only_what_was_verified_unless_configured() {
         ("X-Forwarded-For", "198.51.100.7"),
         ("Forwarded", "for=198.51.100.7"),
     ]);
-    h.push((
-        "X-CloudKeep-Signature-256".into(),
-        format!("sha256={}", hex_sig(SECRET, body.as_bytes())),
-    ));
+    h.extend(sign::cloudkeep_headers(SECRET, body.as_bytes()));
     let answer = gateway
         .post("/hooks/ck?delivery=3", &h, body.as_bytes())
         .await;

@@ -48,12 +48,7 @@ async fn start() -> (Upstream, TestGateway) {
 }
 
 fn signed(id: &str) -> (Vec<(String, String)>, Vec<u8>) {
-    let body = format!(r#"{{"id":"{id}","timestamp":"{}"}}"#, iso(now_secs()));
-    let sig = format!("sha256={}", hex_sig(SECRET, body.as_bytes()));
-    (
-        headers(&[("X-CloudKeep-Signature-256", &sig)]),
-        body.into_bytes(),
-    )
+    sign::cloudkeep_event(SECRET, id, now_secs())
 }
 
 fn alert() -> Vec<u8> {
@@ -247,8 +242,7 @@ async fn malformed_timestamps_and_bodies_are_400() {
         ("not json at all", "bad_json"),
     ];
     for (body, code) in cases {
-        let sig = format!("sha256={}", hex_sig(SECRET, body.as_bytes()));
-        let h = headers(&[("X-CloudKeep-Signature-256", &sig)]);
+        let h = sign::cloudkeep_headers(SECRET, body.as_bytes());
         let answer = gateway.post("/hooks/ck", &h, body.as_bytes()).await;
         assert_eq!(
             (answer.status.as_u16(), answer.error_code().as_str()),

@@ -85,19 +85,15 @@ fn ck_body(ts: &str) -> String {
 }
 
 fn ck_sig(body: &[u8]) -> Vec<u8> {
-    format!("sha256={}", hex_sig(SECRET, body)).into_bytes()
+    sign::cloudkeep(SECRET, body).into_bytes()
 }
 
 fn sw_sig(id: &str, ts: &str, body: &[u8]) -> Vec<u8> {
-    let mut signed = format!("{id}.{ts}.").into_bytes();
-    signed.extend_from_slice(body);
-    format!("v1,{}", b64(&hmac_sha256(WH_KEY, &signed))).into_bytes()
+    sign::standard_webhooks(WH_KEY, id, ts, body).into_bytes()
 }
 
 fn st_sig(ts: &str, body: &[u8]) -> Vec<u8> {
-    let mut signed = format!("{ts}.").into_bytes();
-    signed.extend_from_slice(body);
-    format!("t={ts},v1={}", hex_sig(SECRET, &signed)).into_bytes()
+    sign::stripe(SECRET, ts, body).into_bytes()
 }
 
 /// (what, raw request, documented status)
@@ -107,7 +103,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, u16)> {
     let body = ck_body(&fresh);
     let b = body.as_bytes();
     let good = ck_sig(b);
-    let h = "X-CloudKeep-Signature-256";
+    let h = sign::CLOUDKEEP_HEADER;
     let ck = |headers: &[(&str, &[u8])], body: &[u8]| request("POST", "/hooks/ck", headers, body);
     let signed_ck = |body: &[u8]| request("POST", "/hooks/ck", &[(h, &ck_sig(body))], body);
     let short_hex = format!("sha256={}", "a".repeat(62));
@@ -592,19 +588,12 @@ async fn over_the_concurrency_limit_requests_are_shed_with_503() {
     let slow: Vec<_> = (0..2)
         .map(|i| {
             let body = ck_body(&iso(now_secs())).replace("evt_hostile", &format!("evt_slow_{i}"));
-            let h = vec![(
-                "X-CloudKeep-Signature-256".to_string(),
-                String::from_utf8(ck_sig(body.as_bytes())).unwrap(),
-            )];
+            let h = sign::cloudkeep_headers(SECRET, body.as_bytes());
             tokio::spawn(async move { send(addr, "POST", "/hooks/ck", &h, body.as_bytes()).await })
         })
         .collect();
-    for _ in 0..200 {
-        if upstream.count() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Both slots are taken once both requests are at the (slow) upstream.
+    upstream.wait_for_requests(2, LIMIT).await;
     let shed = send(addr, "POST", "/hooks/ck", &[], b"{}").await;
     assert_eq!(
         (shed.status.as_u16(), shed.error_code().as_str()),
@@ -661,10 +650,9 @@ async fn logs_never_contain_secrets_signatures_or_bodies() {
             r#"{{"id":"evt_leak_{i}","timestamp":"{}","note":"BODY-MARKER"}}"#,
             iso(now_secs() - age)
         );
-        let sig = hex_sig(secret, body.as_bytes());
-        markers.push(sig.clone());
+        markers.push(hex_sig(secret, body.as_bytes()));
         markers.push(hex_sig("leak-check-secret-value", body.as_bytes()));
-        let h = headers(&[("X-CloudKeep-Signature-256", &format!("sha256={sig}"))]);
+        let h = sign::cloudkeep_headers(secret, body.as_bytes());
         let answer = send(addr, "POST", "/hooks/ck", &h, body.as_bytes()).await;
         assert_ne!(answer.status, 0);
     }

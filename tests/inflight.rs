@@ -39,26 +39,16 @@ fn alert(note: &str) -> (Vec<(String, String)>, Vec<u8>) {
     )
 }
 
-/// Sends the first attempt, and the sender's retry 1 s later (as if its own attempt had failed
-/// on the network); returns both answers.
-async fn first_and_retry_one_second_later(
+/// The first attempt and the sender's retry while the first is in flight, answered before
+/// CertifyClouds' own 10 s timeout.
+async fn first_and_retry(
     gateway: &TestGateway,
     upstream: &Upstream,
     note: &str,
 ) -> (Answer, Answer) {
-    let (h, body) = alert(note);
-    let addr = gateway.addr;
-    let (h1, b1) = (h.clone(), body.clone());
-    let first = tokio::spawn(async move { send(addr, "POST", "/hooks/cc", &h1, &b1).await });
-    upstream.wait_for_count(1, Duration::from_secs(5)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let retry = tokio::time::timeout(
-        Duration::from_secs(10),
-        gateway.post("/hooks/cc", &h, &body),
-    )
-    .await
-    .expect("answered before CertifyClouds' own 10 s timeout");
-    (first.await.unwrap(), retry)
+    let addrs = (gateway.addr, gateway.addr);
+    let timeout = Duration::from_secs(10);
+    first_and_retry_while_in_flight(upstream, addrs, "/hooks/cc", alert(note), timeout).await
 }
 
 #[tokio::test]
@@ -66,11 +56,10 @@ async fn a_retry_during_a_slow_delivery_is_answered_200_duplicate_once_the_first
     let upstream = Upstream::start().await;
     upstream.script([Reply::delayed(200, Duration::from_secs(3))]);
     let gateway = TestGateway::start(&config(""), &upstream, &[]).await;
-    let (first, retry) = first_and_retry_one_second_later(&gateway, &upstream, "ok").await;
+    let (first, retry) = first_and_retry(&gateway, &upstream, "ok").await;
     assert_eq!(first.status, 200);
     assert!(!first.headers.contains_key("x-hookgate-duplicate"));
-    assert_eq!(retry.status, 200, "{}", retry.text());
-    assert_eq!(retry.headers["x-hookgate-duplicate"], "delivered");
+    retry.assert_delivered_duplicate();
     assert_eq!(upstream.count(), 1, "the upstream saw exactly one delivery");
     gateway.shutdown().await;
 }
@@ -83,7 +72,7 @@ async fn a_retry_during_a_slow_delivery_is_forwarded_once_the_first_fails() {
         Reply::status(200),
     ]);
     let gateway = TestGateway::start(&config(""), &upstream, &[]).await;
-    let (first, retry) = first_and_retry_one_second_later(&gateway, &upstream, "fails").await;
+    let (first, retry) = first_and_retry(&gateway, &upstream, "fails").await;
     assert_eq!(
         first.status, 500,
         "the upstream's failure goes back to the sender"
@@ -120,7 +109,7 @@ async fn a_copy_still_pending_after_inflight_wait_gets_503_with_retry_after() {
     let addr = gateway.addr;
     let (h1, b1) = (h.clone(), body.clone());
     let first = tokio::spawn(async move { send(addr, "POST", "/hooks/cc", &h1, &b1).await });
-    upstream.wait_for_count(1, Duration::from_secs(5)).await;
+    upstream.wait_for_requests(1, LIMIT).await;
     let started = std::time::Instant::now();
     let copy = gateway.post("/hooks/cc", &h, &body).await;
     assert!(started.elapsed() >= Duration::from_millis(300), "it waited");
@@ -132,7 +121,7 @@ async fn a_copy_still_pending_after_inflight_wait_gets_503_with_retry_after() {
     assert_eq!(first.await.unwrap().status, 200);
     // The sender's next retry finds the event delivered.
     let later = gateway.post("/hooks/cc", &h, &body).await;
-    assert_eq!(later.headers["x-hookgate-duplicate"], "delivered");
+    later.assert_delivered_duplicate();
     assert_eq!(upstream.count(), 1);
     gateway.shutdown().await;
 }
@@ -144,15 +133,19 @@ async fn an_attacker_flooding_copies_of_a_slow_event_gets_no_4xx_and_no_second_d
     let gateway = TestGateway::start(&config(""), &upstream, &[]).await;
     let (h, body) = alert("flood");
     let addr = gateway.addr;
-    let tasks: Vec<_> = (0..30)
-        .map(|i| {
-            let (h, body) = (h.clone(), body.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(10 * i)).await;
-                send(addr, "POST", "/hooks/cc", &h, &body).await
+    let flood = |copies: usize| -> Vec<_> {
+        (0..copies)
+            .map(|_| {
+                let (h, body) = (h.clone(), body.clone());
+                tokio::spawn(async move { send(addr, "POST", "/hooks/cc", &h, &body).await })
             })
-        })
-        .collect();
+            .collect()
+    };
+    // Ten copies race for the claim; twenty more come once one of them is at the upstream.
+    let mut tasks = flood(10);
+    upstream.wait_for_requests(1, LIMIT).await;
+    assert_eq!(upstream.answered(), 0, "the first is in flight");
+    tasks.extend(flood(20));
     for task in tasks {
         let answer = task.await.unwrap();
         assert_eq!(answer.status, 200, "{}", answer.text());

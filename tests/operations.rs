@@ -31,15 +31,7 @@ fn source_config(upstream: &str, secrets: &[&str]) -> String {
 }
 
 fn cloudkeep(secret: &str, id: &str, age_secs: i64) -> (Vec<(String, String)>, Vec<u8>) {
-    let body = format!(
-        r#"{{"id":"{id}","timestamp":"{}"}}"#,
-        iso(now_secs() - age_secs)
-    );
-    let sig = format!("sha256={}", hex_sig(secret, body.as_bytes()));
-    (
-        headers(&[("X-CloudKeep-Signature-256", &sig)]),
-        body.into_bytes(),
-    )
+    sign::cloudkeep_event(secret, id, now_secs() - age_secs)
 }
 
 /// A gateway and its admin listener, in-process, on a configuration file in `dir`.
@@ -269,12 +261,7 @@ async fn sighup_swaps_secrets_while_a_request_in_flight_completes() {
     let (h, b) = cloudkeep("hup-old", "evt_h1", 0);
     let addr = server.addr;
     let in_flight = tokio::spawn(async move { send(addr, "POST", "/hooks/ck", &h, &b).await });
-    for _ in 0..200 {
-        if upstream.count() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    upstream.wait_for_requests(1, LIMIT).await;
     std::fs::write(
         dir.join("gw.toml"),
         source_config(&upstream.url(), &["new.secret"]),
@@ -282,6 +269,11 @@ async fn sighup_swaps_secrets_while_a_request_in_flight_completes() {
     .unwrap();
     server.signal("HUP");
     server.wait_for("configuration reloaded");
+    assert_eq!(
+        upstream.answered(),
+        0,
+        "the reload came while the request was in flight"
+    );
     let (h, b) = cloudkeep("hup-new", "evt_h2", 0);
     assert_eq!(send(addr, "POST", "/hooks/ck", &h, &b).await.status, 202);
     let (h, b) = cloudkeep("hup-old", "evt_h3", 0);

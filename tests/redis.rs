@@ -33,12 +33,7 @@ secrets = [{{ value = "{SECRET}" }}]
 }
 
 fn cloudkeep(id: &str) -> (Vec<(String, String)>, Vec<u8>) {
-    let body = format!(r#"{{"id":"{id}","timestamp":"{}"}}"#, iso(now_secs()));
-    let sig = format!("sha256={}", hex_sig(SECRET, body.as_bytes()));
-    (
-        headers(&[("X-CloudKeep-Signature-256", &sig)]),
-        body.into_bytes(),
-    )
+    sign::cloudkeep_event(SECRET, id, now_secs())
 }
 
 async fn two_instances(redis: &RedisServer, upstream: &Upstream) -> (TestGateway, TestGateway) {
@@ -85,8 +80,7 @@ async fn delivered_on_one_instance_is_a_duplicate_on_the_other() {
     let (h, body) = cloudkeep("evt_r_dup");
     assert_eq!(a.post("/hooks/ck", &h, &body).await.status, 202);
     let again = b.post("/hooks/ck", &h, &body).await;
-    assert_eq!(again.status, 200);
-    assert_eq!(again.headers["x-hookgate-duplicate"], "delivered");
+    again.assert_delivered_duplicate();
     assert_eq!(upstream.count(), 1);
 }
 
@@ -130,9 +124,7 @@ async fn a_killed_holders_claim_lapses_and_the_retry_goes_through() {
     let holder_addr = holder.addr;
     let (h2, body2) = (h.clone(), body.clone());
     tokio::spawn(async move { send(holder_addr, "POST", "/hooks/ck", &h2, &body2).await });
-    while upstream.count() == 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    upstream.wait_for_requests(1, LIMIT).await;
     holder.kill();
 
     let other = TestGateway::start(
@@ -148,14 +140,20 @@ async fn a_killed_holders_claim_lapses_and_the_retry_goes_through() {
         (503, "in_flight")
     );
     assert!(answer.headers.contains_key("retry-after"));
-    // The claim lives for the upstream timeout (1 s) plus 5 s; then it lapses by itself.
-    let mut status = 503;
-    for _ in 0..40 {
-        status = other.post("/hooks/ck", &h, &body).await.status.as_u16();
-        if status != 503 {
-            break;
-        }
-    }
+    // The claim lives for the upstream timeout (1 s) plus 5 s; then it lapses by itself. No
+    // event says so: each retry asks, and is held up to 1 s by the in-flight wait.
+    let status = retry_until(
+        "the dead holder's claim lapsed",
+        Duration::from_secs(20),
+        Duration::ZERO,
+        || async {
+            match other.post("/hooks/ck", &h, &body).await.status.as_u16() {
+                503 => Err("503 in_flight".to_string()),
+                status => Ok(status),
+            }
+        },
+    )
+    .await;
     assert_eq!(
         status, 202,
         "after the dead holder's claim lapsed, the retry was forwarded"
@@ -185,14 +183,20 @@ async fn redis_down_fails_closed_and_recovers() {
     );
 
     let _redis = RedisServer::start_on(port);
-    let mut status = 503;
-    for _ in 0..40 {
-        status = gateway.post("/hooks/ck", &h, &body).await.status.as_u16();
-        if status != 503 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // Redis is back (it logged so); the gateway's reconnect has no event of its own, so the
+    // sender's retries ask until one goes through.
+    let status = retry_until(
+        "the gateway reconnected to Redis",
+        LIMIT,
+        Duration::from_millis(20),
+        || async {
+            match gateway.post("/hooks/ck", &h, &body).await.status.as_u16() {
+                503 => Err("503 dedup_unavailable".to_string()),
+                status => Ok(status),
+            }
+        },
+    )
+    .await;
     assert_eq!(status, 202, "recovered when Redis came back");
     assert_eq!(
         gateway.post("/hooks/ck", &h, &body).await.status,
@@ -253,23 +257,22 @@ fn alert(note: &str) -> (Vec<(String, String)>, Vec<u8>) {
 }
 
 /// The first attempt on replica `a` (upstream takes 3 s), the sender's retry on replica `b`
-/// 1 s later.
+/// while the first is in flight, answered before CertifyClouds' own 10 s timeout.
 async fn across_replicas(
     a: &TestGateway,
     b: &TestGateway,
     upstream: &Upstream,
     note: &str,
 ) -> (Answer, Answer) {
-    let (h, body) = alert(note);
-    let addr = a.addr;
-    let (h1, b1) = (h.clone(), body.clone());
-    let first = tokio::spawn(async move { send(addr, "POST", "/hooks/cc", &h1, &b1).await });
-    upstream.wait_for_count(1, Duration::from_secs(5)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let retry = tokio::time::timeout(Duration::from_secs(10), b.post("/hooks/cc", &h, &body))
-        .await
-        .expect("answered before CertifyClouds' own 10 s timeout");
-    (first.await.unwrap(), retry)
+    let timeout = Duration::from_secs(10);
+    first_and_retry_while_in_flight(
+        upstream,
+        (a.addr, b.addr),
+        "/hooks/cc",
+        alert(note),
+        timeout,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,8 +286,7 @@ async fn a_retry_on_another_replica_waits_for_the_first_and_is_a_duplicate() {
     let started = std::time::Instant::now();
     let (first, retry) = across_replicas(&a, &b, &upstream, "ok").await;
     assert_eq!(first.status, 200);
-    assert_eq!(retry.status, 200, "{}", retry.text());
-    assert_eq!(retry.headers["x-hookgate-duplicate"], "delivered");
+    retry.assert_delivered_duplicate();
     assert!(
         started.elapsed() < Duration::from_secs(6),
         "woken by the settlement, not by the end of the wait"
@@ -325,7 +327,7 @@ async fn a_promote_redis_refuses_after_a_2xx_still_answers_the_replay_as_a_dupli
     let addr = gateway.addr;
     let (h1, b1) = (h.clone(), body.clone());
     let first = tokio::spawn(async move { send(addr, "POST", "/hooks/ck", &h1, &b1).await });
-    upstream.wait_for_count(1, Duration::from_secs(5)).await;
+    upstream.wait_for_requests(1, LIMIT).await;
     // Redis stops taking writes while the upstream is answering 2xx: the promote fails.
     let client = redis::Client::open(redis.url()).unwrap();
     let mut admin = client.get_multiplexed_async_connection().await.unwrap();
@@ -342,8 +344,7 @@ async fn a_promote_redis_refuses_after_a_2xx_still_answers_the_replay_as_a_dupli
         "the sender gets the upstream's answer"
     );
     let replay = gateway.post("/hooks/ck", &h, &body).await;
-    assert_eq!(replay.status, 200, "{}", replay.text());
-    assert_eq!(replay.headers["x-hookgate-duplicate"], "delivered");
+    replay.assert_delivered_duplicate();
     let metrics = gateway.gateway.metrics().render();
     assert!(
         metrics.contains(r#"hookgate_dedup_promote_deferred_total{source="ck"} 1"#),
@@ -351,15 +352,22 @@ async fn a_promote_redis_refuses_after_a_2xx_still_answers_the_replay_as_a_dupli
     );
     // Once Redis takes writes again, the background retry promotes it: another replica sees a
     // duplicate too.
+    // No event says the background promote is done: the other replica's copies ask (each held
+    // by the in-flight wait until the promote wakes it).
     let other = TestGateway::start(&text, &upstream, &[]).await;
-    let mut answer = other.post("/hooks/ck", &h, &body).await;
-    for _ in 0..40 {
-        if answer.status == 200 {
-            break;
-        }
-        answer = other.post("/hooks/ck", &h, &body).await;
-    }
-    assert_eq!(answer.status, 200, "{}", answer.text());
-    assert_eq!(answer.headers["x-hookgate-duplicate"], "delivered");
+    let answer = retry_until(
+        "the background retry promoted the key",
+        Duration::from_secs(20),
+        Duration::ZERO,
+        || async {
+            let answer = other.post("/hooks/ck", &h, &body).await;
+            match answer.status.as_u16() {
+                200 => Ok(answer),
+                status => Err(format!("{status} {}", answer.text())),
+            }
+        },
+    )
+    .await;
+    answer.assert_delivered_duplicate();
     assert_eq!(upstream.count(), 1, "never delivered twice");
 }

@@ -154,15 +154,14 @@ async fn timeouts_and_refused_connections_are_retried_and_each_attempt_is_resign
     assert_eq!(report.attempts[0].result, AttemptResult::Timeout);
     assert_eq!(sleeper.delays(), [Duration::from_secs(2)]);
     // Corgea sends a new delivery id on every attempt, each correctly signed.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let got = upstream.received();
+    let got = upstream.wait_for_requests(2, LIMIT).await;
     assert_eq!(got.len(), 2);
     assert_ne!(
         got[0].headers["x-corgea-delivery"],
         got[1].headers["x-corgea-delivery"]
     );
     for r in &got {
-        assert_eq!(r.headers["x-corgea-signature"], hex_sig(NEW, &r.body));
+        assert_eq!(r.headers["x-corgea-signature"], sign::corgea(NEW, &r.body));
         assert_eq!(r.headers["user-agent"], "Corgea-Webhooks/1.0");
     }
 
@@ -235,6 +234,7 @@ url = "{upstream}/templated"
 preset = "corgea"
 secret = { env = "S" }
 retry = "none"
+concurrency = 1
 template = '{"kind": "{{event_type}}", "id": "{{event_id}}", "at": {{time}}, "event": {{payload}}}'
 "#;
 
@@ -259,16 +259,6 @@ async fn outbound(upstream: &Upstream) -> (std::net::SocketAddr, Outbound) {
     (addr, outbound)
 }
 
-async fn wait_for(upstream: &Upstream, count: usize) {
-    for _ in 0..200 {
-        if upstream.count() >= count {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("upstream got {} of {count}", upstream.count());
-}
-
 #[tokio::test]
 async fn outbound_endpoint_accepts_queues_and_delivers_signed() {
     let upstream = Upstream::start().await;
@@ -289,10 +279,12 @@ async fn outbound_endpoint_accepts_queues_and_delivers_signed() {
     let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
     assert!(json["delivery_id"].as_str().unwrap().starts_with("dlv_"));
     assert_eq!(json["event_id"], "evt_side_1");
-    wait_for(&upstream, 1).await;
-    let got = &upstream.received()[0];
+    let got = &upstream.wait_for_requests(1, LIMIT).await[0];
     assert_eq!(got.body.as_ref(), br#"{"issues_found":3}"#);
-    assert_eq!(got.headers["x-corgea-signature"], hex_sig(NEW, &got.body));
+    assert_eq!(
+        got.headers["x-corgea-signature"],
+        sign::corgea(NEW, &got.body)
+    );
     assert_eq!(got.headers["x-corgea-event"], "scan.completed");
 
     let answer = send(addr, "POST", "/outbound/nope", &[], b"{}").await;
@@ -314,7 +306,7 @@ async fn outbound_queue_full_is_503_never_a_silent_drop() {
             .status,
         202
     );
-    wait_for(&upstream, 1).await;
+    upstream.wait_for_requests(1, LIMIT).await;
     // Two more fill the queue (capacity 2); the fourth is refused.
     assert_eq!(
         send(addr, "POST", "/outbound/corgea", &[], b"{}")
@@ -336,14 +328,14 @@ async fn outbound_queue_full_is_503_never_a_silent_drop() {
     );
     assert!(refused.headers.contains_key("retry-after"));
     // Everything accepted is delivered.
-    wait_for(&upstream, 3).await;
+    upstream.wait_for_requests(3, LIMIT).await;
 }
 
 #[tokio::test]
 async fn outbound_target_pauses_after_consecutive_failures_and_resumes() {
     let upstream = Upstream::start().await;
     upstream.set_default(Reply::status(500));
-    let (addr, _) = outbound(&upstream).await;
+    let (addr, outbound) = outbound(&upstream).await;
     for _ in 0..2 {
         assert_eq!(
             send(addr, "POST", "/outbound/corgea", &[], b"{}")
@@ -352,19 +344,16 @@ async fn outbound_target_pauses_after_consecutive_failures_and_resumes() {
             202
         );
     }
-    wait_for(&upstream, 2).await;
-    let mut paused = false;
-    for _ in 0..100 {
-        let status = send(addr, "GET", "/outbound/corgea", &[], b"").await;
-        let json: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
-        if json["paused"] == true {
-            assert_eq!(json["consecutive_failures"], 2);
-            paused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(paused, "target paused after 2 failures");
+    upstream.wait_for_answers(2, LIMIT).await;
+    // The worker pauses the target right after the second answer; no event announces it.
+    wait_until("the target paused after 2 failures", LIMIT, || {
+        outbound.status("corgea").unwrap().paused
+    })
+    .await;
+    let status = send(addr, "GET", "/outbound/corgea", &[], b"").await;
+    let json: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    assert_eq!(json["paused"], true, "target paused after 2 failures");
+    assert_eq!(json["consecutive_failures"], 2);
     let refused = send(addr, "POST", "/outbound/corgea", &[], b"{}").await;
     assert_eq!(
         (refused.status.as_u16(), refused.error_code().as_str()),
@@ -384,7 +373,7 @@ async fn outbound_target_pauses_after_consecutive_failures_and_resumes() {
             .status,
         202
     );
-    wait_for(&upstream, 3).await;
+    upstream.wait_for_requests(3, LIMIT).await;
 }
 
 #[tokio::test]
@@ -397,14 +386,16 @@ async fn outbound_templates_render_or_refuse() {
     ]);
     let answer = send(addr, "POST", "/outbound/templated", &h, br#"{"a":[1,2]}"#).await;
     assert_eq!(answer.status, 202);
-    wait_for(&upstream, 1).await;
-    let got = &upstream.received()[0];
+    let got = &upstream.wait_for_requests(1, LIMIT).await[0];
     let json: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
     assert_eq!(json["kind"], "issue.assigned");
     assert_eq!(json["id"], "evt_t");
     assert_eq!(json["event"]["a"][1], 2);
     assert!(json["at"].as_i64().unwrap() > 1_700_000_000);
-    assert_eq!(got.headers["x-corgea-signature"], hex_sig(NEW, &got.body));
+    assert_eq!(
+        got.headers["x-corgea-signature"],
+        sign::corgea(NEW, &got.body)
+    );
 
     // A payload that is not JSON cannot fill {{payload}}: refused, never sent.
     let answer = send(addr, "POST", "/outbound/templated", &h, b"not json").await;
@@ -412,6 +403,13 @@ async fn outbound_templates_render_or_refuse() {
         (answer.status.as_u16(), answer.error_code().as_str()),
         (400, "bad_event")
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(upstream.count(), 1);
+    // One worker delivers in queue order: had the refused event been queued, it would reach
+    // the upstream before this marker.
+    let marker = headers(&[("X-Hookgate-Event-Id", "evt_marker")]);
+    let answer = send(addr, "POST", "/outbound/templated", &marker, b"{}").await;
+    assert_eq!(answer.status, 202);
+    let got = upstream.wait_for_requests(2, LIMIT).await;
+    let json: serde_json::Value = serde_json::from_slice(&got[1].body).unwrap();
+    assert_eq!(json["id"], "evt_marker", "the refused event was never sent");
+    assert_eq!(upstream.count(), 2);
 }

@@ -1,11 +1,13 @@
 //! Shared integration-test helpers: a real upstream server on 127.0.0.1:0 that records every
 //! request and answers from a script, the real gateway started in-process on 127.0.0.1:0, a
-//! minimal HTTP client, and independent signing formulas written out as the providers
-//! document them (not the crate's signer).
+//! minimal HTTP client, and (in [`sign`]) one independent signing formula per preset, written
+//! out as the providers document them (not the crate's signer). Waits are on events (arrivals
+//! at the upstream, log lines) and always bounded.
 #![allow(dead_code)]
 
 pub mod delivery;
 pub mod ops;
+pub mod sign;
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -26,7 +28,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{oneshot, watch};
 
 // ---------------------------------------------------------------- upstream
 
@@ -75,7 +77,10 @@ struct UpstreamState {
     received: Mutex<Vec<Recorded>>,
     script: Mutex<VecDeque<Reply>>,
     default_reply: Mutex<Option<Reply>>,
-    arrived: Notify,
+    /// How many requests have arrived (head and body received), published on every arrival.
+    arrived: watch::Sender<usize>,
+    /// How many requests the upstream has answered (after any scripted delay).
+    answered: watch::Sender<usize>,
 }
 
 /// A recording upstream on an ephemeral loopback port.
@@ -84,6 +89,10 @@ pub struct Upstream {
     pub addr: SocketAddr,
     state: Arc<UpstreamState>,
 }
+
+/// How long a test waits for an event (an arrival, an answer) before failing: far beyond
+/// what any of them takes, so only a hang reaches it.
+pub const LIMIT: Duration = Duration::from_secs(10);
 
 /// The body and headers of the upstream's default answer.
 pub const UPSTREAM_BODY: &str = "accepted-by-upstream";
@@ -133,29 +142,49 @@ impl Upstream {
         self.state.received.lock().unwrap().clone()
     }
 
+    /// How many requests have arrived so far.
     pub fn count(&self) -> usize {
         self.state.received.lock().unwrap().len()
     }
 
-    /// Waits (at most `limit`) until the upstream has received `n` requests.
-    pub async fn wait_for_count(&self, n: usize, limit: Duration) {
-        let waited = tokio::time::timeout(limit, async {
-            loop {
-                let arrived = self.state.arrived.notified();
-                tokio::pin!(arrived);
-                arrived.as_mut().enable();
-                if self.count() >= n {
-                    return;
-                }
-                arrived.await;
-            }
-        })
-        .await;
-        assert!(
-            waited.is_ok(),
-            "the upstream received {} requests, not {n}, within {limit:?}",
-            self.count()
-        );
+    /// How many requests the upstream has answered so far (scripted delays included).
+    pub fn answered(&self) -> usize {
+        *self.state.answered.borrow()
+    }
+
+    /// Waits (at most `limit`) until `n` requests have arrived (head and body received, the
+    /// answer possibly still pending) and returns everything received by then; panics naming
+    /// what it waited for and what it saw.
+    pub async fn wait_for_requests(&self, n: usize, limit: Duration) -> Vec<Recorded> {
+        self.wait_on(&self.state.arrived, n, limit, "requests to arrive")
+            .await;
+        self.received()
+    }
+
+    /// Waits (at most `limit`) until the upstream has answered `n` requests; panics naming what
+    /// it waited for and what it saw.
+    pub async fn wait_for_answers(&self, n: usize, limit: Duration) {
+        self.wait_on(&self.state.answered, n, limit, "answers from the upstream")
+            .await;
+    }
+
+    async fn wait_on(&self, counter: &watch::Sender<usize>, n: usize, limit: Duration, what: &str) {
+        let mut seen = counter.subscribe();
+        if tokio::time::timeout(limit, seen.wait_for(|got| *got >= n))
+            .await
+            .is_err()
+        {
+            let paths: Vec<String> = self
+                .received()
+                .into_iter()
+                .map(|r| r.path_and_query)
+                .collect();
+            panic!(
+                "waited {limit:?} for {n} {what}; saw {} (arrived: {paths:?}, answered: {})",
+                *counter.borrow(),
+                self.answered()
+            );
+        }
     }
 }
 
@@ -175,7 +204,7 @@ async fn answer(state: Arc<UpstreamState>, req: Request<Incoming>) -> Response<F
         headers: parts.headers,
         body,
     });
-    state.arrived.notify_waiters();
+    state.arrived.send_modify(|n| *n += 1);
     let scripted = state.script.lock().unwrap().pop_front();
     let reply = scripted
         .or_else(|| state.default_reply.lock().unwrap().clone())
@@ -184,6 +213,7 @@ async fn answer(state: Arc<UpstreamState>, req: Request<Incoming>) -> Response<F
             ..Reply::status(202)
         });
     if !reply.delay.is_zero() {
+        // A scripted slow upstream: the delay is the behaviour under test.
         tokio::time::sleep(reply.delay).await;
     }
     let mut response = Response::builder()
@@ -192,12 +222,25 @@ async fn answer(state: Arc<UpstreamState>, req: Request<Incoming>) -> Response<F
     for (name, value) in &reply.headers {
         response = response.header(*name, *value);
     }
-    response
+    let response = response
         .body(Full::new(Bytes::from_static(reply.body.as_bytes())))
-        .unwrap()
+        .unwrap();
+    state.answered.send_modify(|n| *n += 1);
+    response
 }
 
 // ---------------------------------------------------------------- gateway
+
+/// `config` with `{upstream}` replaced by the upstream's URL, parsed with `env`.
+fn test_config(config: &str, upstream: &Upstream, env: &[(&str, &str)]) -> hookgate::Config {
+    let text = config.replace("{upstream}", &upstream.url());
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    hookgate::config::parse(&text, std::path::Path::new("."), &env)
+        .unwrap_or_else(|e| panic!("test config invalid: {e}"))
+}
 
 /// The real gateway, in-process, on an ephemeral loopback port.
 pub struct TestGateway {
@@ -210,30 +253,11 @@ pub struct TestGateway {
 impl TestGateway {
     /// Starts a gateway on `config` where `{upstream}` is replaced by the upstream's URL.
     pub async fn start(config: &str, upstream: &Upstream, env: &[(&str, &str)]) -> Self {
-        let text = config.replace("{upstream}", &upstream.url());
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let config = hookgate::config::parse(&text, std::path::Path::new("."), &env)
-            .unwrap_or_else(|e| panic!("test config invalid: {e}"));
-        Self::from_config(&config).await
+        Self::from_config(&test_config(config, upstream, env)).await
     }
 
     pub async fn from_config(config: &hookgate::Config) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let gateway = hookgate::Gateway::new(config);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(hookgate::serve(listener, gateway.clone(), async move {
-            let _ = stopped.await;
-        }));
-        TestGateway {
-            addr,
-            gateway,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        Self::serve(hookgate::Gateway::new(config)).await
     }
 
     /// Starts a gateway like [`TestGateway::start`] whose freshness and in-memory dedup read
@@ -244,20 +268,18 @@ impl TestGateway {
         env: &[(&str, &str)],
         clock: hookgate::clock::SharedClock,
     ) -> Self {
-        let text = config.replace("{upstream}", &upstream.url());
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let config = hookgate::config::parse(&text, std::path::Path::new("."), &env)
-            .unwrap_or_else(|e| panic!("test config invalid: {e}"));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let gateway = hookgate::Gateway::with_clock(
+        let config = test_config(config, upstream, env);
+        Self::serve(hookgate::Gateway::with_clock(
             &config,
             Arc::new(hookgate::metrics::Metrics::default()),
             clock,
-        );
+        ))
+        .await
+    }
+
+    async fn serve(gateway: hookgate::Gateway) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(hookgate::serve(listener, gateway.clone(), async move {
             let _ = stopped.await;
@@ -306,6 +328,19 @@ impl Answer {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+    /// Asserts this answers a repeat of an event already delivered: 200 with
+    /// `X-Hookgate-Duplicate: delivered`.
+    #[track_caller]
+    pub fn assert_delivered_duplicate(&self) {
+        assert_eq!(self.status, 200, "{}", self.text());
+        let duplicate = self.headers.get("x-hookgate-duplicate");
+        assert_eq!(
+            duplicate.and_then(|v| v.to_str().ok()),
+            Some("delivered"),
+            "{}",
+            self.text()
+        );
+    }
 }
 
 /// Sends one request over a fresh connection.
@@ -334,6 +369,29 @@ pub async fn send(
         headers: parts.headers,
         body,
     }
+}
+
+/// Sends a delivery to `first`, then, once it is at the upstream and before the upstream has
+/// answered it, the sender's retry of it to `retry` (the same gateway or another replica), as if
+/// the sender's own attempt had failed on the network. The retry must be answered within
+/// `sender_timeout`. Returns both answers.
+pub async fn first_and_retry_while_in_flight(
+    upstream: &Upstream,
+    (first, retry): (SocketAddr, SocketAddr),
+    path: &str,
+    (headers, body): (Vec<(String, String)>, Vec<u8>),
+    sender_timeout: Duration,
+) -> (Answer, Answer) {
+    let (h1, b1, p1) = (headers.clone(), body.clone(), path.to_string());
+    let first = tokio::spawn(async move { send(first, "POST", &p1, &h1, &b1).await });
+    upstream.wait_for_requests(1, LIMIT).await;
+    assert_eq!(upstream.answered(), 0, "the first is in flight");
+    let retry = tokio::time::timeout(sender_timeout, send(retry, "POST", path, &headers, &body))
+        .await
+        .unwrap_or_else(|_| {
+            panic!("the retry was answered within the sender's {sender_timeout:?}")
+        });
+    (first.await.unwrap(), retry)
 }
 
 /// Header list from string pairs.
@@ -469,6 +527,18 @@ pub fn listening_address(line: &str) -> Option<SocketAddr> {
         .ok()
 }
 
+/// A child process's output as lines, read on a thread until the process closes it (so the
+/// pipe never fills, whether or not anyone still listens).
+fn line_by_line(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    lines
+}
+
 /// A running `hookgate serve` whose stderr is collected line by line.
 pub struct Server {
     pub addr: SocketAddr,
@@ -489,13 +559,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let lines = line_by_line(child.stderr.take().unwrap());
         let mut log = Vec::new();
         let addr = loop {
             let line = lines
@@ -583,7 +647,8 @@ impl RedisServer {
         Self::start_on(port)
     }
 
-    /// Starts on `port` (to bring a stopped server back at the same address).
+    /// Starts on `port` (to bring a stopped server back at the same address), and returns once
+    /// it logs that it accepts connections.
     pub fn start_on(port: u16) -> RedisServer {
         let mut child = Command::new("redis-server")
             .args([
@@ -596,21 +661,27 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect(
                 "redis-server not found: install the Debian package redis-server (.ci/run does)",
             );
-        for _ in 0..500 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return RedisServer { port, child };
+        let lines = line_by_line(child.stdout.take().unwrap());
+        let mut log = Vec::new();
+        loop {
+            match lines.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) if line.contains("Ready to accept connections") => {
+                    return RedisServer { port, child };
+                }
+                Ok(line) => log.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("redis-server did not start on port {port}; its log: {log:#?}");
+                }
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start on port {port}");
     }
 
     pub fn url(&self) -> String {
@@ -679,7 +750,8 @@ pub fn metric(text: &str, series: &str) -> f64 {
 }
 
 /// Waits until `condition` holds, checking every few milliseconds, for at most `limit`;
-/// panics with `what` when it never does.
+/// panics with `what` when it never does. Only for states no event announces (metrics,
+/// counters inside the gateway); wait on the upstream's or the server log's events otherwise.
 pub async fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + limit;
     while !condition() {
@@ -687,7 +759,39 @@ pub async fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut()
             tokio::time::Instant::now() < deadline,
             "timed out after {limit:?} waiting until {what}"
         );
+        // Polling: the condition has no event of its own (see above); bounded by `limit`.
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Repeats `attempt` until it returns `Ok`, for at most `limit`, pausing `pause` between tries
+/// (zero where the attempt itself waits, such as a request held by an in-flight wait);
+/// panics with `what` and the last `Err`. For outcomes only a new request can observe (a
+/// lapsed claim, a reconnected store), where no event exists.
+pub async fn retry_until<T, F, Fut>(
+    what: &str,
+    limit: Duration,
+    pause: Duration,
+    mut attempt: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let last = match attempt().await {
+            Ok(done) => return done,
+            Err(last) => last,
+        };
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting until {what}; last attempt: {last}"
+        );
+        if !pause.is_zero() {
+            // Spaces out retries that would otherwise be refused at once; bounded by `limit`.
+            tokio::time::sleep(pause).await;
+        }
     }
 }
 
