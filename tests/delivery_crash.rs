@@ -124,7 +124,7 @@ async fn sigkill_before_the_first_attempt_then_exactly_one_attempt_at_its_time()
     let engine = time
         .engine(&dir, spec(&upstream.url(), "custom:1h,1h", "corgea"))
         .await;
-    upstream.wait_for_count(1, Duration::from_secs(10)).await;
+    upstream.wait_for_requests(1, Duration::from_secs(10)).await;
     let listed = engine.list(ListFilter::default()).await.unwrap();
     assert_eq!(listed.len(), 1);
     let detail = settled(&engine, listed[0].id).await;
@@ -163,7 +163,7 @@ async fn a_dropped_engine_resumes_its_retry_at_the_stored_time() {
             .unwrap()
     };
     let id = engine.enqueue(event("evt_1", None)).await.unwrap().id;
-    upstream.wait_for_count(1, Duration::from_secs(10)).await;
+    upstream.wait_for_requests(1, Duration::from_secs(10)).await;
     for _ in 0..2000 {
         if engine.get(id).await.unwrap().unwrap().delivery.attempts == 1 {
             break;
