@@ -1,6 +1,6 @@
 //! The outbound sender through real sockets: what it signs, the gateway verifies (every
 //! preset); retry schedules against a scripted local server, checked without real waiting; and
-//! the sidecar endpoint's queue, pause and templates.
+//! the sidecar endpoint (on the durable engine): acceptance, duplicates, pause and templates.
 
 mod common;
 
@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use hookgate::sender::deliver::{AttemptResult, DeliveryOutcome, Sender, Sleeper, TokioSleeper};
-use hookgate::sender::outbound::Outbound;
+use hookgate::delivery::{Engine, EngineIo, EngineOptions, SqliteStore, TargetSpec};
+use hookgate::sender::deliver::{AttemptResult, DeliveryOutcome, Sender, Sleeper};
 use hookgate::sender::retry::RetryPolicy;
 use hookgate::sender::{now_secs, sample, Signer};
+use hookgate::sidecar::Sidecar;
 
 /// Records requested delays and returns at once.
 #[derive(Default, Clone)]
@@ -218,7 +219,6 @@ upstream = "{upstream}/unused"
 secrets = [{ value = "unused-but-required" }]
 
 [outbound]
-queue = 2
 
 [[outbound.target]]
 name = "corgea"
@@ -238,25 +238,31 @@ retry = "none"
 template = '{"kind": "{{event_type}}", "id": "{{event_id}}", "at": {{time}}, "event": {{payload}}}'
 "#;
 
-async fn outbound(upstream: &Upstream) -> (std::net::SocketAddr, Outbound) {
+async fn outbound(upstream: &Upstream) -> (std::net::SocketAddr, Sidecar) {
     let text = OUTBOUND.replace("{upstream}", &upstream.url());
     let env: std::collections::HashMap<String, String> =
         [("S".to_string(), NEW.to_string())].into();
     let config = hookgate::config::parse(&text, std::path::Path::new("."), &env).unwrap();
-    let outbound = Outbound::start(
-        config.outbound.as_ref().unwrap(),
-        Sender::default(),
-        Arc::new(TokioSleeper),
-        Arc::new(hookgate::metrics::Metrics::default()),
-    );
+    let outbound = config.outbound.as_ref().unwrap();
+    let dir = temp_dir(&format!("sidecar-{}", sample::new_id("")));
+    let store = Arc::new(SqliteStore::open(&dir).unwrap());
+    let targets = outbound
+        .targets
+        .iter()
+        .map(TargetSpec::from_outbound)
+        .collect();
+    let engine = Engine::start(store, targets, EngineOptions::default(), EngineIo::real())
+        .await
+        .unwrap();
+    let sidecar = Sidecar::new(outbound, engine);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(hookgate::server::run(
         listener,
-        outbound.service(),
+        sidecar.service(),
         std::future::pending(),
     ));
-    (addr, outbound)
+    (addr, sidecar)
 }
 
 async fn wait_for(upstream: &Upstream, count: usize) {
@@ -303,40 +309,30 @@ async fn outbound_endpoint_accepts_queues_and_delivers_signed() {
 }
 
 #[tokio::test]
-async fn outbound_queue_full_is_503_never_a_silent_drop() {
+async fn outbound_same_event_id_is_stored_and_delivered_once() {
     let upstream = Upstream::start().await;
-    upstream.set_default(Reply::delayed(200, Duration::from_millis(800)));
-    let (addr, outbound) = outbound(&upstream).await;
-    // The single worker takes the first event and is busy delivering it.
-    assert_eq!(
-        send(addr, "POST", "/outbound/corgea", &[], b"{}")
-            .await
-            .status,
-        202
-    );
+    let (addr, sidecar) = outbound(&upstream).await;
+    let h = headers(&[("X-Hookgate-Event-Id", "evt_twice")]);
+    let first = send(addr, "POST", "/outbound/corgea", &h, b"{}").await;
+    assert_eq!(first.status, 202, "{}", first.text());
+    let first: serde_json::Value = serde_json::from_slice(&first.body).unwrap();
+    assert_eq!(first["duplicate"], false);
+    let again = send(addr, "POST", "/outbound/corgea", &h, b"{}").await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    let again: serde_json::Value = serde_json::from_slice(&again.body).unwrap();
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["delivery_id"], first["delivery_id"]);
     wait_for(&upstream, 1).await;
-    // Two more fill the queue (capacity 2); the fourth is refused.
-    assert_eq!(
-        send(addr, "POST", "/outbound/corgea", &[], b"{}")
-            .await
-            .status,
-        202
-    );
-    assert_eq!(
-        send(addr, "POST", "/outbound/corgea", &[], b"{}")
-            .await
-            .status,
-        202
-    );
-    assert_eq!(outbound.status("corgea").unwrap().queued, 2);
-    let refused = send(addr, "POST", "/outbound/corgea", &[], b"{}").await;
-    assert_eq!(
-        (refused.status.as_u16(), refused.error_code().as_str()),
-        (503, "queue_full")
-    );
-    assert!(refused.headers.contains_key("retry-after"));
-    // Everything accepted is delivered.
-    wait_for(&upstream, 3).await;
+    let engine = sidecar.engine();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while engine.stats().await.unwrap().queue.delivered < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never recorded as delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(upstream.count(), 1);
 }
 
 #[tokio::test]
