@@ -24,8 +24,8 @@ use serde::Deserialize;
 
 use crate::access::AdminAuth;
 use crate::dedup::{DedupKey, DedupStore, Store};
+use crate::delivery::Engine;
 use crate::reload::Reloader;
-use crate::sender::outbound::Outbound;
 use crate::Gateway;
 
 /// How long a readiness probe waits for each upstream's TCP handshake.
@@ -35,7 +35,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Admin {
     pub gateway: Gateway,
     pub reloader: Arc<Reloader>,
-    pub outbound: Option<Outbound>,
+    /// The durable delivery engine, when something delivers through it.
+    pub engine: Option<Engine>,
     /// The listeners that are bound, by role.
     pub listeners: Vec<(&'static str, SocketAddr)>,
     /// Who may call what.
@@ -169,9 +170,6 @@ impl Admin {
         let metrics = self.gateway.metrics();
         if let Some((entries, early)) = self.gateway.store().local_stats() {
             metrics.dedup(entries, early);
-        }
-        if let Some(outbound) = &self.outbound {
-            outbound.record_queues(metrics);
         }
         let (pending, budget) = self.gateway.pending_bodies();
         metrics.pending_bodies(pending, budget);

@@ -4,6 +4,10 @@
 //! accepting, lets open requests finish within the grace period, and releases the dedup claims
 //! of requests that did not. `hookgate serve` is argument parsing around this function, and
 //! the integration tests run the same function in-process.
+//!
+//! With `[outbound]`, the durable delivery store (`[delivery] data_dir`) is opened before any
+//! listener is served (a corrupt or locked store stops the start with its path), and the
+//! delivery engine resumes the deliveries a previous process left.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,11 +19,14 @@ use tokio::sync::watch;
 use crate::admin::Admin;
 use crate::clock::SharedClock;
 use crate::config::{check_admin_exposure, AdminConfig, Config, ConfigError};
+use crate::delivery::{
+    Engine, EngineIo, EngineOptions, SqliteStore, StoreError, TargetSpec as EngineTarget,
+};
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
-use crate::sender::deliver::{Sender, TokioSleeper};
-use crate::sender::outbound::Outbound;
+use crate::sender::deliver::Sender;
 use crate::server;
+use crate::sidecar::Sidecar;
 use crate::tls::TlsReloader;
 
 pub use crate::reload::ConfigOrigin;
@@ -33,6 +40,9 @@ pub enum AppError {
     /// The listener's TLS certificate or key cannot be used.
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The delivery store cannot be opened (corrupt, locked, unreadable): names its file.
+    #[error("{0}")]
+    Store(#[from] StoreError),
     /// A listener could not be bound or failed.
     #[error("{what}: {source}")]
     Io {
@@ -109,6 +119,35 @@ pub struct Options {
     pub clock: Option<SharedClock>,
 }
 
+/// Opens the delivery store of `config` and starts the engine with its outbound targets.
+async fn start_engine(config: &Config) -> Result<Option<Engine>, AppError> {
+    let Some(outbound) = &config.outbound else {
+        return Ok(None);
+    };
+    let sender = Sender::with_ca(outbound.ca.as_deref())?;
+    let data_dir = config.delivery.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(data_dir))
+        .await
+        .map_err(|e| AppError::Store(StoreError::Backend(e.to_string())))??;
+    tracing::info!(store = %store.path().display(), "delivery store open");
+    let targets = outbound
+        .targets
+        .iter()
+        .map(EngineTarget::from_outbound)
+        .collect();
+    let options = EngineOptions {
+        limits: config.delivery.limits,
+        ..EngineOptions::default()
+    };
+    let io = EngineIo {
+        sender,
+        ..EngineIo::real()
+    };
+    Ok(Some(
+        Engine::start(Arc::new(store), targets, options, io).await?,
+    ))
+}
+
 /// Serves `config` (loaded from `origin`, which reloads re-read) on `listeners` until
 /// `shutdown` completes. Returns once every listener has stopped.
 pub async fn run(
@@ -147,6 +186,7 @@ pub async fn run(
             "source ready"
         );
     }
+    let engine = start_engine(&config).await?;
     let mut bound = vec![("gateway", gateway_addr)];
     let reloader = Arc::new(crate::reload::Reloader::new(
         origin,
@@ -163,30 +203,23 @@ pub async fn run(
         }
     };
     let mut background = Vec::new();
-    let outbound = match (&config.outbound, listeners.outbound) {
-        (Some(outbound), Some(listener)) => {
-            let address = listener.local_addr().map_err(io("outbound listener"))?;
-            let service = Outbound::start(
-                outbound,
-                Sender::default(),
-                Arc::new(TokioSleeper),
-                metrics.clone(),
-            );
-            tracing::info!(
-                %address,
-                targets = outbound.targets.len(),
-                "outbound listener ready (queued deliveries do not survive a restart)"
-            );
-            bound.push(("outbound", address));
-            background.push(tokio::spawn(server::run(
-                listener,
-                service.service(),
-                until_stopped(),
-            )));
-            Some(service)
-        }
-        _ => None,
-    };
+    if let (Some(outbound), Some(engine), Some(listener)) =
+        (&config.outbound, &engine, listeners.outbound)
+    {
+        let address = listener.local_addr().map_err(io("outbound listener"))?;
+        let sidecar = Sidecar::new(outbound, engine.clone());
+        tracing::info!(
+            %address,
+            targets = outbound.targets.len(),
+            "outbound listener ready (accepted events are stored durably before the 202)"
+        );
+        bound.push(("outbound", address));
+        background.push(tokio::spawn(server::run(
+            listener,
+            sidecar.service(),
+            until_stopped(),
+        )));
+    }
     if let Some((listener, admin)) = listeners.admin {
         let address = listener.local_addr().map_err(io("admin listener"))?;
         bound.push(("admin", address));
@@ -194,7 +227,7 @@ pub async fn run(
         let admin = Arc::new(Admin {
             gateway: gateway.clone(),
             reloader: reloader.clone(),
-            outbound,
+            engine: engine.clone(),
             listeners: bound.clone(),
             auth: admin.auth,
         });
@@ -231,6 +264,10 @@ pub async fn run(
             Ok(result) => result.map_err(io("listener"))?,
             Err(error) => tracing::error!(%error, "a listener task failed"),
         }
+    }
+    if let Some(engine) = engine {
+        // Attempts in flight get the engine's grace; the ones cut short are retried later.
+        engine.shutdown().await;
     }
     tracing::info!("stopped");
     Ok(())

@@ -20,6 +20,7 @@
 //! - `dedup`: the three-state dedup store and its memory and Redis backends.
 //! - `access` (tokens, allowlists, admin auth), `extract` (timestamps and ids from headers
 //!   and JSON), `timestamp`, `clock`, `secret`, `redact`, `tls`, `metrics`, `telemetry`.
+//! - `sidecar`: the outbound sidecar endpoint, which stores events in the delivery engine.
 //! - `fuzzing`: entry points of the cargo-fuzz targets and their corpus replay.
 #![forbid(unsafe_code)]
 
@@ -55,6 +56,8 @@ pub mod reload;
 pub mod secret;
 #[doc(hidden)]
 pub mod server;
+#[doc(hidden)]
+pub mod sidecar;
 #[doc(hidden)]
 pub mod source;
 #[doc(hidden)]

@@ -46,9 +46,12 @@ enum Command {
     Send {
         #[command(flatten)]
         event: EventArgs,
-        /// Where to deliver (http://).
+        /// Where to deliver (http:// or https://; redirects are not followed).
         #[arg(long)]
         url: String,
+        /// A PEM file of CA certificates trusted for https:// besides the system's roots.
+        #[arg(long)]
+        ca: Option<std::path::PathBuf>,
         /// Retry policy: a name, custom:<d>,<d>… or exponential:… (default: the preset's).
         #[arg(long)]
         retry: Option<String>,
@@ -166,9 +169,10 @@ fn main() -> ExitCode {
         Command::Send {
             event,
             url,
+            ca,
             retry,
             jitter,
-        } => runtime().and_then(|rt| rt.block_on(run_send(event, url, retry, jitter))),
+        } => runtime().and_then(|rt| rt.block_on(run_send(event, url, ca, retry, jitter))),
         Command::Demo => runtime().and_then(|rt| rt.block_on(run_demo())),
         Command::Serve(args) => {
             let _logs = telemetry::init(args.log_format);

@@ -1,6 +1,6 @@
 //! The outbound sender through real sockets: what it signs, the gateway verifies (every
 //! preset); retry schedules against a scripted local server, checked without real waiting; and
-//! the sidecar endpoint's queue, pause and templates.
+//! the sidecar endpoint (on the durable engine): acceptance, duplicates, pause and templates.
 
 mod common;
 
@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use hookgate::sender::deliver::{AttemptResult, DeliveryOutcome, Sender, Sleeper, TokioSleeper};
-use hookgate::sender::outbound::Outbound;
+use hookgate::delivery::{Engine, EngineIo, EngineOptions, SqliteStore, TargetSpec};
+use hookgate::sender::deliver::{AttemptResult, DeliveryOutcome, Sender, Sleeper};
 use hookgate::sender::retry::RetryPolicy;
 use hookgate::sender::{now_secs, sample, Signer};
+use hookgate::sidecar::Sidecar;
 
 /// Records requested delays and returns at once.
 #[derive(Default, Clone)]
@@ -154,14 +155,15 @@ async fn timeouts_and_refused_connections_are_retried_and_each_attempt_is_resign
     assert_eq!(report.attempts[0].result, AttemptResult::Timeout);
     assert_eq!(sleeper.delays(), [Duration::from_secs(2)]);
     // Corgea sends a new delivery id on every attempt, each correctly signed.
-    let got = upstream.wait_for_requests(2, LIMIT).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let got = upstream.received();
     assert_eq!(got.len(), 2);
     assert_ne!(
         got[0].headers["x-corgea-delivery"],
         got[1].headers["x-corgea-delivery"]
     );
     for r in &got {
-        assert_eq!(r.headers["x-corgea-signature"], sign::corgea(NEW, &r.body));
+        assert_eq!(r.headers["x-corgea-signature"], hex_sig(NEW, &r.body));
         assert_eq!(r.headers["user-agent"], "Corgea-Webhooks/1.0");
     }
 
@@ -217,7 +219,6 @@ upstream = "{upstream}/unused"
 secrets = [{ value = "unused-but-required" }]
 
 [outbound]
-queue = 2
 
 [[outbound.target]]
 name = "corgea"
@@ -234,29 +235,34 @@ url = "{upstream}/templated"
 preset = "corgea"
 secret = { env = "S" }
 retry = "none"
-concurrency = 1
 template = '{"kind": "{{event_type}}", "id": "{{event_id}}", "at": {{time}}, "event": {{payload}}}'
 "#;
 
-async fn outbound(upstream: &Upstream) -> (std::net::SocketAddr, Outbound) {
+async fn outbound(upstream: &Upstream) -> (std::net::SocketAddr, Sidecar) {
     let text = OUTBOUND.replace("{upstream}", &upstream.url());
     let env: std::collections::HashMap<String, String> =
         [("S".to_string(), NEW.to_string())].into();
     let config = hookgate::config::parse(&text, std::path::Path::new("."), &env).unwrap();
-    let outbound = Outbound::start(
-        config.outbound.as_ref().unwrap(),
-        Sender::default(),
-        Arc::new(TokioSleeper),
-        Arc::new(hookgate::metrics::Metrics::default()),
-    );
+    let outbound = config.outbound.as_ref().unwrap();
+    let dir = temp_dir(&format!("sidecar-{}", sample::new_id("")));
+    let store = Arc::new(SqliteStore::open(&dir).unwrap());
+    let targets = outbound
+        .targets
+        .iter()
+        .map(TargetSpec::from_outbound)
+        .collect();
+    let engine = Engine::start(store, targets, EngineOptions::default(), EngineIo::real())
+        .await
+        .unwrap();
+    let sidecar = Sidecar::new(outbound, engine);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(hookgate::server::run(
         listener,
-        outbound.service(),
+        sidecar.service(),
         std::future::pending(),
     ));
-    (addr, outbound)
+    (addr, sidecar)
 }
 
 #[tokio::test]
@@ -279,12 +285,10 @@ async fn outbound_endpoint_accepts_queues_and_delivers_signed() {
     let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
     assert!(json["delivery_id"].as_str().unwrap().starts_with("dlv_"));
     assert_eq!(json["event_id"], "evt_side_1");
-    let got = &upstream.wait_for_requests(1, LIMIT).await[0];
+    upstream.wait_for_requests(1, LIMIT).await;
+    let got = &upstream.received()[0];
     assert_eq!(got.body.as_ref(), br#"{"issues_found":3}"#);
-    assert_eq!(
-        got.headers["x-corgea-signature"],
-        sign::corgea(NEW, &got.body)
-    );
+    assert_eq!(got.headers["x-corgea-signature"], hex_sig(NEW, &got.body));
     assert_eq!(got.headers["x-corgea-event"], "scan.completed");
 
     let answer = send(addr, "POST", "/outbound/nope", &[], b"{}").await;
@@ -295,47 +299,37 @@ async fn outbound_endpoint_accepts_queues_and_delivers_signed() {
 }
 
 #[tokio::test]
-async fn outbound_queue_full_is_503_never_a_silent_drop() {
+async fn outbound_same_event_id_is_stored_and_delivered_once() {
     let upstream = Upstream::start().await;
-    upstream.set_default(Reply::delayed(200, Duration::from_millis(800)));
-    let (addr, outbound) = outbound(&upstream).await;
-    // The single worker takes the first event and is busy delivering it.
-    assert_eq!(
-        send(addr, "POST", "/outbound/corgea", &[], b"{}")
-            .await
-            .status,
-        202
-    );
+    let (addr, sidecar) = outbound(&upstream).await;
+    let h = headers(&[("X-Hookgate-Event-Id", "evt_twice")]);
+    let first = send(addr, "POST", "/outbound/corgea", &h, b"{}").await;
+    assert_eq!(first.status, 202, "{}", first.text());
+    let first: serde_json::Value = serde_json::from_slice(&first.body).unwrap();
+    assert_eq!(first["duplicate"], false);
+    let again = send(addr, "POST", "/outbound/corgea", &h, b"{}").await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    let again: serde_json::Value = serde_json::from_slice(&again.body).unwrap();
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["delivery_id"], first["delivery_id"]);
     upstream.wait_for_requests(1, LIMIT).await;
-    // Two more fill the queue (capacity 2); the fourth is refused.
-    assert_eq!(
-        send(addr, "POST", "/outbound/corgea", &[], b"{}")
-            .await
-            .status,
-        202
-    );
-    assert_eq!(
-        send(addr, "POST", "/outbound/corgea", &[], b"{}")
-            .await
-            .status,
-        202
-    );
-    assert_eq!(outbound.status("corgea").unwrap().queued, 2);
-    let refused = send(addr, "POST", "/outbound/corgea", &[], b"{}").await;
-    assert_eq!(
-        (refused.status.as_u16(), refused.error_code().as_str()),
-        (503, "queue_full")
-    );
-    assert!(refused.headers.contains_key("retry-after"));
-    // Everything accepted is delivered.
-    upstream.wait_for_requests(3, LIMIT).await;
+    let engine = sidecar.engine();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while engine.stats().await.unwrap().queue.delivered < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never recorded as delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(upstream.count(), 1);
 }
 
 #[tokio::test]
 async fn outbound_target_pauses_after_consecutive_failures_and_resumes() {
     let upstream = Upstream::start().await;
     upstream.set_default(Reply::status(500));
-    let (addr, outbound) = outbound(&upstream).await;
+    let (addr, _) = outbound(&upstream).await;
     for _ in 0..2 {
         assert_eq!(
             send(addr, "POST", "/outbound/corgea", &[], b"{}")
@@ -344,16 +338,19 @@ async fn outbound_target_pauses_after_consecutive_failures_and_resumes() {
             202
         );
     }
-    upstream.wait_for_answers(2, LIMIT).await;
-    // The worker pauses the target right after the second answer; no event announces it.
-    wait_until("the target paused after 2 failures", LIMIT, || {
-        outbound.status("corgea").unwrap().paused
-    })
-    .await;
-    let status = send(addr, "GET", "/outbound/corgea", &[], b"").await;
-    let json: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
-    assert_eq!(json["paused"], true, "target paused after 2 failures");
-    assert_eq!(json["consecutive_failures"], 2);
+    upstream.wait_for_requests(2, LIMIT).await;
+    let mut paused = false;
+    for _ in 0..100 {
+        let status = send(addr, "GET", "/outbound/corgea", &[], b"").await;
+        let json: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+        if json["paused"] == true {
+            assert_eq!(json["consecutive_failures"], 2);
+            paused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(paused, "target paused after 2 failures");
     let refused = send(addr, "POST", "/outbound/corgea", &[], b"{}").await;
     assert_eq!(
         (refused.status.as_u16(), refused.error_code().as_str()),
@@ -386,16 +383,14 @@ async fn outbound_templates_render_or_refuse() {
     ]);
     let answer = send(addr, "POST", "/outbound/templated", &h, br#"{"a":[1,2]}"#).await;
     assert_eq!(answer.status, 202);
-    let got = &upstream.wait_for_requests(1, LIMIT).await[0];
+    upstream.wait_for_requests(1, LIMIT).await;
+    let got = &upstream.received()[0];
     let json: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
     assert_eq!(json["kind"], "issue.assigned");
     assert_eq!(json["id"], "evt_t");
     assert_eq!(json["event"]["a"][1], 2);
     assert!(json["at"].as_i64().unwrap() > 1_700_000_000);
-    assert_eq!(
-        got.headers["x-corgea-signature"],
-        sign::corgea(NEW, &got.body)
-    );
+    assert_eq!(got.headers["x-corgea-signature"], hex_sig(NEW, &got.body));
 
     // A payload that is not JSON cannot fill {{payload}}: refused, never sent.
     let answer = send(addr, "POST", "/outbound/templated", &h, b"not json").await;
@@ -403,13 +398,6 @@ async fn outbound_templates_render_or_refuse() {
         (answer.status.as_u16(), answer.error_code().as_str()),
         (400, "bad_event")
     );
-    // One worker delivers in queue order: had the refused event been queued, it would reach
-    // the upstream before this marker.
-    let marker = headers(&[("X-Hookgate-Event-Id", "evt_marker")]);
-    let answer = send(addr, "POST", "/outbound/templated", &marker, b"{}").await;
-    assert_eq!(answer.status, 202);
-    let got = upstream.wait_for_requests(2, LIMIT).await;
-    let json: serde_json::Value = serde_json::from_slice(&got[1].body).unwrap();
-    assert_eq!(json["id"], "evt_marker", "the refused event was never sent");
-    assert_eq!(upstream.count(), 2);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(upstream.count(), 1);
 }

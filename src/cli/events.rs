@@ -82,6 +82,7 @@ impl EventArgs {
 pub(crate) async fn run_send(
     event_args: EventArgs,
     url: String,
+    ca: Option<std::path::PathBuf>,
     retry: Option<String>,
     jitter: f64,
 ) -> anyhow::Result<()> {
@@ -89,9 +90,10 @@ pub(crate) async fn run_send(
     let url: http::Uri = url
         .parse()
         .with_context(|| format!("`{url}` is not a URL"))?;
-    if url.scheme_str() != Some("http") {
-        anyhow::bail!("only http:// URLs are supported");
+    if !matches!(url.scheme_str(), Some("http" | "https")) {
+        anyhow::bail!("only http:// and https:// URLs are supported");
     }
+    let sender = Sender::with_ca(ca.as_deref()).map_err(|e| anyhow::anyhow!("--ca: {}", e.0))?;
     let mut policy = RetryPolicy::parse(retry.as_deref().unwrap_or(signer.preset().sender.retry))
         .map_err(anyhow::Error::msg)?;
     if !(0.0..=1.0).contains(&jitter) {
@@ -106,7 +108,7 @@ pub(crate) async fn run_send(
         signer.preset().name,
         policy.name
     );
-    let report = Sender::default()
+    let report = sender
         .deliver(&url, &signer, &event, &policy, &TokioSleeper, |attempt| {
             println!("{attempt}");
         })

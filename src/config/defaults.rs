@@ -25,8 +25,8 @@ pub const DEDUP_CAPACITY: u64 = 1_000_000;
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// `[dedup.redis] key_prefix`.
 pub const REDIS_KEY_PREFIX: &str = "hookgate:";
-/// `[outbound] queue`.
-pub const OUTBOUND_QUEUE: usize = 1000;
+/// `[delivery] data_dir`, relative to the configuration file's folder.
+pub const DATA_DIR: &str = "data";
 /// `[[outbound.target]] pause_after`.
 pub const PAUSE_AFTER: u32 = 10;
 /// `[[outbound.target]] concurrency`.

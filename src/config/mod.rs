@@ -59,6 +59,14 @@ pub struct AdminConfig {
     pub auth: AdminAuth,
 }
 
+/// `[delivery]`, resolved: where the durable store lives and the engine's bounds.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Holds `deliveries.sqlite3` (and its `-wal` and `-shm` files while open).
+    pub data_dir: PathBuf,
+    pub limits: crate::delivery::Limits,
+}
+
 /// The validated configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -66,6 +74,8 @@ pub struct Config {
     pub dedup_backend: DedupBackend,
     pub sources: Vec<Arc<Source>>,
     pub outbound: Option<OutboundConfig>,
+    /// The durable delivery store's settings (used when something delivers through it).
+    pub delivery: DeliverySettings,
     /// The admin listener, when enabled.
     pub admin: Option<AdminConfig>,
     /// Certificate and key of the public listener, when it terminates TLS.

@@ -1,5 +1,6 @@
 //! `[outbound]`: the sidecar listener and its delivery targets, each with a signer for its
-//! preset, a retry policy and an optional body template checked at start.
+//! preset, a retry policy and an optional body template checked at start; `[delivery]`: where
+//! the durable delivery store lives and the engine's bounds.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -7,14 +8,17 @@ use std::path::Path;
 use http::uri::Scheme as UriScheme;
 use http::Uri;
 
-use super::schema::OutboundSpec;
+use super::schema::{DeliverySpec, OutboundSpec};
+use super::DeliverySettings;
 use super::{defaults, err, ConfigError};
+use crate::delivery::Limits;
 use crate::redact;
 use crate::secret::{Env, SecretRef};
 use crate::sender::format::{render_template, TemplateValues};
 use crate::sender::outbound::{OutboundConfig, Target};
 use crate::sender::retry::RetryPolicy;
 use crate::sender::Signer;
+use crate::tls::upstream_client_config;
 
 pub(super) fn resolve_outbound(
     spec: OutboundSpec,
@@ -34,6 +38,16 @@ pub(super) fn resolve_outbound(
             "outbound.listen: {listen} is not loopback; anyone who reaches it can make hookgate sign events"
         ));
     }
+    if spec.queue.is_some() {
+        warnings.push(
+            "outbound.queue is ignored: accepted events wait in the durable delivery store ([delivery] data_dir)"
+                .to_string(),
+        );
+    }
+    let ca = spec.ca.map(|ca| base_dir.join(ca));
+    if let Some(ca) = &ca {
+        upstream_client_config(Some(ca)).or_else(|e| err("outbound.ca", e.0))?;
+    }
     let mut names = HashSet::new();
     let mut targets = Vec::new();
     for t in spec.targets {
@@ -45,10 +59,13 @@ pub(super) fn resolve_outbound(
             .url
             .parse()
             .ok()
-            .filter(|u: &Uri| u.scheme() == Some(&UriScheme::HTTP) && u.authority().is_some())
+            .filter(|u: &Uri| {
+                (u.scheme() == Some(&UriScheme::HTTP) || u.scheme() == Some(&UriScheme::HTTPS))
+                    && u.authority().is_some()
+            })
             .ok_or_else(|| {
                 ConfigError(format!(
-                    "{at}.url: `{}` is not an http:// URL",
+                    "{at}.url: `{}` is not an http:// or https:// URL",
                     redact::url(&t.url)
                 ))
             })?;
@@ -101,7 +118,32 @@ pub(super) fn resolve_outbound(
     }
     Ok(OutboundConfig {
         listen,
-        queue: spec.queue.unwrap_or(defaults::OUTBOUND_QUEUE).max(1),
+        ca,
         targets,
+    })
+}
+
+/// `[delivery]`: the store's folder (relative to the configuration file's) and the bounds.
+pub(super) fn resolve_delivery(
+    spec: DeliverySpec,
+    base_dir: &Path,
+) -> Result<DeliverySettings, ConfigError> {
+    let d = Limits::default();
+    let max_attempts = spec.max_attempts.unwrap_or(d.max_attempts);
+    if max_attempts == 0 {
+        return err("delivery.max_attempts", "must be at least 1");
+    }
+    let history = spec.history.unwrap_or(d.history);
+    if history == 0 {
+        return err("delivery.history", "must be at least 1");
+    }
+    Ok(DeliverySettings {
+        data_dir: base_dir.join(spec.data_dir.unwrap_or_else(|| defaults::DATA_DIR.into())),
+        limits: Limits {
+            retry_after_floor: spec.retry_after_floor.unwrap_or(d.retry_after_floor),
+            max_attempts,
+            history,
+            ..d
+        },
     })
 }

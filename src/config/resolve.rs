@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::outbound::resolve_outbound;
+use super::outbound::{resolve_delivery, resolve_outbound};
 use super::schema::{AdminSpec, DedupStoreSpec, FileConfig, LimitsSpec};
 use super::source::SourceDefaults;
 use super::{defaults, err, AdminConfig, Config, ConfigError, DedupBackend};
@@ -61,6 +61,7 @@ pub(super) fn resolve(
         Some(spec) => Some(resolve_outbound(spec, base_dir, env, &mut warnings)?),
         None => None,
     };
+    let delivery = resolve_delivery(file.delivery, base_dir)?;
     let tls = match file.server.tls {
         Some(spec) => {
             let files = TlsFiles {
@@ -90,6 +91,7 @@ pub(super) fn resolve(
         dedup_backend,
         sources,
         outbound,
+        delivery,
         admin,
         tls,
         upstream_ca,

@@ -28,6 +28,9 @@ pub struct FileConfig {
     pub outbound: Option<OutboundSpec>,
     /// The admin listener (metrics, health, reload); off when absent.
     pub admin: Option<AdminSpec>,
+    /// The durable delivery store (used by `[outbound]`).
+    #[serde(default)]
+    pub delivery: DeliverySpec,
     /// Trust for `https://` upstreams.
     pub upstream_tls: Option<UpstreamTlsSpec>,
     /// Connection and request limits of the public listener.
@@ -82,6 +85,21 @@ pub struct AdminSpec {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct DeliverySpec {
+    /// Folder of the delivery store (`deliveries.sqlite3` and its `-wal` file). Default
+    /// `data`, relative to the configuration file's folder.
+    pub data_dir: Option<PathBuf>,
+    /// The least wait after a `Retry-After`. Default 1 s.
+    #[serde(default, with = "humantime_serde")]
+    pub retry_after_floor: Option<Duration>,
+    /// Attempts per delivery cycle at most, whatever the retry policy. Default 25.
+    pub max_attempts: Option<u32>,
+    /// Attempts kept per delivery in its history. Default 20.
+    pub history: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UpstreamTlsSpec {
     /// A PEM file of CA certificates trusted in addition to the system's roots.
     pub ca: Option<PathBuf>,
@@ -101,8 +119,10 @@ pub struct TlsSpec {
 pub struct OutboundSpec {
     /// Default `127.0.0.1:8081` (loopback: it takes unauthenticated events from local apps).
     pub listen: Option<SocketAddr>,
-    /// Queued deliveries per target. Default 1000.
+    /// Ignored: deliveries wait in the durable store (`[delivery]`). Accepted for old files.
     pub queue: Option<usize>,
+    /// A PEM file of CA certificates trusted for `https://` targets besides the system's.
+    pub ca: Option<PathBuf>,
     #[serde(default, rename = "target")]
     pub targets: Vec<TargetSpec>,
 }

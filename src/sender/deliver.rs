@@ -10,12 +10,14 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::Uri;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use super::retry::{classify, RetryPolicy, Verdict, RETRY_AFTER_FLOOR};
 use super::{now_secs, OutboundEvent, Signer};
+use crate::tls::{upstream_client_config, TlsError};
 
 /// Waits between attempts.
 pub trait Sleeper: Send + Sync {
@@ -88,23 +90,37 @@ pub struct Report {
 /// Answers longer than this are not read further (the body is only drained for reuse).
 const MAX_ANSWER: usize = 64 * 1024;
 
-/// An HTTP client for deliveries.
+/// An HTTP client for deliveries to `http://` and `https://` targets. Redirects are not
+/// followed: a `3xx` is an answer like any other (and not a success).
 #[derive(Clone)]
 pub struct Sender {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl Default for Sender {
+    /// A client trusting the system's roots.
     fn default() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        Sender {
-            client: Client::builder(TokioExecutor::new()).build(connector),
-        }
+        Sender::with_ca(None).expect("a client without an extra CA always builds")
     }
 }
 
 impl Sender {
+    /// A client trusting the system's roots and the CA certificates in the PEM file `ca`.
+    pub fn with_ca(ca: Option<&std::path::Path>) -> Result<Self, TlsError> {
+        let tls = upstream_client_config(ca)?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        Ok(Sender {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        })
+    }
+
     /// One POST with exactly these headers and body; returns the status, headers and up to
     /// 64 KiB of the answer.
     pub async fn post(

@@ -6,7 +6,7 @@
 //! - [`deliver`]: one delivery with its attempts recorded.
 //! - [`format`]: payload renderings (CertifyClouds' Slack/Teams/generic, body templates).
 //! - [`sample`]: example events per preset, for `send`, `sign` and `demo`.
-//! - [`outbound`]: the local sidecar endpoint with a bounded queue.
+//! - [`outbound`]: the outbound targets' configuration (the sidecar endpoint is `sidecar`).
 
 pub mod deliver;
 pub mod format;

@@ -99,7 +99,12 @@ pub const UPSTREAM_BODY: &str = "accepted-by-upstream";
 
 impl Upstream {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// A recording upstream on `addr` (a port a test reserved earlier, to bring it up late).
+    pub async fn start_on(addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(UpstreamState::default());
         let shared = state.clone();

@@ -64,7 +64,7 @@ pub async fn start_ops_with(dir: &Path, config: &str, auth: AdminAuth) -> Ops {
     let service = Arc::new(Admin {
         gateway: gateway.gateway.clone(),
         reloader,
-        outbound: None,
+        engine: None,
         listeners: vec![("gateway", gateway.addr), ("admin", admin)],
         auth,
     })
