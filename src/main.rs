@@ -15,6 +15,7 @@ use hookgate::telemetry::{self, LogFormat};
 use cli::config::{run_check, run_reload};
 use cli::demo::run_demo;
 use cli::events::{run_sample, run_send, run_sign, EventArgs};
+use cli::presets::run_presets;
 use cli::{config_origin, SendFailed};
 
 #[derive(Parser)]
@@ -75,6 +76,11 @@ enum Command {
         event_id: Option<String>,
         #[arg(long)]
         event_type: Option<String>,
+    },
+    /// List the provider presets, or show one with a configuration snippet.
+    Presets {
+        /// A preset name: show it in full.
+        name: Option<String>,
     },
     /// Start the gateway on the embedded default with an echo upstream, send signed,
     /// duplicate, tampered and stale events for every preset, and print the outcomes.
@@ -173,6 +179,7 @@ fn main() -> ExitCode {
             retry,
             jitter,
         } => runtime().and_then(|rt| rt.block_on(run_send(event, url, ca, retry, jitter))),
+        Command::Presets { name } => run_presets(name),
         Command::Demo => runtime().and_then(|rt| rt.block_on(run_demo())),
         Command::Serve(args) => {
             let _logs = telemetry::init(args.log_format);

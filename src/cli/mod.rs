@@ -4,6 +4,7 @@
 pub(crate) mod config;
 pub(crate) mod demo;
 pub(crate) mod events;
+pub(crate) mod presets;
 
 use std::path::Path;
 

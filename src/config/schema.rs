@@ -202,6 +202,9 @@ pub struct SourceSpec {
     #[serde(default)]
     pub secrets: Vec<SecretRef>,
     pub signature: Option<SignatureSpec>,
+    /// The public URL (scheme, host, any path prefix) the provider calls, in front of the
+    /// path the gateway receives: what `{url}` in a signed template starts with.
+    pub public_url: Option<String>,
     pub freshness: Option<FreshnessSpec>,
     pub dedup: Option<DedupSpec>,
     pub token: Option<TokenSpec>,

@@ -15,8 +15,8 @@ use super::{defaults, err, ConfigError};
 use crate::access::{parse_net, AddressAllowlist, HeaderToken, TokenSet};
 use crate::presets;
 use crate::redact;
-use crate::scheme::Scheme;
-use crate::scheme::SigningKey;
+use crate::scheme::keys::PublicKey;
+use crate::scheme::{Part, Scheme, SigningKey};
 use crate::secret::{Env, Secret, SecretEncoding, SecretRef};
 use crate::source::{
     check_replay_cover, DedupPolicy, DedupSpec, Freshness, FreshnessSpec, SignatureCheck, Source,
@@ -92,25 +92,78 @@ impl Source {
         let mut secret_origins = Vec::new();
         let signature = match signature_spec {
             Some(sig) => {
-                let scheme =
+                let mut scheme =
                     Scheme::from_spec(&sig).or_else(|m| err(&format!("{at}.signature"), m))?;
-                if spec.secrets.is_empty() {
-                    return err(
-                        &format!("{at}.secrets"),
-                        "a signed source needs at least one secret",
-                    );
+                if scheme.template.uses(&Part::Url) {
+                    let url = spec.public_url.clone().ok_or_else(|| {
+                        ConfigError(format!(
+                            "{at}.public_url: the signed bytes include {{url}}; set the public URL the provider calls"
+                        ))
+                    })?;
+                    if !(url.starts_with("https://") || url.starts_with("http://")) {
+                        return err(
+                            &format!("{at}.public_url"),
+                            "must start with https:// or http://",
+                        );
+                    }
+                    scheme.public_url = Some(url);
                 }
-                let encoding = sig.secret_encoding.unwrap_or(SecretEncoding::Raw);
                 let mut keys = Vec::new();
-                for (i, r) in spec.secrets.iter().enumerate() {
-                    let text = load_secret(r, &format!("secrets[{i}]"))?;
-                    let secret = encoding
-                        .decode(&text)
-                        .or_else(|m| err(&format!("{at}.secrets[{i}]"), m))?;
-                    keys.push(SigningKey::new(scheme.algorithm, &secret));
-                    secret_origins.push(r.describe());
+                let mut public_keys = Vec::new();
+                match scheme.verifier {
+                    Some(kind) => {
+                        if !spec.secrets.is_empty() {
+                            return err(
+                                &format!("{at}.secrets"),
+                                "an asymmetric signature is verified with signature.public_keys, not secrets",
+                            );
+                        }
+                        let refs = sig.public_keys.clone().unwrap_or_default();
+                        if refs.is_empty() {
+                            return err(
+                                &format!("{at}.signature.public_keys"),
+                                "an asymmetric signature needs at least one public key",
+                            );
+                        }
+                        for (i, r) in refs.iter().enumerate() {
+                            let key_at = format!("{at}.signature.public_keys[{i}]");
+                            // Public keys are not secret: a literal value draws no warning.
+                            let text = r.load(env, base_dir).or_else(|m| err(&key_at, m))?;
+                            let key = PublicKey::parse(kind, &text)
+                                .or_else(|e| err(&key_at, e.to_string()))?;
+                            public_keys.push(key);
+                            secret_origins.push(r.describe());
+                        }
+                    }
+                    None => {
+                        if sig.public_keys.is_some() {
+                            return err(
+                                &format!("{at}.signature.public_keys"),
+                                "public keys need an asymmetric signature.kind",
+                            );
+                        }
+                        if spec.secrets.is_empty() {
+                            return err(
+                                &format!("{at}.secrets"),
+                                "a signed source needs at least one secret",
+                            );
+                        }
+                        let encoding = sig.secret_encoding.unwrap_or(SecretEncoding::Raw);
+                        for (i, r) in spec.secrets.iter().enumerate() {
+                            let text = load_secret(r, &format!("secrets[{i}]"))?;
+                            let secret = encoding
+                                .decode(&text)
+                                .or_else(|m| err(&format!("{at}.secrets[{i}]"), m))?;
+                            keys.push(SigningKey::new(scheme.algorithm, &secret));
+                            secret_origins.push(r.describe());
+                        }
+                    }
                 }
-                Some(SignatureCheck { scheme, keys })
+                Some(SignatureCheck {
+                    scheme,
+                    keys,
+                    public_keys,
+                })
             }
             None => {
                 if !spec.secrets.is_empty() {

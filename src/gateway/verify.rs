@@ -14,7 +14,7 @@ use tower::{Layer, Service};
 use super::admit::check_head;
 use super::rejection::Rejection;
 use super::{PeerAddr, Response};
-use crate::scheme::SignatureError;
+use crate::scheme::{Request, SignatureError};
 use crate::source::Source;
 
 #[derive(Debug, Clone, Copy)]
@@ -44,9 +44,17 @@ pub fn authenticate(source: &Source, req: &http::Request<Bytes>) -> Result<(), R
 /// Checks the signature over the exact body bytes, in constant time.
 fn verify_signature(source: &Source, req: &http::Request<Bytes>) -> Result<(), Rejection> {
     if let Some(check) = &source.signature {
+        let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let request = Request {
+            method: req.method().as_str(),
+            path_and_query,
+            headers: req.headers(),
+            body: req.body(),
+        };
         check
             .scheme
-            .verify(&check.keys, req.headers(), req.body())
+            .verify_request(&check.keys, &check.public_keys, &request)
+            .map(|_position| ())
             .map_err(|error| match error {
                 SignatureError::Missing => Rejection::MissingSignature {
                     header: check.scheme.header.clone(),

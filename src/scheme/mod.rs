@@ -23,20 +23,41 @@ mod spec;
 mod tests;
 
 pub use parts::{
-    Algorithm, Encoding, Part, Shape, SignInput, SignatureError, SigningKey, Template,
+    sorted_form, Algorithm, Encoding, Part, Shape, SignInput, SignatureError, SigningKey, Template,
 };
 use parts::{MAX_CANDIDATES, MAX_MAC};
 pub use spec::{SignatureFormat, SignatureSpec};
 
 use http::{HeaderMap, HeaderName};
-use subtle::{Choice, ConstantTimeEq};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use crate::extract::{header_value, HeaderLookup, ValueSource};
+use asymmetric::{VerifierKind, VerifyError};
+use keys::PublicKey;
+
+/// The parts of a request a signature can cover.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// `POST`, `GET`, …
+    pub method: &'a str,
+    /// The path and query as received (`/hooks/twilio?x=1`), appended to the public URL.
+    pub path_and_query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
 
 /// A complete description of one signature scheme.
 #[derive(Debug, Clone)]
 pub struct Scheme {
+    /// The HMAC hash (unused when `verifier` is set).
     pub algorithm: Algorithm,
+    /// An asymmetric algorithm verified with public keys; `None` for HMAC.
+    pub verifier: Option<VerifierKind>,
+    /// A second header with signatures in the same shape (Box's secondary key).
+    pub secondary_header: Option<HeaderName>,
+    /// What `{url}` starts with: the public scheme, host and any path prefix the provider
+    /// calls, in front of the path and query the gateway receives.
+    pub public_url: Option<String>,
     pub encoding: Encoding,
     pub header: HeaderName,
     pub shape: Shape,
@@ -69,7 +90,11 @@ impl Scheme {
             Some(_) => Ok(()),
         };
         check(Part::Timestamp, &self.timestamp, "timestamp")?;
-        check(Part::Id, &self.id, "id")
+        check(Part::Id, &self.id, "id")?;
+        if self.verifier.is_some() && self.secondary_header.is_some() {
+            return Err("secondary_header is for HMAC signatures only".into());
+        }
+        Ok(())
     }
 
     /// The MAC of `input` under `key`, encoded (without any prefix or list shape).
@@ -87,8 +112,9 @@ impl Scheme {
             Shape::KeyValue {
                 timestamp_key,
                 signature_key,
+                separator,
             } => format!(
-                "{timestamp_key}={},{signature_key}={signature}",
+                "{timestamp_key}={}{separator}{signature_key}={signature}",
                 input.timestamp.unwrap_or("")
             ),
             Shape::Versioned { version } => format!("{version},{signature}"),
@@ -96,12 +122,31 @@ impl Scheme {
     }
 
     /// Verifies a delivery: passes if any presented signature matches the MAC under any key.
+    /// For a `POST` without `{url}` in the template; see [`Scheme::verify_request`].
     pub fn verify(
         &self,
         keys: &[SigningKey],
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(), SignatureError> {
+        let request = Request {
+            method: "POST",
+            path_and_query: "",
+            headers,
+            body,
+        };
+        self.verify_request(keys, &[], &request).map(|_| ())
+    }
+
+    /// Verifies a request with HMAC `keys` (in constant time, without early exit) or, for an
+    /// asymmetric scheme, with `public_keys`. `Ok` holds the position of the key that matched.
+    pub fn verify_request(
+        &self,
+        keys: &[SigningKey],
+        public_keys: &[PublicKey],
+        request: &Request<'_>,
+    ) -> Result<usize, SignatureError> {
+        let headers = request.headers;
         let value = match header_value(headers, &self.header) {
             HeaderLookup::Value(value) => value,
             HeaderLookup::Missing => return Err(SignatureError::Missing),
@@ -112,83 +157,160 @@ impl Scheme {
                 return Err(SignatureError::Invalid("signature header is not ASCII"))
             }
         };
-        let mut candidates: [&str; MAX_CANDIDATES] = [""; MAX_CANDIDATES];
-        let mut count = 0;
-        let mut param_timestamp = None;
-        {
-            macro_rules! push {
-                ($text:expr) => {
-                    if count < MAX_CANDIDATES {
-                        candidates[count] = $text;
-                        count += 1;
-                    }
-                };
-            }
-            match &self.shape {
-                Shape::Plain { prefix } => match value.strip_prefix(prefix.as_str()) {
-                    Some(signature) => push!(signature),
-                    None => return Err(SignatureError::Invalid("signature prefix missing")),
-                },
-                Shape::KeyValue {
-                    timestamp_key,
-                    signature_key,
-                } => {
-                    for (k, v) in key_value_pairs(value) {
-                        if k == timestamp_key {
-                            if param_timestamp.is_some() {
-                                return Err(SignatureError::Invalid(
-                                    "signature timestamp repeated",
-                                ));
-                            }
-                            param_timestamp = Some(v);
-                        } else if k == signature_key {
-                            push!(v);
-                        }
-                    }
-                }
-                Shape::Versioned { version } => {
-                    for item in value.split(' ').filter(|s| !s.is_empty()) {
-                        if let Some((v, signature)) = item.split_once(',') {
-                            if v == version {
-                                push!(signature);
-                            }
-                        }
-                    }
-                }
+        let mut candidates = Candidates::default();
+        let param_timestamp = self.candidates(value, &mut candidates)?;
+        if let Some(name) = &self.secondary_header {
+            if let HeaderLookup::Value(second) = header_value(headers, name) {
+                self.candidates(second, &mut candidates)?;
             }
         }
-        if count == 0 {
+        if candidates.count == 0 {
             return Err(SignatureError::Invalid(
                 "no signature of the expected version",
             ));
         }
         let timestamp = self.template_value(&self.timestamp, headers, param_timestamp)?;
         let id = self.template_value(&self.id, headers, None)?;
+        for name in self.template.headers() {
+            if !matches!(header_value(headers, name), HeaderLookup::Value(_)) {
+                return Err(SignatureError::Invalid(
+                    "signed header missing, repeated or not ASCII",
+                ));
+            }
+        }
+        let url = match (&self.public_url, self.template.uses(&Part::Url)) {
+            (Some(base), true) => Some(format!(
+                "{}{}",
+                base.trim_end_matches('/'),
+                request.path_and_query
+            )),
+            _ => None,
+        };
+        let form = self
+            .template
+            .uses(&Part::FormSorted)
+            .then(|| sorted_form(request.body));
         let input = SignInput {
-            body,
+            body: request.body,
             timestamp,
             id,
+            url: url.as_deref(),
+            method: Some(request.method),
+            headers: Some(headers),
+            form: form.as_deref(),
         };
+        let candidates = &candidates.items[..candidates.count];
+        match self.verifier {
+            Some(kind) => self.verify_public(kind, public_keys, &input, candidates),
+            None => self.verify_mac(keys, &input, candidates),
+        }
+    }
 
+    /// Collects the signatures of one header value; returns the key-value shape's timestamp.
+    fn candidates<'a>(
+        &self,
+        value: &'a str,
+        out: &mut Candidates<'a>,
+    ) -> Result<Option<&'a str>, SignatureError> {
+        let mut param_timestamp = None;
+        match &self.shape {
+            Shape::Plain { prefix } => match value.strip_prefix(prefix.as_str()) {
+                Some(signature) => out.push(signature),
+                None => return Err(SignatureError::Invalid("signature prefix missing")),
+            },
+            Shape::KeyValue {
+                timestamp_key,
+                signature_key,
+                separator,
+            } => {
+                for (k, v) in key_value_pairs(value, *separator) {
+                    if k == timestamp_key {
+                        if param_timestamp.is_some() {
+                            return Err(SignatureError::Invalid("signature timestamp repeated"));
+                        }
+                        param_timestamp = Some(v);
+                    } else if k == signature_key {
+                        out.push(v);
+                    }
+                }
+            }
+            Shape::Versioned { version } => {
+                for item in value.split(' ').filter(|s| !s.is_empty()) {
+                    if let Some((v, signature)) = item.split_once(',') {
+                        if v == version {
+                            out.push(signature);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(param_timestamp)
+    }
+
+    /// HMAC: every candidate against every key, in constant time and without early exit.
+    fn verify_mac(
+        &self,
+        keys: &[SigningKey],
+        input: &SignInput<'_>,
+        candidates: &[&str],
+    ) -> Result<usize, SignatureError> {
         let mac_len = self.algorithm.mac_len();
         let mut matched = Choice::from(0u8);
+        let mut position = 0u32;
         let mut expected = [0u8; MAX_MAC];
         let mut presented = [0u8; MAX_MAC];
-        for key in keys {
-            key.compute(&self.template, &input, &mut expected);
-            for candidate in &candidates[..count] {
+        for (i, key) in keys.iter().enumerate() {
+            key.compute(&self.template, input, &mut expected);
+            let mut this_key = Choice::from(0u8);
+            for candidate in candidates {
                 // A candidate that does not decode to the MAC's length still costs a full
                 // comparison (against whatever the buffer holds), so nothing exits early.
                 let len = self.encoding.decode_into(candidate, &mut presented);
                 let right_length = Choice::from(u8::from(len == Some(mac_len)));
-                matched |= right_length & presented[..mac_len].ct_eq(&expected[..mac_len]);
+                this_key |= right_length & presented[..mac_len].ct_eq(&expected[..mac_len]);
             }
+            // The first key that matched: recorded without branching on the comparison.
+            position.conditional_assign(&(i as u32), this_key & !matched);
+            matched |= this_key;
         }
         if bool::from(matched) {
-            Ok(())
+            Ok(position as usize)
         } else {
             Err(SignatureError::Mismatch)
         }
+    }
+
+    /// Asymmetric: the signed bytes rendered once, each candidate against each public key.
+    /// Public values only, so not constant-time; every failure reads the same to the client.
+    fn verify_public(
+        &self,
+        kind: VerifierKind,
+        public_keys: &[PublicKey],
+        input: &SignInput<'_>,
+        candidates: &[&str],
+    ) -> Result<usize, SignatureError> {
+        let message = self.template.render(input);
+        let decoded: Vec<Vec<u8>> = candidates
+            .iter()
+            .filter_map(|c| asymmetric::decode_signature(self.encoding, c).ok())
+            .collect();
+        if decoded.is_empty() {
+            return Err(SignatureError::Invalid("malformed signature"));
+        }
+        let signatures: Vec<&[u8]> = decoded.iter().map(Vec::as_slice).collect();
+        let mut error = VerifyError::NoKeys;
+        for (i, key) in public_keys.iter().enumerate() {
+            match asymmetric::verify_any(kind, std::slice::from_ref(key), &message, &signatures) {
+                Ok(()) => return Ok(i),
+                Err(VerifyError::NoKeys) => {}
+                Err(e) => error = e,
+            }
+        }
+        Err(match error {
+            VerifyError::NoKeys => SignatureError::Invalid("no public key of this kind"),
+            VerifyError::Malformed(_) => SignatureError::Invalid("malformed signature"),
+            VerifyError::Mismatch => SignatureError::Mismatch,
+        })
     }
 
     /// The value of parameter `key` in a key-value signature header (Stripe's `t`).
@@ -199,7 +321,10 @@ impl Scheme {
         let HeaderLookup::Value(value) = header_value(headers, &self.header) else {
             return None;
         };
-        key_value_pairs(value)
+        let Shape::KeyValue { separator, .. } = &self.shape else {
+            return None;
+        };
+        key_value_pairs(value, *separator)
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v)
     }
@@ -230,8 +355,24 @@ impl Scheme {
 }
 
 /// The `key=value` entries of a Stripe-style header; entries without `=` are skipped.
-fn key_value_pairs(value: &str) -> impl Iterator<Item = (&str, &str)> {
+fn key_value_pairs(value: &str, separator: char) -> impl Iterator<Item = (&str, &str)> {
     value
-        .split(',')
+        .split(separator)
         .filter_map(|item| item.trim().split_once('='))
+}
+
+/// The signatures presented in a request, at most [`MAX_CANDIDATES`]; the rest are ignored.
+#[derive(Default)]
+struct Candidates<'a> {
+    items: [&'a str; MAX_CANDIDATES],
+    count: usize,
+}
+
+impl<'a> Candidates<'a> {
+    fn push(&mut self, text: &'a str) {
+        if self.count < MAX_CANDIDATES {
+            self.items[self.count] = text;
+            self.count += 1;
+        }
+    }
 }

@@ -119,6 +119,14 @@ pub enum Part {
     Body,
     Timestamp,
     Id,
+    /// The public URL the provider called (`public_url` + path and query as received).
+    Url,
+    /// The request method, upper case.
+    Method,
+    /// Twilio's form parameters: `key1value1key2value2…`, sorted by key (then value).
+    FormSorted,
+    /// The value of one header (present exactly once).
+    Header(http::HeaderName),
     Literal(Box<[u8]>),
 }
 
@@ -150,11 +158,19 @@ impl Template {
                         "body" => Part::Body,
                         "timestamp" => Part::Timestamp,
                         "id" => Part::Id,
-                        other => {
-                            return Err(format!(
-                                "unknown placeholder {{{other}}} in `{text}` (use {{body}}, {{timestamp}} or {{id}})"
-                            ))
-                        }
+                        "url" => Part::Url,
+                        "method" => Part::Method,
+                        "form:sorted" => Part::FormSorted,
+                        other => match other.strip_prefix("header:") {
+                            Some(name) => Part::Header(
+                                http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                                    format!("`{name}` in `{text}` is not a valid header name")
+                                })?,
+                            ),
+                            None => return Err(format!(
+                                "unknown placeholder {{{other}}} in `{text}` (use {{body}}, {{timestamp}}, {{id}}, {{url}}, {{method}}, {{form:sorted}} or {{header:Name}})"
+                            )),
+                        },
                     });
                     rest = &rest[end + 1..];
                 }
@@ -168,8 +184,10 @@ impl Template {
                 }
             }
         }
-        if !parts.contains(&Part::Body) {
-            return Err(format!("signed template `{text}` must include {{body}}"));
+        if !parts.contains(&Part::Body) && !parts.contains(&Part::FormSorted) {
+            return Err(format!(
+                "signed template `{text}` must include {{body}} or {{form:sorted}}"
+            ));
         }
         Ok(Template {
             parts,
@@ -181,6 +199,39 @@ impl Template {
         self.parts.contains(part)
     }
 
+    /// The headers `{header:Name}` placeholders read.
+    pub fn headers(&self) -> impl Iterator<Item = &http::HeaderName> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Header(name) => Some(name),
+            _ => None,
+        })
+    }
+
+    /// Feeds the signed bytes for `input` to `sink`, piece by piece.
+    fn feed(&self, input: &SignInput<'_>, mut sink: impl FnMut(&[u8])) {
+        for part in &self.parts {
+            match part {
+                Part::Body => sink(input.body),
+                Part::Timestamp => sink(input.timestamp.unwrap_or("").as_bytes()),
+                Part::Id => sink(input.id.unwrap_or("").as_bytes()),
+                Part::Url => sink(input.url.unwrap_or("").as_bytes()),
+                Part::Method => sink(input.method.unwrap_or("POST").as_bytes()),
+                Part::FormSorted => match input.form {
+                    Some(form) => sink(form),
+                    None => sink(&sorted_form(input.body)),
+                },
+                Part::Header(name) => {
+                    let value = input
+                        .headers
+                        .and_then(|h| h.get(name))
+                        .map_or(&b""[..], |v| v.as_bytes());
+                    sink(value)
+                }
+                Part::Literal(bytes) => sink(bytes),
+            }
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.text
     }
@@ -189,16 +240,53 @@ impl Template {
     /// verifiers that need the message itself (asymmetric signatures).
     pub fn render(&self, input: &SignInput<'_>) -> Vec<u8> {
         let mut out = Vec::with_capacity(input.body.len() + 64);
-        for part in &self.parts {
-            match part {
-                Part::Body => out.extend_from_slice(input.body),
-                Part::Timestamp => out.extend_from_slice(input.timestamp.unwrap_or("").as_bytes()),
-                Part::Id => out.extend_from_slice(input.id.unwrap_or("").as_bytes()),
-                Part::Literal(bytes) => out.extend_from_slice(bytes),
-            }
-        }
+        self.feed(input, |bytes| out.extend_from_slice(bytes));
         out
     }
+}
+
+/// Twilio's concatenation of an `application/x-www-form-urlencoded` body: every parameter
+/// decoded, sorted by name (then value), written `namevalue` one after the other.
+pub fn sorted_form(body: &[u8]) -> Vec<u8> {
+    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = body
+        .split(|b| *b == b'&')
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let mut kv = item.splitn(2, |b| *b == b'=');
+            let key = kv.next().unwrap_or_default();
+            let value = kv.next().unwrap_or_default();
+            (form_decode(key), form_decode(value))
+        })
+        .collect();
+    pairs.sort();
+    let mut out = Vec::with_capacity(body.len());
+    for (key, value) in pairs {
+        out.extend_from_slice(&key);
+        out.extend_from_slice(&value);
+    }
+    out
+}
+
+/// Decodes one form component: `+` is a space, `%XY` a byte; a malformed escape stays as is.
+fn form_decode(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < text.len()
+                && text[i + 1].is_ascii_hexdigit()
+                && text[i + 2].is_ascii_hexdigit() =>
+            {
+                let hex = std::str::from_utf8(&text[i + 1..i + 3]).expect("hex digits");
+                out.push(u8::from_str_radix(hex, 16).expect("hex digits"));
+                i += 2;
+            }
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    out
 }
 
 /// How the signature travels in its header.
@@ -210,6 +298,8 @@ pub enum Shape {
     KeyValue {
         timestamp_key: String,
         signature_key: String,
+        /// Between entries: `,` (Stripe) or `;` (Paddle).
+        separator: char,
     },
     /// Standard Webhooks: space-separated `<version>,<mac>` entries.
     Versioned { version: String },
@@ -221,6 +311,14 @@ pub struct SignInput<'a> {
     pub body: &'a [u8],
     pub timestamp: Option<&'a str>,
     pub id: Option<&'a str>,
+    /// `{url}`: the public URL the provider called.
+    pub url: Option<&'a str>,
+    /// `{method}`: the request method (`POST` when not given).
+    pub method: Option<&'a str>,
+    /// `{header:Name}`: the request's headers.
+    pub headers: Option<&'a http::HeaderMap>,
+    /// `{form:sorted}` computed once (else computed from the body when needed).
+    pub form: Option<&'a [u8]>,
 }
 
 /// Why a presented signature was not accepted. The text never includes expected values.
@@ -277,14 +375,7 @@ impl SigningKey {
             out: &mut [u8; MAX_MAC],
         ) {
             let mut mac = mac.clone();
-            for part in &template.parts {
-                match part {
-                    Part::Body => mac.update(input.body),
-                    Part::Timestamp => mac.update(input.timestamp.unwrap_or("").as_bytes()),
-                    Part::Id => mac.update(input.id.unwrap_or("").as_bytes()),
-                    Part::Literal(bytes) => mac.update(bytes),
-                }
-            }
+            template.feed(input, |bytes| mac.update(bytes));
             let tag = mac.finalize().into_bytes();
             out[..tag.len()].copy_from_slice(&tag);
         }

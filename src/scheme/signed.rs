@@ -128,6 +128,7 @@ impl Profile {
             body,
             timestamp,
             id,
+            ..SignInput::default()
         }))
     }
 

@@ -6,9 +6,10 @@
 use http::HeaderName;
 use serde::{Deserialize, Deserializer};
 
+use super::asymmetric::VerifierKind;
 use super::{Algorithm, Encoding, Scheme, Shape, Template};
 use crate::extract::ValueSource;
-use crate::secret::SecretEncoding;
+use crate::secret::{SecretEncoding, SecretRef};
 
 /// How the signature header is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -49,6 +50,17 @@ pub struct SignatureSpec {
     pub id: Option<ValueSource>,
     /// How the secret's text becomes key bytes.
     pub secret_encoding: Option<SecretEncoding>,
+    /// `key-value` format: the character between entries (`,` by default; Paddle: `;`).
+    pub separator: Option<char>,
+    /// A second header carrying a signature in the same shape (Box sends one per key); a
+    /// delivery passes when a signature in either header matches any configured key.
+    #[serde(default, deserialize_with = "header_name")]
+    pub secondary_header: Option<HeaderName>,
+    /// An asymmetric algorithm (`ed25519`, `ecdsa-p256-sha256-der`, …): verified with
+    /// `public_keys` instead of HMAC secrets. Unset: HMAC with `algorithm`.
+    pub kind: Option<VerifierKind>,
+    /// The provider's public keys (hex, base64, PEM or `whpk_`), for `kind`.
+    pub public_keys: Option<Vec<SecretRef>>,
 }
 
 fn header_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<HeaderName>, D::Error> {
@@ -73,6 +85,10 @@ impl SignatureSpec {
             timestamp: self.timestamp.or(base.timestamp),
             id: self.id.or(base.id),
             secret_encoding: self.secret_encoding.or(base.secret_encoding),
+            separator: self.separator.or(base.separator),
+            secondary_header: self.secondary_header.or(base.secondary_header),
+            kind: self.kind.or(base.kind),
+            public_keys: self.public_keys.or(base.public_keys),
         }
     }
 }
@@ -88,6 +104,7 @@ impl Scheme {
             SignatureFormat::KeyValue => Shape::KeyValue {
                 timestamp_key: sig.timestamp_key.clone().unwrap_or_else(|| "t".into()),
                 signature_key: sig.version.clone().unwrap_or_else(|| "v1".into()),
+                separator: sig.separator.unwrap_or(','),
             },
             SignatureFormat::Versioned => Shape::Versioned {
                 version: sig.version.clone().unwrap_or_else(|| "v1".into()),
@@ -97,8 +114,22 @@ impl Scheme {
             Some(template) => template.clone(),
             None => Template::parse("{body}").expect("the default template parses"),
         };
+        let algorithm = match (sig.kind, sig.algorithm) {
+            (Some(kind), Some(_)) => {
+                return Err(format!(
+                "kind = \"{}\" is an asymmetric signature: algorithm (an HMAC hash) does not apply",
+                kind.name()
+            ))
+            }
+            // Not used by asymmetric verification.
+            (Some(_), None) => Algorithm::Sha256,
+            (None, algorithm) => algorithm.ok_or("algorithm is not set")?,
+        };
         let scheme = Scheme {
-            algorithm: sig.algorithm.ok_or("algorithm is not set")?,
+            algorithm,
+            verifier: sig.kind,
+            secondary_header: sig.secondary_header.clone(),
+            public_url: None,
             encoding: sig.encoding.ok_or("encoding is not set")?,
             header,
             shape,

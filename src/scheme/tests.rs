@@ -13,6 +13,9 @@ fn scheme(shape: Shape, template: &str, encoding: Encoding) -> Scheme {
         template: Template::parse(template).unwrap(),
         timestamp: None,
         id: None,
+        verifier: None,
+        secondary_header: None,
+        public_url: None,
     }
 }
 
@@ -134,6 +137,7 @@ fn key_value_list_reads_timestamp_and_any_v1() {
         Shape::KeyValue {
             timestamp_key: "t".into(),
             signature_key: "v1".into(),
+            separator: ',',
         },
         "{timestamp}.{body}",
         Encoding::Hex,
@@ -147,6 +151,7 @@ fn key_value_list_reads_timestamp_and_any_v1() {
             body: b"x",
             timestamp: Some("100"),
             id: None,
+            ..SignInput::default()
         },
     );
     assert!(good.starts_with("t=100,v1="));
@@ -186,6 +191,7 @@ fn render_is_what_the_hmac_covers() {
         body: b"{}",
         timestamp: Some("12"),
         id: Some("e1"),
+        ..SignInput::default()
     };
     let rendered = s.template.render(&input);
     assert_eq!(rendered, b"v0:12:e1.{}");

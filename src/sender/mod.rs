@@ -146,6 +146,7 @@ impl Signer {
                 body: &event.body,
                 timestamp: Some(&ts),
                 id: Some(&event.id),
+                ..SignInput::default()
             };
             set(scheme.header.as_str(), &scheme.sign(key, &input));
         }

@@ -42,7 +42,8 @@ impl Source {
                     Shape::KeyValue {
                         timestamp_key,
                         signature_key,
-                    } => format!("key-value `{timestamp_key}=…,{signature_key}=…`"),
+                        separator,
+                    } => format!("key-value `{timestamp_key}=…{separator}{signature_key}=…`"),
                     Shape::Versioned { version } => format!("versioned `{version},…`"),
                 };
                 let _ = writeln!(

@@ -54,6 +54,8 @@ pub struct Source {
 pub struct SignatureCheck {
     pub scheme: Scheme,
     pub keys: Vec<SigningKey>,
+    /// Public keys, for an asymmetric scheme (`scheme.verifier`).
+    pub public_keys: Vec<crate::scheme::keys::PublicKey>,
 }
 
 #[derive(Debug)]

@@ -1,0 +1,69 @@
+//! `hookgate presets`: the catalogue (name, scheme, what is signed), and one preset in full
+//! with a ready configuration snippet.
+
+use hookgate::presets::{self, Preset};
+
+pub(crate) fn run_presets(name: Option<String>) -> anyhow::Result<()> {
+    match name {
+        None => {
+            for p in presets::all() {
+                println!(
+                    "{:<22} {:<58} {}",
+                    p.name,
+                    presets::scheme_summary(&p),
+                    presets::signed_summary(&p)
+                );
+            }
+            Ok(())
+        }
+        Some(name) => {
+            let p = presets::find(&name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown preset `{name}` (known: {})",
+                    presets::NAMES.join(", ")
+                )
+            })?;
+            print!("{}", describe(&p));
+            Ok(())
+        }
+    }
+}
+
+fn describe(p: &Preset) -> String {
+    let mut out = format!(
+        "preset:   {}\nscheme:   {}\nsigned:   {}\nwindow:   {} ({})\ntimeout:  {} s ({})\ndocs:     {}\n\n",
+        p.name,
+        presets::scheme_summary(p),
+        presets::signed_summary(p),
+        p.freshness
+            .window
+            .filter(|_| p.freshness.enabled != Some(false))
+            .map_or("no freshness check".to_string(), |w| humantime::format_duration(w).to_string()),
+        p.window_reason,
+        p.sender_timeout.as_secs(),
+        p.timeout_reason,
+        p.docs,
+    );
+    let upper = p.name.to_uppercase().replace('-', "_");
+    let auth = match (&p.signature, p.token_header) {
+        (Some(sig), _) if sig.kind.is_some() => {
+            format!("signature = {{ public_keys = [{{ env = \"{upper}_PUBLIC_KEY\" }}] }}\n")
+        }
+        (Some(_), _) => format!("secrets = [{{ env = \"{upper}_SECRET\" }}]\n"),
+        (None, Some(header)) => format!(
+            "token = {{ header = \"{header}\", secrets = [{{ env = \"{upper}_TOKEN\" }}] }}\n"
+        ),
+        (None, None) => format!("path_token = {{ env = \"{upper}_PATH_TOKEN\" }}\n"),
+    };
+    let url = match p.signature.as_ref().and_then(|s| s.signed.as_ref()) {
+        Some(t) if t.as_str().contains("{url}") => {
+            "public_url = \"https://hooks.example.com\"  # the URL the provider calls\n"
+        }
+        _ => "",
+    };
+    out += &format!(
+        "[[source]]\nname = \"{0}\"\npath = \"/hooks/{0}\"\npreset = \"{0}\"\nupstream = \"http://127.0.0.1:3000/{0}\"\n{url}{auth}",
+        p.name
+    );
+    out
+}

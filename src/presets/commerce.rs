@@ -1,0 +1,155 @@
+//! Payments, shops, accounting, storage, sites and CRM: WooCommerce, Razorpay, Xero, Paddle,
+//! Coinbase, Square, Box, Webflow, HubSpot.
+
+use super::*;
+use crate::scheme::{Algorithm, Encoding, SignatureFormat, SignatureSpec};
+use crate::timestamp::TimeFormat;
+
+pub(super) fn find(name: &str) -> Option<Preset> {
+    use Encoding::*;
+    let preset = match name {
+        // https://woocommerce.github.io/woocommerce-rest-api-docs/#webhooks :
+        // `X-WC-Webhook-Signature` base64 HMAC-SHA256 of the body.
+        "woocommerce" => basic(
+            "woocommerce",
+            "https://woocommerce.github.io/woocommerce-rest-api-docs/#webhooks",
+            Some(hmac("X-WC-Webhook-Signature", Base64, SignatureFormat::Plain, "", "{body}")),
+            no_freshness(),
+            dedup(Some("header:X-WC-Webhook-Delivery-ID"), 24 * HOUR),
+            "no signed timestamp; delivery ids kept a day",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://razorpay.com/docs/webhooks/validate-test/ : `X-Razorpay-Signature` hex
+        // HMAC-SHA256 of the body; `x-razorpay-event-id` is the same on every retry.
+        "razorpay" => basic(
+            "razorpay",
+            "https://razorpay.com/docs/webhooks/validate-test/",
+            Some(hmac("X-Razorpay-Signature", Hex, SignatureFormat::Plain, "", "{body}")),
+            no_freshness(),
+            dedup(Some("header:x-razorpay-event-id"), 25 * HOUR),
+            "no signed timestamp; retried over 24 h, event ids kept that long",
+            5,
+            "Razorpay waits 5 s for an answer",
+        ),
+        // https://developer.xero.com/documentation/guides/webhooks/overview/ :
+        // `x-xero-signature` base64 HMAC-SHA256 of the body; answer within 5 s.
+        "xero" => basic(
+            "xero",
+            "https://developer.xero.com/documentation/guides/webhooks/overview/",
+            Some(hmac("x-xero-signature", Base64, SignatureFormat::Plain, "", "{body}")),
+            no_freshness(),
+            dedup(None, 24 * HOUR),
+            "no signed timestamp; bodies remembered a day",
+            5,
+            "Xero expects an answer within 5 s",
+        ),
+        // https://developer.paddle.com/webhooks/signature-verification :
+        // `Paddle-Signature: ts=<unix>;h1=<hex HMAC-SHA256 of "ts:body">`.
+        "paddle" => basic(
+            "paddle",
+            "https://developer.paddle.com/webhooks/signature-verification",
+            Some(SignatureSpec {
+                version: Some("h1".into()),
+                timestamp_key: Some("ts".into()),
+                separator: Some(';'),
+                timestamp: Some(at("signature:ts")),
+                ..hmac("Paddle-Signature", Hex, SignatureFormat::KeyValue, "", "{timestamp}:{body}")
+            }),
+            freshness(&["signature:ts"], TimeFormat::Unix, true, 5 * MINUTE),
+            dedup(Some("body:event_id"), 72 * HOUR),
+            "each attempt carries its own signed ts; event ids kept for the 3-day retries",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://docs.cdp.coinbase.com/commerce/docs/webhooks-security :
+        // `X-CC-Webhook-Signature` hex HMAC-SHA256 of the body with the shared secret.
+        "coinbase" => basic(
+            "coinbase",
+            "https://docs.cdp.coinbase.com/commerce/docs/webhooks-security",
+            Some(hmac("X-CC-Webhook-Signature", Hex, SignatureFormat::Plain, "", "{body}")),
+            no_freshness(),
+            dedup(Some("body:event.id"), 72 * HOUR),
+            "no signed timestamp; event ids kept for 3 days of retries",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://developer.squareup.com/docs/webhooks/step3validate :
+        // `x-square-hmacsha256-signature` base64 HMAC-SHA256 of notification URL + body.
+        "square" => basic(
+            "square",
+            "https://developer.squareup.com/docs/webhooks/step3validate",
+            Some(hmac("x-square-hmacsha256-signature", Base64, SignatureFormat::Plain, "", "{url}{body}")),
+            no_freshness(),
+            dedup(Some("body:event_id"), 25 * HOUR),
+            "no signed timestamp; event ids kept over a day of retries",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://developer.box.com/guides/webhooks/v2/signatures-v2/ : base64 HMAC-SHA256 of
+        // body + `box-delivery-timestamp`, once per key: `box-signature-primary` with the
+        // primary key, `box-signature-secondary` with the secondary. Modelled as one scheme
+        // with a secondary header: configure both keys; a signature in either header matching
+        // either key passes (both keys are Box's), so rotating one key never drops deliveries.
+        "box" => basic(
+            "box",
+            "https://developer.box.com/guides/webhooks/v2/signatures-v2/",
+            Some(SignatureSpec {
+                secondary_header: Some(http::HeaderName::from_static("box-signature-secondary")),
+                ..hmac_ts(
+                    "box-signature-primary",
+                    Algorithm::Sha256,
+                    Base64,
+                    "",
+                    "{body}{timestamp}",
+                    "header:box-delivery-timestamp",
+                )
+            }),
+            freshness(&["header:box-delivery-timestamp"], TimeFormat::Iso8601, true, 10 * MINUTE),
+            dedup(Some("header:box-delivery-id"), 10 * MINUTE + SKEW),
+            "the delivery timestamp is signed; Box says refuse deliveries older than 10 min",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://developers.webflow.com/data/docs/working-with-webhooks : `x-webflow-signature`
+        // hex HMAC-SHA256 of "timestamp:body", `x-webflow-timestamp` in milliseconds.
+        "webflow" => basic(
+            "webflow",
+            "https://developers.webflow.com/data/docs/working-with-webhooks#validating-request-signatures",
+            Some(hmac_ts(
+                "x-webflow-signature",
+                Algorithm::Sha256,
+                Hex,
+                "",
+                "{timestamp}:{body}",
+                "header:x-webflow-timestamp",
+            )),
+            freshness(&["header:x-webflow-timestamp"], TimeFormat::UnixMs, true, 5 * MINUTE),
+            dedup(None, 5 * MINUTE + SKEW),
+            "the timestamp is signed; Webflow says refuse requests older than 5 min",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://developers.hubspot.com/docs/guides/apps/authentication/validating-requests :
+        // v3: base64 HMAC-SHA256 of method + URI + body + timestamp (ms), refuse > 5 min.
+        "hubspot" => basic(
+            "hubspot",
+            "https://developers.hubspot.com/docs/guides/apps/authentication/validating-requests",
+            Some(hmac_ts(
+                "X-HubSpot-Signature-v3",
+                Algorithm::Sha256,
+                Base64,
+                "",
+                "{method}{url}{body}{timestamp}",
+                "header:X-HubSpot-Request-Timestamp",
+            )),
+            freshness(&["header:X-HubSpot-Request-Timestamp"], TimeFormat::UnixMs, true, 5 * MINUTE),
+            dedup(None, 5 * MINUTE + SKEW),
+            "the timestamp is signed; HubSpot says refuse requests older than 5 min",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        _ => return None,
+    };
+    Some(preset)
+}

@@ -1,0 +1,201 @@
+//! Source hosting, issue trackers, monitoring and product tools: Bitbucket, GitLab, Linear,
+//! Sentry, Vercel, PagerDuty, Segment, Intercom, Notion, Typeform, Calendly, Zendesk.
+
+use super::*;
+use crate::scheme::{Algorithm, Encoding, SignatureFormat, SignatureSpec};
+use crate::timestamp::TimeFormat;
+
+pub(super) fn find(name: &str) -> Option<Preset> {
+    use Encoding::*;
+    let preset = match name {
+        // https://support.atlassian.com/bitbucket-cloud/docs/manage-webhooks/ (secure
+        // webhooks: `X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>`).
+        "bitbucket" => basic(
+            "bitbucket",
+            "https://support.atlassian.com/bitbucket-cloud/docs/manage-webhooks/",
+            Some(hmac("X-Hub-Signature", Hex, SignatureFormat::Plain, "sha256=", "{body}")),
+            no_freshness(),
+            dedup(Some("header:X-Request-UUID"), 24 * HOUR),
+            "Bitbucket sends no timestamp; request ids kept a day",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://docs.gitlab.com/user/project/integrations/webhooks/ : the secret token is
+        // sent as is in `X-Gitlab-Token` (not a signature: it does not cover the body).
+        "gitlab" => Preset {
+            token_header: Some("X-Gitlab-Token"),
+            ..basic(
+                "gitlab",
+                "https://docs.gitlab.com/user/project/integrations/webhooks/#create-a-webhook",
+                None,
+                no_freshness(),
+                dedup(Some("header:Idempotency-Key"), 72 * HOUR),
+                "GitLab sends no signed timestamp; the idempotency key is stable across retries",
+                10,
+                "GitLab's default webhook timeout is 10 s (self-managed `webhook_timeout`)",
+            )
+        },
+        // GitLab's signing token follows Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+        // `webhook-signature: v1,<base64>`):
+        // https://docs.gitlab.com/user/project/integrations/webhooks/#signing-token
+        "gitlab-signed" => basic(
+            "gitlab-signed",
+            "https://docs.gitlab.com/user/project/integrations/webhooks/#signing-token",
+            Some(standard_webhooks("webhook")),
+            freshness(&["header:webhook-timestamp"], TimeFormat::Unix, true, 5 * MINUTE),
+            dedup(Some("header:webhook-id"), 72 * HOUR),
+            "each attempt is signed with its own timestamp (Standard Webhooks: 5 min)",
+            10,
+            "GitLab's default webhook timeout is 10 s (self-managed `webhook_timeout`)",
+        ),
+        // https://linear.app/developers/webhooks : `Linear-Signature` hex HMAC-SHA256 of the
+        // body; `webhookTimestamp` (ms) in the signed body; `Linear-Delivery` per delivery.
+        "linear" => basic(
+            "linear",
+            "https://linear.app/developers/webhooks#securing-webhooks",
+            Some(hmac("Linear-Signature", Hex, SignatureFormat::Plain, "", "{body}")),
+            freshness(&["body:webhookTimestamp"], TimeFormat::UnixMs, true, 7 * HOUR),
+            dedup(Some("header:Linear-Delivery"), 7 * HOUR + SKEW),
+            "timestamp in the signed body; retried after 1 min, 1 h and 6 h",
+            5,
+            "Linear expects an answer within 5 s",
+        ),
+        // https://docs.sentry.io/organization/integrations/integration-platform/webhooks/ :
+        // `Sentry-Hook-Signature` hex HMAC-SHA256 of the body; `Sentry-Hook-Timestamp` is
+        // not signed; the endpoint must answer within 1 s.
+        "sentry" => basic(
+            "sentry",
+            "https://docs.sentry.io/organization/integrations/integration-platform/webhooks/",
+            Some(hmac("Sentry-Hook-Signature", Hex, SignatureFormat::Plain, "", "{body}")),
+            freshness(&["header:Sentry-Hook-Timestamp"], TimeFormat::Unix, false, HOUR),
+            dedup(Some("header:Request-ID"), HOUR + SKEW),
+            "the timestamp header is unsigned (a replay can restamp it): dedup covers the window",
+            1,
+            "Sentry requires an answer within 1 s",
+        ),
+        // https://vercel.com/docs/webhooks/webhooks-api#securing-webhooks :
+        // `x-vercel-signature` hex HMAC-SHA1 of the body.
+        "vercel" => basic(
+            "vercel",
+            "https://vercel.com/docs/webhooks/webhooks-api#securing-webhooks",
+            Some(hmac_with(Algorithm::Sha1, "x-vercel-signature", Hex, "")),
+            no_freshness(),
+            dedup(Some("body:id"), 24 * HOUR),
+            "no signed timestamp; event ids kept a day",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://developer.pagerduty.com/docs/verifying-webhook-signatures (v3):
+        // `X-PagerDuty-Signature: v1=<hex>[,v1=<hex>]`, HMAC-SHA256 of the body.
+        "pagerduty" => basic(
+            "pagerduty",
+            "https://developer.pagerduty.com/docs/verifying-webhook-signatures",
+            Some(SignatureSpec {
+                version: Some("v1".into()),
+                ..hmac("X-PagerDuty-Signature", Hex, SignatureFormat::KeyValue, "", "{body}")
+            }),
+            no_freshness(),
+            dedup(Some("header:X-Webhook-Id"), 24 * HOUR),
+            "no signed timestamp; webhook ids kept a day",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://segment.com/docs/connections/destinations/catalog/webhooks/ :
+        // `X-Signature` hex HMAC-SHA1 of the body with the shared secret.
+        "segment" => basic(
+            "segment",
+            "https://segment.com/docs/connections/destinations/catalog/webhooks/",
+            Some(hmac_with(Algorithm::Sha1, "X-Signature", Hex, "")),
+            no_freshness(),
+            dedup(Some("body:messageId"), 24 * HOUR),
+            "no signed timestamp; message ids kept a day",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://developers.intercom.com/docs/references/webhooks/webhook-models :
+        // `X-Hub-Signature: sha1=<hex HMAC-SHA1 of the body>` with the app's client secret.
+        "intercom" => basic(
+            "intercom",
+            "https://developers.intercom.com/docs/references/webhooks/webhook-models#signed-notifications",
+            Some(hmac_with(Algorithm::Sha1, "X-Hub-Signature", Hex, "sha1=")),
+            no_freshness(),
+            dedup(Some("body:id"), 24 * HOUR),
+            "no signed timestamp header; notification ids kept a day",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://developers.notion.com/reference/webhooks : `X-Notion-Signature:
+        // sha256=<hex HMAC-SHA256 of the body>` keyed with the verification token.
+        "notion" => basic(
+            "notion",
+            "https://developers.notion.com/reference/webhooks#step-3-validating-event-payloads-recommended",
+            Some(hmac("X-Notion-Signature", Hex, SignatureFormat::Plain, "sha256=", "{body}")),
+            no_freshness(),
+            dedup(Some("body:id"), 25 * HOUR),
+            "no signed timestamp header; event ids kept over a day of retries",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://www.typeform.com/developers/webhooks/secure-your-webhooks/ :
+        // `Typeform-Signature: sha256=<base64 HMAC-SHA256 of the body>`.
+        "typeform" => basic(
+            "typeform",
+            "https://www.typeform.com/developers/webhooks/secure-your-webhooks/",
+            Some(hmac("Typeform-Signature", Base64, SignatureFormat::Plain, "sha256=", "{body}")),
+            no_freshness(),
+            dedup(Some("body:event_id"), 24 * HOUR),
+            "no signed timestamp; event ids kept a day",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://developer.calendly.com/api-docs/4c305798a61d3-webhook-signatures :
+        // `Calendly-Webhook-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`.
+        "calendly" => basic(
+            "calendly",
+            "https://developer.calendly.com/api-docs/4c305798a61d3-webhook-signatures",
+            Some(SignatureSpec {
+                version: Some("v1".into()),
+                timestamp_key: Some("t".into()),
+                timestamp: Some(at("signature:t")),
+                ..hmac(
+                    "Calendly-Webhook-Signature",
+                    Hex,
+                    SignatureFormat::KeyValue,
+                    "",
+                    "{timestamp}.{body}",
+                )
+            }),
+            freshness(&["signature:t"], TimeFormat::Unix, true, 5 * MINUTE),
+            dedup(None, 24 * HOUR),
+            "the timestamp is signed (Calendly suggests a few minutes of tolerance)",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://developer.zendesk.com/documentation/webhooks/verifying/ : base64
+        // HMAC-SHA256 of `timestamp + body`, timestamp in its own header.
+        "zendesk" => basic(
+            "zendesk",
+            "https://developer.zendesk.com/documentation/webhooks/verifying/",
+            Some(hmac_ts(
+                "X-Zendesk-Webhook-Signature",
+                Algorithm::Sha256,
+                Base64,
+                "",
+                "{timestamp}{body}",
+                "header:X-Zendesk-Webhook-Signature-Timestamp",
+            )),
+            freshness(
+                &["header:X-Zendesk-Webhook-Signature-Timestamp"],
+                TimeFormat::Iso8601,
+                true,
+                HOUR,
+            ),
+            dedup(Some("header:X-Zendesk-Webhook-Invocation-Id"), HOUR + SKEW),
+            "the timestamp is signed; retries come within minutes",
+            12,
+            "Zendesk times a webhook request out after 12 s",
+        ),
+        _ => return None,
+    };
+    Some(preset)
+}

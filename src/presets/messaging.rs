@@ -1,0 +1,139 @@
+//! Communications, identity and the asymmetric signers: Zoom, Clerk, Resend, Meta/WhatsApp,
+//! Twilio, Discord, Telnyx, SendGrid, Standard Webhooks v1a.
+
+use super::*;
+use crate::scheme::signed;
+use crate::scheme::{Algorithm, Encoding, SignatureFormat};
+use crate::timestamp::TimeFormat;
+
+pub(super) fn find(name: &str) -> Option<Preset> {
+    use Encoding::*;
+    let preset = match name {
+        // https://developers.zoom.us/docs/api/webhooks/#verify-webhook-events :
+        // `x-zm-signature: v0=<hex HMAC-SHA256 of "v0:timestamp:body">`; answer within 3 s;
+        // failed deliveries are retried after 5, 30 and 90 minutes.
+        "zoom" => basic(
+            "zoom",
+            "https://developers.zoom.us/docs/api/webhooks/#verify-webhook-events",
+            Some(hmac_ts(
+                "x-zm-signature",
+                Algorithm::Sha256,
+                Hex,
+                "v0=",
+                "v0:{timestamp}:{body}",
+                "header:x-zm-request-timestamp",
+            )),
+            freshness(&["header:x-zm-request-timestamp"], TimeFormat::Unix, true, 3 * HOUR),
+            dedup(None, 3 * HOUR + SKEW),
+            "timestamp signed; retries at 5, 30 and 90 min may keep it, so the window covers them",
+            3,
+            "Zoom expects an answer within 3 s",
+        ),
+        // https://clerk.com/docs/webhooks/sync-data : delivered by Svix (`svix-id`,
+        // `svix-timestamp`, `svix-signature`), Standard Webhooks signing, `whsec_` secret.
+        "clerk" => basic(
+            "clerk",
+            "https://clerk.com/docs/webhooks/sync-data",
+            Some(standard_webhooks("svix")),
+            freshness(&["header:svix-timestamp"], TimeFormat::Unix, true, 5 * MINUTE),
+            dedup(Some("header:svix-id"), 30 * HOUR),
+            "each Svix attempt is re-signed; ids kept for the ~28 h retry schedule",
+            15,
+            "Svix times an attempt out after 15 s",
+        ),
+        // https://resend.com/docs/dashboard/webhooks/verify-webhooks-requests : Svix headers.
+        "resend" => basic(
+            "resend",
+            "https://resend.com/docs/dashboard/webhooks/verify-webhooks-requests",
+            Some(standard_webhooks("svix")),
+            freshness(&["header:svix-timestamp"], TimeFormat::Unix, true, 5 * MINUTE),
+            dedup(Some("header:svix-id"), 30 * HOUR),
+            "each Svix attempt is re-signed; ids kept for the ~28 h retry schedule",
+            15,
+            "Svix times an attempt out after 15 s",
+        ),
+        // https://developers.facebook.com/docs/graph-api/webhooks/getting-started#validate-payloads
+        // `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>` with the app secret;
+        // WhatsApp retries failed notifications for up to 7 days.
+        "meta" | "whatsapp" => basic(
+            "meta",
+            "https://developers.facebook.com/docs/graph-api/webhooks/getting-started#validate-payloads",
+            Some(hmac("X-Hub-Signature-256", Hex, SignatureFormat::Plain, "sha256=", "{body}")),
+            no_freshness(),
+            dedup(None, 7 * 24 * HOUR),
+            "no signed timestamp header; retried up to 7 days, bodies remembered that long",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://www.twilio.com/docs/usage/security#validating-requests : base64 HMAC-SHA1
+        // (auth token) of the full URL + the POST parameters sorted by name, `namevalue`.
+        "twilio" => basic(
+            "twilio",
+            "https://www.twilio.com/docs/usage/security#validating-requests",
+            Some(crate::scheme::SignatureSpec {
+                algorithm: Some(Algorithm::Sha1),
+                ..hmac("X-Twilio-Signature", Base64, SignatureFormat::Plain, "", "{url}{form:sorted}")
+            }),
+            no_freshness(),
+            dedup(Some("header:I-Twilio-Idempotency-Token"), 24 * HOUR),
+            "Twilio signs no timestamp; idempotency tokens kept a day",
+            15,
+            "Twilio's default webhook timeout is 15 s",
+        ),
+        // https://discord.com/developers/docs/interactions/receiving-and-responding#security-and-authorization
+        // Ed25519 over timestamp + body; interactions are answered within 3 s, not retried.
+        "discord" => basic(
+            "discord",
+            signed::DISCORD.docs,
+            Some(asymmetric(&signed::DISCORD)),
+            freshness(&["header:x-signature-timestamp"], TimeFormat::Unix, true, 5 * MINUTE),
+            dedup(Some("body:id"), 5 * MINUTE + SKEW),
+            "the timestamp is signed; interactions are not retried",
+            3,
+            "Discord expects an interaction response within 3 s",
+        ),
+        // https://developers.telnyx.com/docs/development/api-fundamentals/webhooks
+        // Ed25519 over "timestamp|body"; the SDKs refuse timestamps older than 5 min.
+        "telnyx" => basic(
+            "telnyx",
+            signed::TELNYX.docs,
+            Some(asymmetric(&signed::TELNYX)),
+            freshness(&["header:telnyx-timestamp"], TimeFormat::Unix, true, 5 * MINUTE),
+            dedup(Some("body:data.id"), 24 * HOUR),
+            "each attempt is signed with its own timestamp (SDK tolerance 5 min)",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features
+        // ECDSA P-256 over timestamp + body; retried for up to 24 h.
+        "sendgrid" => basic(
+            "sendgrid",
+            signed::SENDGRID.docs,
+            Some(asymmetric(&signed::SENDGRID)),
+            freshness(
+                &["header:x-twilio-email-event-webhook-timestamp"],
+                TimeFormat::Unix,
+                true,
+                25 * HOUR,
+            ),
+            dedup(None, 25 * HOUR + SKEW),
+            "retried up to 24 h; re-signing per attempt is not documented, so the window covers it",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
+        // `v1a,<base64 Ed25519>` over id.timestamp.body, `whpk_` public keys.
+        "standard-webhooks-v1a" => basic(
+            "standard-webhooks-v1a",
+            signed::STANDARD_WEBHOOKS_V1A.docs,
+            Some(asymmetric(&signed::STANDARD_WEBHOOKS_V1A)),
+            freshness(&["header:webhook-timestamp"], TimeFormat::Unix, true, 5 * MINUTE),
+            dedup(Some("header:webhook-id"), 30 * HOUR),
+            "each attempt is re-signed (spec tolerance 5 min); ids kept for the ~28 h schedule",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
+        _ => return None,
+    };
+    Some(preset)
+}
