@@ -140,7 +140,8 @@ impl MemoryStore {
         }
     }
 
-    fn claim_now(&self, key: DedupKey, ttl: Duration) -> ClaimOutcome {
+    /// [`DedupStore::claim`], synchronously (the memory store never waits).
+    pub fn claim_now(&self, key: DedupKey, ttl: Duration) -> ClaimOutcome {
         let now = self.now();
         let mut shard = self.shard(&key);
         match shard.get(&key.0) {
@@ -154,7 +155,8 @@ impl MemoryStore {
         }
     }
 
-    fn complete_now(&self, key: DedupKey, token: ClaimToken, ttl: Duration) {
+    /// [`DedupStore::complete`], synchronously.
+    pub fn complete_now(&self, key: DedupKey, token: ClaimToken, ttl: Duration) {
         let now = self.now();
         let mut shard = self.shard(&key);
         let ours_or_lapsed = match shard.get(&key.0) {
@@ -169,7 +171,8 @@ impl MemoryStore {
         self.inner.waiters.wake(&key);
     }
 
-    fn release_now(&self, key: DedupKey, token: ClaimToken) {
+    /// [`DedupStore::release`], synchronously.
+    pub fn release_now(&self, key: DedupKey, token: ClaimToken) {
         let mut shard = self.shard(&key);
         if shard.get(&key.0).is_some_and(|slot| slot.token == token.0) {
             self.remove(&mut shard, &key);
@@ -178,7 +181,8 @@ impl MemoryStore {
         self.inner.waiters.wake(&key);
     }
 
-    fn forget_now(&self, key: DedupKey) {
+    /// [`DedupStore::forget`], synchronously.
+    pub fn forget_now(&self, key: DedupKey) {
         let mut shard = self.shard(&key);
         self.remove(&mut shard, &key);
         drop(shard);
