@@ -4,16 +4,23 @@
 Run through bench/run.sh (it installs nginx-light and wrk and builds release binaries).
 
 * wrk (one thread) is pinned to CPU 0; the upstream, nginx, hookgate (one worker thread, as
-  tokio sees one CPU) and Redis are pinned to CPU 1, so the server core saturates while the
-  load generator has headroom.
+  tokio sees one CPU) and Redis are pinned to CPU 1.
+* The headline figure is the CPU time the server under test spends per request: its process
+  tree's utime + stime (/proc/<pid>/stat) over the round, divided by the requests completed.
+  Unlike req/s, the load generator's speed does not cap it. Each round also shows the server's
+  CPU % and how busy CPU 1 was: a server that is not kept busy spends more CPU per request
+  (fewer requests per wake-up), so compare rounds whose core was near 100 % busy.
 * Each comparison runs its two systems alternately (A B A B ...) after a warm-up, and
   reports the median of the per-round ratios: the machine's drift cancels out.
 * Requests are pre-signed with unique event ids (dedup really works); hookgate is restarted
-  each round so ids never repeat within its dedup memory. Any non-2xx answer or id reuse
-  invalidates the run.
+  each round so ids never repeat within its dedup memory. A round is invalid (the run stops)
+  on any non-2xx answer, any id reuse (wrk.lua wrapped around its ids), or when the upstream's
+  count of requests received is below the requests answered (duplicates answered without
+  reaching it) or above it by more than the connections (requests in flight when wrk stopped).
 
-Environment: BENCH_ROUNDS (5), BENCH_SECONDS (5), BENCH_CONNECTIONS (64), BENCH_ONLY
-(comma-separated comparison names).
+Environment: BENCH_ROUNDS (5), BENCH_SECONDS (5), BENCH_ONLY (comma-separated case names;
+default the four headline cases 1k-16, 1k-64, 64k-16, 64k-64; "all" adds base64url-1k,
+standard-1k, verify-cost and redis), BENCH_CONNECTIONS (64, for the extra cases).
 """
 
 import base64
@@ -29,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from datetime import datetime, timezone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -157,7 +165,7 @@ path = "/hooks/noverify"
 upstream = "{up}/noverify"
 allow_ips = ["127.0.0.1"]
 freshness = {{ from = "body:timestamp", format = "iso8601", window = "18h" }}
-dedup = {{ id = "body:id", ttl = "18h" }}
+dedup = {{ id = "body:id", ttl = "19h" }}
 """
 
 
@@ -196,6 +204,48 @@ class System:
         return self._start()
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+UPSTREAM_PID = [0]
+
+
+def process_ticks(pid):
+    """utime + stime of pid and every descendant (nginx's workers), in clock ticks."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append((int(entry), fields))
+    total, todo = 0, [pid]
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    total += int(fields[11]) + int(fields[12])
+    while todo:
+        for child, fields in children.get(todo.pop(), []):
+            total += int(fields[11]) + int(fields[12])
+            todo.append(child)
+    return total
+
+
+def core_ticks(cpu):
+    """(busy, total) clock ticks of one CPU, from /proc/stat."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{cpu} "):
+                values = [int(v) for v in line.split()[1:]]
+                idle = values[3] + values[4]
+                return sum(values) - idle, sum(values)
+    raise RuntimeError(f"cpu{cpu} missing in /proc/stat")
+
+
+def upstream_count(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/__count", timeout=5) as r:
+        return int(r.read())
+
+
 def run_wrk(port, workload, connections, seconds):
     env = dict(os.environ, HG_SPEC=workload.spec)
     out = subprocess.run(
@@ -203,16 +253,53 @@ def run_wrk(port, workload, connections, seconds):
          "--latency", "-s", WRK_LUA, f"http://127.0.0.1:{port}{workload.path}"],
         env=env, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     p50, p99 = map(float, re.search(r"HG p50 ([\d.]+) p99 ([\d.]+)", out).groups())
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     wraps = int(re.search(r"HG wraps (\d+)", out).group(1))
-    return {"rps": rps, "p50_us": p50, "p99_us": p99,
+    return {"rps": rps, "requests": requests, "p50_us": p50, "p99_us": p99,
             "non2xx": int(non2xx.group(1)) if non2xx else 0,
             "errors": errors.group(1) if errors else "", "wraps": wraps}
 
 
-def compare(name, a, b, workload, connections=None, workload_b=None):
+def measured_round(system, workload, connections, seconds, upstream_port):
+    """One round against a freshly started system: wrk's figures plus the server's CPU time
+    (its process tree's utime + stime), the server core's busy share and the upstream count."""
+    handle = system.start()
+    try:
+        up0 = upstream_count(upstream_port)
+        ticks0, core0, wall0 = process_ticks(handle["pid"]), core_ticks(SERVER_CPU), time.time()
+        up_ticks0 = process_ticks(UPSTREAM_PID[0])
+        res = run_wrk(handle["port"], workload, connections, seconds)
+        ticks1, core1, wall1 = process_ticks(handle["pid"]), core_ticks(SERVER_CPU), time.time()
+        up_ticks1 = process_ticks(UPSTREAM_PID[0])
+    finally:
+        handle["stop"]()
+    res["upstream"] = upstream_count(upstream_port) - up0
+    cpu_s = (ticks1 - ticks0) / CLK_TCK
+    res["cpu_us"] = cpu_s * 1e6 / max(res["requests"], 1)
+    res["cpu_pct"] = 100 * cpu_s / (wall1 - wall0)
+    res["core_pct"] = 100 * (core1[0] - core0[0]) / max(core1[1] - core0[1], 1)
+    # CPU 1's busy time that neither the server nor the upstream spent: other processes on the
+    # machine competing for the server's core (then CPU per request is inflated too).
+    up_pct = 100 * (up_ticks1 - up_ticks0) / CLK_TCK / (wall1 - wall0)
+    res["others_pct"] = max(0.0, res["core_pct"] - res["cpu_pct"] - up_pct)
+    # Every answered request carried a fresh id, so every one must have reached the upstream;
+    # requests still in flight when wrk stopped (at most one per connection) may have too.
+    problems = []
+    if res["non2xx"] or res["errors"]:
+        problems.append("non-2xx answers or socket errors")
+    if res["wraps"]:
+        problems.append(f"ids reused ({res['wraps']} wraps): answers may be duplicates")
+    if not res["requests"] <= res["upstream"] <= res["requests"] + connections:
+        problems.append(f"upstream counted {res['upstream']} for {res['requests']} answers")
+    if problems:
+        raise SystemExit(f"INVALID round for {system.label}: {'; '.join(problems)}: {res}")
+    return res
+
+
+def compare(name, a, b, workload, upstream_port, connections=None, workload_b=None):
     """Runs a and b alternately; b sends workload_b when given (else the same workload)."""
     connections = connections or CONNECTIONS
     loads = {a.label: workload, b.label: workload_b or workload}
@@ -220,32 +307,35 @@ def compare(name, a, b, workload, connections=None, workload_b=None):
           f"{connections} connections, {ROUNDS} rounds x {SECONDS} s", flush=True)
     results = {a.label: [], b.label: []}
     for system in (a, b):  # warm-up
-        handle = system.start()
-        run_wrk(handle["port"], loads[system.label], connections, 2)
-        handle["stop"]()
+        measured_round(system, loads[system.label], connections, 2, upstream_port)
     for r in range(ROUNDS):
         for system in (a, b) if r % 2 == 0 else (b, a):
-            handle = system.start()
-            res = run_wrk(handle["port"], loads[system.label], connections, SECONDS)
-            handle["stop"]()
-            if res["non2xx"] or res["errors"] or res["wraps"]:
-                raise SystemExit(f"invalid run for {system.label}: {res}")
+            res = measured_round(system, loads[system.label], connections, SECONDS,
+                                 upstream_port)
             results[system.label].append(res)
-    ratios = [x["rps"] / y["rps"] for x, y in zip(results[a.label], results[b.label])]
+            print(f"   round {r + 1} {system.label:<32} {res['cpu_us']:>7.1f} us CPU/req"
+                  f" {res['rps']:>9.0f} req/s  server CPU {res['cpu_pct']:>4.0f} %"
+                  f"  core {SERVER_CPU} busy {res['core_pct']:>4.0f} %"
+                  f" (others {res['others_pct']:>3.0f} %)"
+                  f"  upstream {res['upstream']}/{res['requests']}", flush=True)
+    ratios = [x["cpu_us"] / y["cpu_us"] for x, y in zip(results[a.label], results[b.label])]
     rows = []
     for label in (a.label, b.label):
         runs = results[label]
-        rows.append((label, statistics.median(x["rps"] for x in runs),
-                     statistics.median(x["p50_us"] for x in runs),
-                     statistics.median(x["p99_us"] for x in runs)))
-    for label, rps, p50, p99 in rows:
-        print(f"   {label:<34} {rps:>10.0f} req/s   p50 {p50:>8.1f} us   p99 {p99:>8.1f} us"
-              f"   ({1e6 / rps:.1f} us of one core per request)")
+        rows.append({"label": label, **{k: statistics.median(x[k] for x in runs)
+                                        for k in ("cpu_us", "rps", "p50_us", "p99_us",
+                                                  "cpu_pct", "core_pct", "others_pct")}})
+    print(f"   {'system':<34} {'CPU us/req':>10} {'req/s':>9} {'p50 us':>8} {'p99 us':>8}"
+          f" {'server CPU':>10} {'core busy':>9}")
+    for row in rows:
+        print(f"   {row['label']:<34} {row['cpu_us']:>10.1f} {row['rps']:>9.0f}"
+              f" {row['p50_us']:>8.0f} {row['p99_us']:>8.0f} {row['cpu_pct']:>9.0f}%"
+              f" {row['core_pct']:>8.0f}%")
     median_ratio = statistics.median(ratios)
-    print(f"   ratio {a.label}/{b.label}: median {median_ratio:.3f} "
-          f"(rounds: {', '.join(f'{r:.3f}' for r in ratios)}); "
-          f"p99 {rows[0][3]:.1f} vs {rows[1][3]:.1f} us", flush=True)
-    return {"name": name, "a": rows[0], "b": rows[1], "ratio": median_ratio, "rounds": ratios}
+    print(f"   CPU per request {a.label}/{b.label}: median {median_ratio:.2f} "
+          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
+    return {"name": name, "a": rows[0], "b": rows[1], "ratio": median_ratio, "rounds": ratios,
+            "runs": results}
 
 
 def main():
@@ -257,6 +347,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="hookgate-bench-")
     upstream_port = free_port()
     upstream = pinned(SERVER_CPU, [UPSTREAM, f"127.0.0.1:{upstream_port}"])
+    UPSTREAM_PID[0] = upstream.pid
     wait_port(upstream_port)
     redis = None
     try:
@@ -273,7 +364,7 @@ def main():
                 proc = pinned(SERVER_CPU, [HOOKGATE, "serve", "--config", config,
                                            "--listen", f"127.0.0.1:{port}"])
                 wait_port(port)
-                return {"port": port, "stop": lambda: stop(proc)}
+                return {"port": port, "pid": proc.pid, "stop": lambda: stop(proc)}
             return System(label, start)
 
         def nginx_system():
@@ -285,7 +376,7 @@ def main():
                     f.write(NGINX_CONF.format(dir=ndir, upstream=upstream_port, port=port))
                 proc = pinned(SERVER_CPU, ["nginx", "-c", conf, "-p", ndir])
                 wait_port(port)
-                return {"port": port, "stop": lambda: stop(proc)}
+                return {"port": port, "pid": proc.pid, "stop": lambda: stop(proc)}
             return System("nginx (plain proxy_pass)", start)
 
         n1k = 400_000
@@ -299,15 +390,23 @@ def main():
         nginx = nginx_system()
         hg = hookgate_system("hookgate (verify+fresh+dedup)")
         hg_nv = hookgate_system("hookgate (verification off)")
+        up = upstream_port
+        # The headline: CPU time per request against nginx, 16 and 64 connections, 1 and 64 KiB.
         plans = [
-            ("hex-1k", lambda: compare("CloudKeep hex, 1 KiB", hg, nginx, work["hex-1k"])),
-            ("base64url-1k", lambda: compare("VaaS base64url, 1 KiB", hg, nginx, work["base64url-1k"])),
-            ("standard-1k", lambda: compare("Standard Webhooks, 1 KiB", hg, nginx, work["standard-1k"])),
-            ("hex-64k", lambda: compare("CloudKeep hex, 64 KiB", hg, nginx, work["hex-64k"])),
+            (key, lambda w=w, c=c, title=title: compare(
+                f"CloudKeep hex, {title}, {c} connections", hg, nginx, work[w], up, connections=c))
+            for key, w, title, c in [
+                ("1k-16", "hex-1k", "1 KiB", 16), ("1k-64", "hex-1k", "1 KiB", 64),
+                ("64k-16", "hex-64k", "64 KiB", 16), ("64k-64", "hex-64k", "64 KiB", 64)]
+        ]
+        # More comparisons, run when named in BENCH_ONLY (or with BENCH_ONLY=all).
+        extras = [
+            ("base64url-1k", lambda: compare("VaaS base64url, 1 KiB", hg, nginx,
+                                             work["base64url-1k"], up)),
+            ("standard-1k", lambda: compare("Standard Webhooks, 1 KiB", hg, nginx,
+                                            work["standard-1k"], up)),
             ("verify-cost", lambda: compare("verification on vs off, 1 KiB", hg, hg_nv,
-                                            work["hex-1k"], workload_b=work["noverify-1k"])),
-            ("low-concurrency", lambda: compare("CloudKeep hex, 1 KiB, 16 connections", hg, nginx,
-                                                work["hex-1k"], connections=16)),
+                                            work["hex-1k"], up, workload_b=work["noverify-1k"])),
         ]
         if shutil.which("redis-server"):
             rport = free_port()
@@ -315,16 +414,25 @@ def main():
                                         "--save", "", "--appendonly", "no"])
             wait_port(rport)
             hg_redis = hookgate_system("hookgate (redis dedup)", f"redis://127.0.0.1:{rport}/0")
-            plans.append(("redis", lambda: compare("dedup on Redis vs in memory, 1 KiB", hg_redis, hg,
-                                                   work["hex-1k"])))
+            extras.append(("redis", lambda: compare("dedup on Redis vs in memory, 1 KiB",
+                                                    hg_redis, hg, work["hex-1k"], up)))
+        headline = {key for key, _ in plans}
         results = []
-        for key, plan in plans:
-            if not ONLY or key in ONLY:
+        for key, plan in plans + extras:
+            if key in ONLY or "all" in ONLY or (not ONLY and key in headline):
                 results.append(plan())
-        print("\n== summary (median of per-round ratios)")
+        print("\n== summary: CPU time of the server under test per request "
+              "(median of rounds; ratio = median of per-round ratios)")
+        print(f"   {'case':<42} {'A us/req':>8} {'B us/req':>8} {'A/B':>5}   "
+              f"{'A req/s':>8} {'B req/s':>8}   {'A p50/p99 us':>13} {'B p50/p99 us':>13}"
+              f"   {'server CPU A/B':>14}")
         for r in results:
-            print(f"   {r['name']:<45} {r['a'][0]} / {r['b'][0]} = {r['ratio']:.3f};"
-                  f" p99 {r['a'][3]:.1f} vs {r['b'][3]:.1f} us")
+            a, b = r["a"], r["b"]
+            print(f"   {r['name']:<42} {a['cpu_us']:>8.1f} {b['cpu_us']:>8.1f} {r['ratio']:>5.2f}"
+                  f"   {a['rps']:>8.0f} {b['rps']:>8.0f}"
+                  f"   {a['p50_us']:>6.0f}/{a['p99_us']:<6.0f} {b['p50_us']:>6.0f}/{b['p99_us']:<6.0f}"
+                  f"   {a['cpu_pct']:>6.0f}/{b['cpu_pct']:.0f} %")
+        print("   A = the first system named in each case (hookgate), B = the second.")
         with open(os.path.join(ROOT, "target", "bench-results.json"), "w") as f:
             json.dump(results, f, indent=1)
     finally:

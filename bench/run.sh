@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark in one command: installs nginx-light, wrk and redis-server if missing, builds
 # release binaries, and runs bench/run.py (hookgate vs nginx, alternating rounds, pinned CPUs).
-#   bench/run.sh                      # everything, ~8 minutes
-#   BENCH_ONLY=hex-1k bench/run.sh    # one comparison
+#   bench/run.sh                                        # the four headline cases, ~5 minutes
+#   BENCH_ROUNDS=3 BENCH_SECONDS=4 bench/run.sh         # a shorter run
+#   BENCH_ONLY=1k-64 bench/run.sh                       # one case (BENCH_ONLY=all: every case)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -16,9 +17,12 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # Debian starts packaged servers; the benchmark runs its own, pinned.
 systemctl stop nginx redis-server >/dev/null 2>&1 || true
-cargo build --release --locked --bin hookgate --example bench_upstream --example dedup_memory --example micro
+cargo build --release --locked --bin hookgate --example bench_upstream --example dedup_memory \
+  --example micro --example dedup_stores
 python3 bench/run.py
 echo
 ./target/release/examples/micro
 echo
 ./target/release/examples/dedup_memory 1000000
+echo
+./target/release/examples/dedup_stores

@@ -1,7 +1,10 @@
 -- Sends pre-signed webhook deliveries with unique event ids, read from the file named by
 -- HG_SPEC (written by bench/run.py): path, signature header, up to two extra headers, the body
 -- around the id, then one line per request: id, signature, extra header values.
-local reqs, n, i, wraps = {}, 0, 0, 0
+local reqs, n, i = {}, 0, 0
+-- A global, not a local: done() reads it from each thread with thread:get("wraps"), which
+-- sees only globals (a local here always read back as 0, so reused ids passed unnoticed).
+wraps = 0
 local path, sigh, x1, x2, prefix, middle, pad, suffix
 local threads = {}
 
