@@ -133,7 +133,7 @@ pub(super) struct TargetRt {
 }
 
 impl TargetRt {
-    pub fn mode(&self) -> TargetMode {
+    pub(super) fn mode(&self) -> TargetMode {
         TargetMode::from_code(self.mode.load(Ordering::SeqCst))
     }
 }
@@ -149,7 +149,7 @@ pub(super) struct Inner {
 }
 
 impl Inner {
-    pub fn now_ms(&self) -> i64 {
+    pub(super) fn now_ms(&self) -> i64 {
         self.io.clock.wall_ms()
     }
 }
