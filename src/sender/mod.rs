@@ -28,9 +28,11 @@ use crate::timestamp::TimeFormat;
 /// One event to send.
 #[derive(Debug, Clone)]
 pub struct OutboundEvent {
+    /// The exact bytes to send (signed as they are).
     pub body: Bytes,
     /// The event id (stable across attempts).
     pub id: String,
+    /// The event type, sent in the preset's event type header where it has one.
     pub event_type: Option<String>,
 }
 
@@ -100,6 +102,7 @@ impl Signer {
         })
     }
 
+    /// The preset this signer signs like.
     pub fn preset(&self) -> &Preset {
         &self.preset
     }
