@@ -1,6 +1,6 @@
 //! Configuration: the TOML [`schema`] (unknown keys refused), presets merged under the user's
 //! fields, secrets resolved from the environment or files, and validation into runtime
-//! [`Source`]s ([`resolve`]). Every error names the source and key it is about, never a
+//! [`Source`]s (`resolve`). Every error names the source and key it is about, never a
 //! secret value. Nothing here fails open: an unknown preset, a source with no way to
 //! authenticate, or a dedup memory shorter than the freshness window plus its future skew is
 //! a start-up error. Defaults are written once, in [`defaults`].

@@ -5,9 +5,9 @@
 //! preset's one by one. The window rationale for each preset is in `window_reason` and is
 //! printed by `hookgate check-config`.
 //!
-//! One file per family: [`seed`] (the seed providers, Standard Webhooks, GitHub, Stripe, Slack,
-//! Shopify), [`devtools`] (source hosting, issue trackers, monitoring, product tools),
-//! [`commerce`] (payments, shops, accounting, storage) and [`messaging`] (communications and
+//! One file per family: `seed` (the seed providers, Standard Webhooks, GitHub, Stripe, Slack,
+//! Shopify), `devtools` (source hosting, issue trackers, monitoring, product tools),
+//! `commerce` (payments, shops, accounting, storage) and `messaging` (communications and
 //! the asymmetric signers). Each preset cites the provider's documentation beside it.
 
 mod commerce;

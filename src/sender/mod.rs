@@ -4,7 +4,7 @@
 //!
 //! - [`retry`]: retry policies and how a response is classified.
 //! - [`deliver`]: one delivery with its attempts recorded.
-//! - [`format`]: payload renderings (CertifyClouds' Slack/Teams/generic, body templates).
+//! - [`format`](mod@format): payload renderings (CertifyClouds' Slack/Teams/generic, body templates).
 //! - [`sample`]: example events per preset, for `send`, `sign` and `demo`.
 //! - [`outbound`]: the outbound targets' configuration (the sidecar endpoint is `sidecar`).
 
