@@ -135,7 +135,7 @@ fn tamper(body: &Bytes) -> Bytes {
 }
 
 /// Runs the demo, writing the table to `out`. Returns whether every outcome was expected.
-pub async fn run(out: &mut String) -> anyhow::Result<bool> {
+pub(crate) async fn run(out: &mut String) -> anyhow::Result<bool> {
     let (upstream, received) = echo_upstream().await?;
     let text = EMBEDDED_DEFAULT.replace("http://127.0.0.1:9000", &format!("http://{upstream}"));
     let specs: FileConfig = toml::from_str(&text)?;

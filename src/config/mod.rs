@@ -1,6 +1,6 @@
 //! Configuration: the TOML [`schema`] (unknown keys refused), presets merged under the user's
 //! fields, secrets resolved from the environment or files, and validation into runtime
-//! [`Source`]s ([`resolve`]). Every error names the source and key it is about, never a
+//! [`Source`]s (`resolve`). Every error names the source and key it is about, never a
 //! secret value. Nothing here fails open: an unknown preset, a source with no way to
 //! authenticate, or a dedup memory shorter than the freshness window plus its future skew is
 //! a start-up error. Defaults are written once, in [`defaults`].
@@ -37,7 +37,10 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/hookgate.toml");
 #[derive(Debug, Clone)]
 pub enum DedupBackend {
     /// In process, holding at most `capacity` keys.
-    Memory { capacity: u64 },
+    Memory {
+        /// Keys kept at most (`[dedup] capacity`, default 1,000,000).
+        capacity: u64,
+    },
     /// Shared by several replicas.
     Redis(RedisSettings),
 }
@@ -55,7 +58,10 @@ impl DedupBackend {
 /// The admin listener, resolved.
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
+    /// Address of the admin listener (`[admin] listen`, default `127.0.0.1:9090`).
     pub listen: SocketAddr,
+    /// The bearer tokens the admin endpoints require, resolved from `[admin] token` and
+    /// `metrics_token`.
     pub auth: AdminAuth,
 }
 
@@ -64,15 +70,20 @@ pub struct AdminConfig {
 pub struct DeliverySettings {
     /// Holds `deliveries.sqlite3` (and its `-wal` and `-shm` files while open).
     pub data_dir: PathBuf,
+    /// Bounds of the delivery engine: `Retry-After` floor, attempts per cycle, history kept.
     pub limits: crate::delivery::Limits,
 }
 
 /// The validated configuration.
 #[derive(Debug)]
 pub struct Config {
+    /// Address of the public listener (`[server] listen`, default `127.0.0.1:8080`).
     pub listen: SocketAddr,
+    /// Which dedup store backs every source's replay protection (`[dedup] backend`).
     pub dedup_backend: DedupBackend,
+    /// Every `[[source]]`, resolved: path, authentication, freshness, dedup and upstream.
     pub sources: Vec<Arc<Source>>,
+    /// The outbound sidecar (`[outbound]`) and its targets; `None` when the section is absent.
     pub outbound: Option<OutboundConfig>,
     /// The durable delivery store's settings (used when something delivers through it).
     pub delivery: DeliverySettings,
@@ -82,6 +93,7 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Extra CA for `https://` upstreams.
     pub upstream_ca: Option<PathBuf>,
+    /// Connection and request limits of the public listener (`[limits]`, defaults filled in).
     pub limits: Limits,
     /// Things that work but should not be in production (logged at start).
     pub warnings: Vec<String>,

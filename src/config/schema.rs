@@ -18,10 +18,13 @@ use crate::source::{DedupSpec, FreshnessSpec};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// The public listener (`[server]`).
     #[serde(default)]
     pub server: ServerSpec,
+    /// The dedup store shared by every source (`[dedup]`).
     #[serde(default)]
     pub dedup: DedupStoreSpec,
+    /// The inbound webhook sources, one `[[source]]` table each.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceSpec>,
     /// The outbound sidecar listener; off when absent.
@@ -38,6 +41,8 @@ pub struct FileConfig {
     pub limits: LimitsSpec,
 }
 
+/// `[limits]`: connection and request limits of the public listener. An unset key takes the
+/// default of [`crate::server::Limits`].
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSpec {
@@ -71,6 +76,7 @@ pub struct LimitsSpec {
     pub shutdown_grace: Option<Duration>,
 }
 
+/// `[admin]`: the admin listener (metrics, health, reload, dedup forget).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSpec {
@@ -83,6 +89,7 @@ pub struct AdminSpec {
     pub metrics_token: Option<SecretRef>,
 }
 
+/// `[delivery]`: where the durable delivery store lives and the engine's bounds.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliverySpec {
@@ -98,6 +105,7 @@ pub struct DeliverySpec {
     pub history: Option<u32>,
 }
 
+/// `[upstream_tls]`: extra trust for `https://` upstreams.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamTlsSpec {
@@ -105,6 +113,7 @@ pub struct UpstreamTlsSpec {
     pub ca: Option<PathBuf>,
 }
 
+/// `[server.tls]`: the certificate and key the public listener terminates TLS with.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSpec {
@@ -114,6 +123,7 @@ pub struct TlsSpec {
     pub key: PathBuf,
 }
 
+/// `[outbound]`: the sidecar listener local applications post events to, and its targets.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboundSpec {
@@ -123,15 +133,20 @@ pub struct OutboundSpec {
     pub queue: Option<usize>,
     /// A PEM file of CA certificates trusted for `https://` targets besides the system's.
     pub ca: Option<PathBuf>,
+    /// The targets events are delivered to, one `[[outbound.target]]` table each.
     #[serde(default, rename = "target")]
     pub targets: Vec<TargetSpec>,
 }
 
+/// `[[outbound.target]]`: one receiver the sidecar delivers signed events to.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
+    /// Name of the target: the `<target>` in `/outbound/<target>`; unique, non-empty, no `/`.
     pub name: String,
+    /// The receiver's `http://` or `https://` URL, posted to once per attempt.
     pub url: String,
+    /// The preset whose scheme signs the deliveries (and whose retry policy is the default).
     pub preset: String,
     /// Signing secret (or bearer token for presets that do not sign).
     pub secret: Option<SecretRef>,
@@ -147,6 +162,7 @@ pub struct TargetSpec {
     pub template: Option<String>,
 }
 
+/// `[server]`: the public listener and the defaults of sources that set none.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSpec {
@@ -164,6 +180,7 @@ pub struct ServerSpec {
     pub tls: Option<TlsSpec>,
 }
 
+/// `[dedup]`: which store remembers delivery ids, and its settings.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DedupStoreSpec {
@@ -175,6 +192,7 @@ pub struct DedupStoreSpec {
     pub redis: Option<RedisSpec>,
 }
 
+/// `[dedup.redis]`: the Redis store shared by several replicas.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSpec {
@@ -192,28 +210,44 @@ pub struct RedisSpec {
     pub on_unavailable: Option<UnavailablePolicy>,
 }
 
+/// `[[source]]`: one webhook sender, the path it posts to and how it is checked.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
+    /// Name of the source, unique; shown in logs and metric labels.
     pub name: String,
+    /// The path the sender posts to: starts with `/`, unique, no trailing `/`.
     pub path: String,
+    /// The preset (provider) whose signature scheme, freshness window and dedup id apply.
     pub preset: Option<String>,
+    /// The `http://` or `https://` URL verified deliveries are forwarded to.
     pub upstream: String,
+    /// Signing secrets (public keys, for an asymmetric scheme); a delivery signed with any of
+    /// them is accepted, so a new one can be added before the old one is removed.
     #[serde(default)]
     pub secrets: Vec<SecretRef>,
+    /// The signature scheme, or adjustments to the preset's scheme when a preset is set.
     pub signature: Option<SignatureSpec>,
     /// The public URL (scheme, host, any path prefix) the provider calls, in front of the
     /// path the gateway receives: what `{url}` in a signed template starts with.
     pub public_url: Option<String>,
+    /// How old (or how far ahead) a delivery's timestamp may be; default: the preset's.
     pub freshness: Option<FreshnessSpec>,
+    /// Where the delivery id comes from and how long it is remembered; default: the preset's.
     pub dedup: Option<DedupSpec>,
+    /// A static token the sender puts in a header.
     pub token: Option<TokenSpec>,
+    /// A secret last path segment: the sender posts to `<path>/<token>` (16 bytes at least).
     pub path_token: Option<SecretRef>,
+    /// Client networks (IP addresses or CIDR) allowed to deliver; others are refused.
     pub allow_ips: Option<Vec<String>>,
+    /// Proxies (IP addresses or CIDR) whose forwarding headers are believed for the client address.
     pub trusted_proxies: Option<Vec<String>>,
     /// Pass the query string to the upstream (no signature covers it). Default false.
     pub forward_query: Option<bool>,
+    /// Body limit in bytes; default `[server] max_body_bytes`.
     pub max_body_bytes: Option<usize>,
+    /// Time the upstream gets to answer; default: the preset's, else `[server] upstream_timeout`.
     #[serde(default, with = "humantime_serde")]
     pub upstream_timeout: Option<Duration>,
 }
@@ -222,11 +256,13 @@ pub struct SourceSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenSpec {
+    /// Header carrying the token. Default `Authorization`.
     #[serde(default = "default_token_header")]
     pub header: String,
     /// Text before the token, e.g. `Bearer `. Default: none.
     #[serde(default)]
     pub prefix: String,
+    /// Accepted tokens; any of them authenticates a delivery.
     pub secrets: Vec<SecretRef>,
 }
 

@@ -34,11 +34,14 @@ use crate::sender::Signer;
 pub struct TargetSpec {
     /// The name deliveries are stored under.
     pub name: String,
+    /// The receiver's `http://` or `https://` URL.
     pub url: Uri,
     /// Signs each attempt afresh; `None` sends the stored headers as they are (the inbound
     /// queued mode forwards a verified request that way).
     pub signer: Option<Signer>,
+    /// When a failed attempt is retried, and when the delivery is given up.
     pub retry: RetryPolicy,
+    /// When the target is paused or disabled (consecutive failures, failing period, `410 Gone`).
     pub health: HealthRules,
     /// Attempts in flight at once for this target.
     pub concurrency: usize,
@@ -64,6 +67,7 @@ impl TargetSpec {
 /// The engine's tunables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineOptions {
+    /// Bounds kept whatever the policy says: `Retry-After` floor, attempts per cycle, history.
     pub limits: Limits,
     /// A claimed delivery's lease: the policy's timeout plus this.
     pub lease_margin: Duration,
@@ -84,8 +88,11 @@ impl Default for EngineOptions {
 /// What the engine talks to: the HTTP client, the clock, the waiting.
 #[derive(Clone)]
 pub struct EngineIo {
+    /// The HTTP client attempts are sent with.
     pub sender: Sender,
+    /// The clock delivery times are read from (a fake one in tests).
     pub clock: SharedClock,
+    /// What waits between attempts (the tokio timer, or a test's).
     pub sleeper: Arc<dyn Sleeper>,
 }
 
@@ -103,14 +110,19 @@ impl EngineIo {
 /// Why an event was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnqueueError {
+    /// No target is configured under this name.
     #[error("no target with this name")]
     UnknownTarget,
+    /// The target is paused; holds why.
     #[error("the target is paused: {0}; resume it first")]
     Paused(String),
+    /// The target is disabled; holds why.
     #[error("the target is disabled: {0}; resume it first")]
     Disabled(String),
+    /// The engine is shutting down and takes no new events.
     #[error("the delivery engine is shutting down")]
     ShuttingDown,
+    /// The store could not commit the event.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -118,8 +130,10 @@ pub enum EnqueueError {
 /// A target's health and load, as the admin view shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TargetStatus {
+    /// The target's persisted health.
     #[serde(flatten)]
     pub health: TargetHealth,
+    /// Attempts to this target running now.
     pub in_flight: usize,
 }
 
@@ -133,7 +147,7 @@ pub(super) struct TargetRt {
 }
 
 impl TargetRt {
-    pub fn mode(&self) -> TargetMode {
+    pub(super) fn mode(&self) -> TargetMode {
         TargetMode::from_code(self.mode.load(Ordering::SeqCst))
     }
 }
@@ -149,7 +163,7 @@ pub(super) struct Inner {
 }
 
 impl Inner {
-    pub fn now_ms(&self) -> i64 {
+    pub(super) fn now_ms(&self) -> i64 {
         self.io.clock.wall_ms()
     }
 }

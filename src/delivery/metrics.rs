@@ -80,7 +80,9 @@ pub struct AttemptCounts {
     pub timeouts: u64,
     /// Attempts without a connection or an answer (among the failed ones).
     pub errors: u64,
+    /// Deliveries that ended with a 2xx answer.
     pub delivered: u64,
+    /// Deliveries that failed for good (a final answer, or attempts or window exhausted).
     pub failed: u64,
 }
 
@@ -91,6 +93,7 @@ pub struct EngineStats {
     pub queue: QueueStats,
     /// How long the oldest pending delivery has waited.
     pub oldest_pending_age: Option<Duration>,
+    /// Attempts and deliveries since start, by outcome.
     pub attempts: AttemptCounts,
     /// Attempts running now.
     pub in_flight: u64,

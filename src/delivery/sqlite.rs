@@ -117,7 +117,7 @@ pub(super) struct Db {
 
 impl Db {
     /// Commits `tx`, timing the commit (its fsync).
-    pub fn commit(&self, tx: rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    pub(super) fn commit(&self, tx: rusqlite::Transaction<'_>) -> Result<(), StoreError> {
         let started = Instant::now();
         tx.commit().map_err(backend)?;
         let secs = started.elapsed().as_secs_f64();

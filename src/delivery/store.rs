@@ -57,6 +57,7 @@ pub struct NewDelivery {
     pub target: String,
     /// The event id; unique per target (enqueueing it again returns the existing delivery).
     pub event_id: String,
+    /// The event type (`X-Hookgate-Event-Type`), for presets that sign it; `None` when not given.
     pub event_type: Option<String>,
     /// The exact bytes to send.
     pub body: Bytes,
@@ -70,6 +71,7 @@ pub struct NewDelivery {
 /// What [`DeliveryStore::enqueue`] answers once the delivery is committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Enqueued {
+    /// The stored delivery: the new one, or the existing one for a repeated event id.
     pub id: DeliveryId,
     /// False when the (target, event id) was already stored: nothing new was written.
     pub created: bool,
@@ -78,11 +80,17 @@ pub struct Enqueued {
 /// A claimed delivery with everything an attempt needs.
 #[derive(Debug, Clone)]
 pub struct Claimed {
+    /// The delivery's id in the store.
     pub id: DeliveryId,
+    /// The target's configured name.
     pub target: String,
+    /// The event id, unique per target.
     pub event_id: String,
+    /// The event type, when one was given.
     pub event_type: Option<String>,
+    /// The exact bytes to send.
     pub body: Bytes,
+    /// Headers sent with every attempt (a signer's headers override them).
     pub headers: Vec<(String, String)>,
     /// Attempts made so far (all cycles).
     pub attempts: u32,
@@ -95,18 +103,27 @@ pub struct Claimed {
 /// A delivery without its bytes (for listings and the admin view).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeliverySummary {
+    /// The delivery's id in the store.
     pub id: DeliveryId,
+    /// The target's configured name.
     pub target: String,
+    /// The event id, unique per target.
     pub event_id: String,
+    /// The event type, when one was given.
     pub event_type: Option<String>,
+    /// Pending, delivered or failed.
     pub state: DeliveryState,
+    /// Length of the stored body in bytes.
     pub body_len: u64,
+    /// When the delivery was accepted (ms since the Unix epoch).
     pub created_ms: i64,
     /// The next attempt (pending) or the last scheduled one.
     pub next_attempt_ms: i64,
+    /// Attempts made so far (all cycles).
     pub attempts: u32,
     /// Why a delivery failed (`rejected: HTTP 400`, `exhausted`, `gone`).
     pub reason: Option<String>,
+    /// When it was delivered or failed for good (ms); `None` while pending.
     pub finished_ms: Option<i64>,
 }
 
@@ -115,7 +132,9 @@ pub struct DeliverySummary {
 pub struct AttemptRecord {
     /// 1-based over the delivery's whole life.
     pub number: u32,
+    /// When the attempt started (ms since the Unix epoch).
     pub started_ms: i64,
+    /// Time from the start of the attempt to its answer or failure, in milliseconds.
     pub latency_ms: u64,
     /// The HTTP status, when an answer came.
     pub status: Option<u16>,
@@ -126,20 +145,25 @@ pub struct AttemptRecord {
 /// A delivery with its recent attempts (the last `history` of them, oldest first).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeliveryDetail {
+    /// The delivery itself.
     pub delivery: DeliverySummary,
+    /// Its most recent attempts, oldest first.
     pub attempts: Vec<AttemptRecord>,
 }
 
 /// What follows an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptOutcome {
+    /// The target answered 2xx: done.
     Delivered,
     /// Try again at this time (ms).
     Retry {
+        /// When the next attempt is due (ms since the Unix epoch).
         at_ms: i64,
     },
     /// Give up, for this reason.
     Failed {
+        /// Why the delivery failed (`rejected: HTTP 400`, `exhausted`, `gone`).
         reason: String,
     },
 }
@@ -148,6 +172,7 @@ pub enum AttemptOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetMode {
+    /// Deliveries are attempted.
     Active,
     /// After consecutive failures or by hand; pending deliveries wait, new ones are refused.
     Paused,
@@ -178,7 +203,9 @@ impl TargetMode {
 /// A target's persisted health.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TargetHealth {
+    /// The target's configured name.
     pub name: String,
+    /// Active, paused or disabled.
     pub mode: TargetMode,
     /// Why it is paused or disabled.
     pub reason: Option<String>,
@@ -207,7 +234,9 @@ impl TargetHealth {
 /// Which deliveries to list, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
+    /// Only deliveries in this state; `None`: every state.
     pub state: Option<DeliveryState>,
+    /// Only deliveries to this target; `None`: every target.
     pub target: Option<String>,
     /// Only ids below this one (paging).
     pub before_id: Option<DeliveryId>,
@@ -218,8 +247,11 @@ pub struct ListFilter {
 /// Deliveries per state and the oldest pending one, for gauges.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueStats {
+    /// Deliveries waiting for an attempt.
     pub pending: u64,
+    /// Deliveries that were delivered.
     pub delivered: u64,
+    /// Deliveries that failed for good.
     pub failed: u64,
     /// When the oldest pending delivery was accepted (ms).
     pub oldest_pending_ms: Option<i64>,
@@ -228,33 +260,63 @@ pub struct QueueStats {
 /// Commit (write + fsync) latency of a store, for a histogram or a summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct CommitStats {
+    /// Commits since the store was opened.
     pub commits: u64,
+    /// Their total latency, in seconds.
     pub total_secs: f64,
+    /// The slowest commit, in seconds.
     pub max_secs: f64,
+    /// The latest commit, in seconds.
     pub last_secs: f64,
 }
 
 /// Why a store call failed. Start-up errors name the file and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
+    /// Another process holds the store's lock.
     #[error("delivery store {}: locked by another process (is another hookgate using this data_dir?): {detail}", path.display())]
-    Locked { path: PathBuf, detail: String },
+    Locked {
+        /// The store's database file.
+        path: PathBuf,
+        /// SQLite's error message.
+        detail: String,
+    },
+    /// The file is not a SQLite database or lacks hookgate's tables.
     #[error("delivery store {}: corrupt or not a hookgate delivery store: {detail}", path.display())]
-    Corrupt { path: PathBuf, detail: String },
+    Corrupt {
+        /// The store's database file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The store was written by a hookgate with another schema version.
     #[error("delivery store {}: schema version {found} is not one this hookgate knows (it knows {supported})", path.display())]
     Version {
+        /// The store's database file.
         path: PathBuf,
+        /// The schema version recorded in the file.
         found: i64,
+        /// The schema version this build reads and writes.
         supported: i64,
     },
+    /// The file or its folder cannot be opened or created.
     #[error("delivery store {}: cannot open: {detail}", path.display())]
-    Open { path: PathBuf, detail: String },
+    Open {
+        /// The store's database file.
+        path: PathBuf,
+        /// The underlying error message.
+        detail: String,
+    },
+    /// Any other error from the database.
     #[error("delivery store: {0}")]
     Backend(String),
+    /// No delivery has this id.
     #[error("no delivery {0}")]
     NotFound(DeliveryId),
+    /// A pending delivery cannot be redelivered: it is still being attempted.
     #[error("delivery {0} is still pending")]
     StillPending(DeliveryId),
+    /// The store's worker has stopped: the store was closed or its thread ended.
     #[error("the delivery store is closed")]
     Closed,
 }

@@ -4,7 +4,7 @@
 use super::*;
 
 /// One source per preset (`'0'` … `'9'` in this order), literal secrets, an unreachable upstream.
-pub const DECISION_CONFIG: &str = r#"
+pub(super) const DECISION_CONFIG: &str = r#"
 [dedup]
 capacity = 4096
 

@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::source::Source;
 
 /// Checks what the head alone can tell about a request for `source` from `peer`.
-pub fn check_head(
+pub(super) fn check_head(
     source: &Source,
     peer: Option<PeerAddr>,
     headers: &HeaderMap,
@@ -61,12 +61,12 @@ pub fn check_head(
 }
 
 #[derive(Clone)]
-pub struct AdmitLayer {
+pub(super) struct AdmitLayer {
     metrics: Arc<Metrics>,
 }
 
 impl AdmitLayer {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub(super) fn new(metrics: Arc<Metrics>) -> Self {
         AdmitLayer { metrics }
     }
 }
@@ -83,7 +83,7 @@ impl<S> Layer<S> for AdmitLayer {
 }
 
 #[derive(Clone)]
-pub struct Admit<S> {
+pub(super) struct Admit<S> {
     inner: S,
     metrics: Arc<Metrics>,
 }

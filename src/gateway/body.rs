@@ -31,13 +31,13 @@ const BUDGET_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// The bytes all unverified bodies being received may hold together.
 #[derive(Clone, Debug)]
-pub struct BodyBudget {
+pub(super) struct BodyBudget {
     permits: Arc<Semaphore>,
     total: usize,
 }
 
 impl BodyBudget {
-    pub fn new(total: usize) -> Self {
+    pub(super) fn new(total: usize) -> Self {
         let total = total.clamp(1, Semaphore::MAX_PERMITS);
         BodyBudget {
             permits: Arc::new(Semaphore::new(total)),
@@ -46,11 +46,11 @@ impl BodyBudget {
     }
 
     /// Bytes reserved now.
-    pub fn in_use(&self) -> usize {
+    pub(super) fn in_use(&self) -> usize {
         self.total - self.permits.available_permits()
     }
 
-    pub fn total(&self) -> usize {
+    pub(super) fn total(&self) -> usize {
         self.total
     }
 
@@ -114,13 +114,13 @@ where
 }
 
 #[derive(Clone)]
-pub struct CollectLayer {
+pub(super) struct CollectLayer {
     budget: BodyBudget,
     metrics: Arc<Metrics>,
 }
 
 impl CollectLayer {
-    pub fn new(budget: BodyBudget, metrics: Arc<Metrics>) -> Self {
+    pub(super) fn new(budget: BodyBudget, metrics: Arc<Metrics>) -> Self {
         CollectLayer { budget, metrics }
     }
 }
@@ -138,7 +138,7 @@ impl<S> Layer<S> for CollectLayer {
 }
 
 #[derive(Clone)]
-pub struct Collect<S> {
+pub(super) struct Collect<S> {
     inner: S,
     budget: BodyBudget,
     metrics: Arc<Metrics>,

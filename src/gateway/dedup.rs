@@ -49,7 +49,7 @@ type ClaimsBySlot = HashMap<u64, Vec<(DedupKey, ClaimToken)>>;
 /// Claims held by requests still in progress, so shutdown can release those that never
 /// finish (a shared store would otherwise keep them until they lapse).
 #[derive(Debug, Clone, Default)]
-pub struct Outstanding {
+pub(super) struct Outstanding {
     next: Arc<AtomicU64>,
     held: Arc<Mutex<ClaimsBySlot>>,
 }
@@ -66,7 +66,7 @@ impl Outstanding {
     }
 
     /// Removes and returns every claim still held.
-    pub fn take_all(&self) -> Vec<(DedupKey, ClaimToken)> {
+    pub(super) fn take_all(&self) -> Vec<(DedupKey, ClaimToken)> {
         self.lock().drain().flat_map(|(_, claims)| claims).collect()
     }
 
@@ -76,14 +76,14 @@ impl Outstanding {
 }
 
 #[derive(Clone)]
-pub struct DedupLayer<D> {
+pub(super) struct DedupLayer<D> {
     store: D,
     outstanding: Outstanding,
     metrics: Arc<Metrics>,
 }
 
 impl<D> DedupLayer<D> {
-    pub fn new(store: D, outstanding: Outstanding, metrics: Arc<Metrics>) -> Self {
+    pub(super) fn new(store: D, outstanding: Outstanding, metrics: Arc<Metrics>) -> Self {
         DedupLayer {
             store,
             outstanding,
@@ -106,7 +106,7 @@ impl<S, D: Clone> Layer<S> for DedupLayer<D> {
 }
 
 #[derive(Clone)]
-pub struct Dedup<S, D> {
+pub(super) struct Dedup<S, D> {
     inner: S,
     store: D,
     outstanding: Outstanding,
@@ -114,7 +114,7 @@ pub struct Dedup<S, D> {
 }
 
 /// The keys a delivery claims, and its event id if it has one.
-pub fn keys_for(
+pub(super) fn keys_for(
     source: &Source,
     policy: &DedupPolicy,
     req: &http::Request<Bytes>,

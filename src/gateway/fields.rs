@@ -12,11 +12,11 @@ use crate::source::Source;
 /// The values at each of the source's body paths (`Source::body_paths`), or why the body
 /// could not be read.
 #[derive(Debug, Clone)]
-pub struct BodyFields(Arc<Result<Vec<Option<Scalar>>, JsonError>>);
+pub(super) struct BodyFields(Arc<Result<Vec<Option<Scalar>>, JsonError>>);
 
 impl BodyFields {
     /// Reads every body path of `source` in one walk of `body`.
-    pub fn read(source: &Source, body: &[u8]) -> BodyFields {
+    pub(super) fn read(source: &Source, body: &[u8]) -> BodyFields {
         let paths: Vec<&JsonPath> = source.body_paths.iter().collect();
         let values = if paths.is_empty() {
             Ok(Vec::new())
@@ -27,7 +27,7 @@ impl BodyFields {
     }
 
     /// The fields of `req`: the ones already read for it, or read now and kept with it.
-    pub fn of(source: &Source, req: &mut http::Request<Bytes>) -> BodyFields {
+    pub(super) fn of(source: &Source, req: &mut http::Request<Bytes>) -> BodyFields {
         if let Some(fields) = req.extensions().get::<BodyFields>() {
             return fields.clone();
         }
@@ -37,7 +37,11 @@ impl BodyFields {
     }
 
     /// The value at `path` (one of the source's body paths).
-    pub fn get(&self, source: &Source, path: &JsonPath) -> Result<Option<Scalar>, JsonError> {
+    pub(super) fn get(
+        &self,
+        source: &Source,
+        path: &JsonPath,
+    ) -> Result<Option<Scalar>, JsonError> {
         let values = self.0.as_ref().as_ref().map_err(Clone::clone)?;
         let index = source
             .body_paths

@@ -34,12 +34,12 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The pooled HTTP(S) client shared by every request.
 #[derive(Clone)]
-pub struct UpstreamClient(Arc<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>);
+pub(super) struct UpstreamClient(Arc<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>);
 
 impl UpstreamClient {
     /// A client for `http://` and `https://` upstreams; `extra_ca` is trusted besides the
     /// system's roots (it was validated with the configuration).
-    pub fn new(extra_ca: Option<&std::path::Path>) -> Self {
+    pub(super) fn new(extra_ca: Option<&std::path::Path>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
@@ -74,7 +74,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(header::CONNECTION) {
         remove_connection_named(headers);
     }
@@ -162,13 +162,13 @@ fn set_forwarding_headers(headers: &mut HeaderMap, peer: Option<PeerAddr>, trust
 
 /// The innermost service: sends the delivery upstream.
 #[derive(Clone)]
-pub struct Forward {
+pub(super) struct Forward {
     client: UpstreamClient,
     metrics: Arc<Metrics>,
 }
 
 impl Forward {
-    pub fn new(client: UpstreamClient, metrics: Arc<Metrics>) -> Self {
+    pub(super) fn new(client: UpstreamClient, metrics: Arc<Metrics>) -> Self {
         Forward { client, metrics }
     }
 }

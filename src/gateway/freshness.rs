@@ -22,12 +22,12 @@ use crate::timestamp::{self, TimestampError};
 
 /// Checks freshness against the gateway's (injectable) wall clock.
 #[derive(Clone)]
-pub struct FreshnessLayer {
+pub(super) struct FreshnessLayer {
     clock: SharedClock,
 }
 
 impl FreshnessLayer {
-    pub fn new(clock: SharedClock) -> Self {
+    pub(super) fn new(clock: SharedClock) -> Self {
         FreshnessLayer { clock }
     }
 }
@@ -44,7 +44,7 @@ impl<S> Layer<S> for FreshnessLayer {
 }
 
 #[derive(Clone)]
-pub struct Fresh<S> {
+pub(super) struct Fresh<S> {
     inner: S,
     clock: SharedClock,
 }
@@ -118,7 +118,7 @@ fn read_timestamp(
 }
 
 /// Checks the delivery's timestamp against the source's window at time `now_ms`.
-pub fn check(
+pub(super) fn check(
     source: &Source,
     req: &http::Request<Bytes>,
     fields: &BodyFields,

@@ -53,12 +53,12 @@ impl Routes {
 }
 
 #[derive(Debug, Clone)]
-pub struct RouteLayer {
+pub(super) struct RouteLayer {
     routes: Arc<ArcSwap<Routes>>,
 }
 
 impl RouteLayer {
-    pub fn new(routes: Arc<ArcSwap<Routes>>) -> Self {
+    pub(super) fn new(routes: Arc<ArcSwap<Routes>>) -> Self {
         RouteLayer { routes }
     }
 }
@@ -75,7 +75,7 @@ impl<S> Layer<S> for RouteLayer {
 }
 
 #[derive(Debug, Clone)]
-pub struct Route<S> {
+pub(super) struct Route<S> {
     routes: Arc<ArcSwap<Routes>>,
     inner: S,
 }

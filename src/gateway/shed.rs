@@ -18,12 +18,12 @@ use super::{BoxFuture, Response};
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
-pub struct ShedLayer {
+pub(super) struct ShedLayer {
     permits: Arc<Semaphore>,
 }
 
 impl ShedLayer {
-    pub fn new(max_concurrent: usize) -> Self {
+    pub(super) fn new(max_concurrent: usize) -> Self {
         ShedLayer {
             permits: Arc::new(Semaphore::new(max_concurrent)),
         }
@@ -42,7 +42,7 @@ impl<S> Layer<S> for ShedLayer {
 }
 
 #[derive(Clone)]
-pub struct Shed<S> {
+pub(super) struct Shed<S> {
     inner: S,
     permits: Arc<Semaphore>,
 }

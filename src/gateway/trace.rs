@@ -16,12 +16,12 @@ use super::{BoxFuture, Outcome, RequestId, Response, RoutedTo};
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
-pub struct TraceLayer {
+pub(super) struct TraceLayer {
     metrics: Arc<Metrics>,
 }
 
 impl TraceLayer {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub(super) fn new(metrics: Arc<Metrics>) -> Self {
         TraceLayer { metrics }
     }
 }
@@ -38,7 +38,7 @@ impl<S> Layer<S> for TraceLayer {
 }
 
 #[derive(Clone)]
-pub struct Trace<S> {
+pub(super) struct Trace<S> {
     inner: S,
     metrics: Arc<Metrics>,
 }

@@ -18,7 +18,7 @@ use crate::scheme::{Request, SignatureError};
 use crate::source::Source;
 
 #[derive(Debug, Clone, Copy)]
-pub struct VerifyLayer;
+pub(super) struct VerifyLayer;
 
 impl<S> Layer<S> for VerifyLayer {
     type Service = Verify<S>;
@@ -29,13 +29,13 @@ impl<S> Layer<S> for VerifyLayer {
 }
 
 #[derive(Debug, Clone)]
-pub struct Verify<S> {
+pub(super) struct Verify<S> {
     inner: S,
 }
 
 /// Checks one request against every authentication setting of its source: the head checks of
 /// [`super::admit`] (which the stack has already run) and the signature over the body.
-pub fn authenticate(source: &Source, req: &http::Request<Bytes>) -> Result<(), Rejection> {
+pub(super) fn authenticate(source: &Source, req: &http::Request<Bytes>) -> Result<(), Rejection> {
     let peer = req.extensions().get::<PeerAddr>().copied();
     check_head(source, peer, req.headers())?;
     verify_signature(source, req)

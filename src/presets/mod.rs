@@ -5,9 +5,9 @@
 //! preset's one by one. The window rationale for each preset is in `window_reason` and is
 //! printed by `hookgate check-config`.
 //!
-//! One file per family: [`seed`] (the seed providers, Standard Webhooks, GitHub, Stripe, Slack,
-//! Shopify), [`devtools`] (source hosting, issue trackers, monitoring, product tools),
-//! [`commerce`] (payments, shops, accounting, storage) and [`messaging`] (communications and
+//! One file per family: `seed` (the seed providers, Standard Webhooks, GitHub, Stripe, Slack,
+//! Shopify), `devtools` (source hosting, issue trackers, monitoring, product tools),
+//! `commerce` (payments, shops, accounting, storage) and `messaging` (communications and
 //! the asymmetric signers). Each preset cites the provider's documentation beside it.
 
 mod commerce;
@@ -29,10 +29,13 @@ use crate::timestamp::TimeFormat;
 /// Everything a preset contributes to a source.
 #[derive(Debug, Clone)]
 pub struct Preset {
+    /// The name `preset = "…"` selects it by (e.g. `stripe`, `github`).
     pub name: &'static str,
     /// `None` for senders that do not sign (authenticated by token, path token or address).
     pub signature: Option<SignatureSpec>,
+    /// The timestamp's source and format, and the window a delivery must fall within.
     pub freshness: FreshnessSpec,
+    /// Where the delivery id comes from, and what to do when it is missing.
     pub dedup: DedupSpec,
     /// Why the freshness window has the length it has.
     pub window_reason: &'static str,
@@ -52,6 +55,7 @@ pub struct Preset {
 /// What a provider puts on each delivery besides the signature, and how it retries.
 #[derive(Debug, Clone, Copy)]
 pub struct SenderProfile {
+    /// The `User-Agent` the provider sends, which hookgate's sender copies.
     pub user_agent: &'static str,
     /// Header naming the event type, where the provider has one.
     pub event_type_header: Option<&'static str>,

@@ -71,28 +71,40 @@ impl JwtRules {
 /// Why a token was refused. Never contains the token, a claim value or a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum JwtError {
+    /// Not three base64url parts separated by dots.
     #[error("token is not a compact JWS (header.payload.signature in base64url)")]
     Malformed,
+    /// The header or the claims do not decode as the expected JSON.
     #[error("token header or claims are not the expected JSON")]
     Json,
+    /// The header's `alg` is not RS256 or ES256.
     #[error("token algorithm is not allowed (only RS256 and ES256)")]
     AlgorithmNotAllowed,
+    /// The header has a `crit` parameter.
     #[error("token has critical header parameters, which are not supported")]
     CriticalHeader,
+    /// The signature is malformed or verifies under none of the public keys.
     #[error("token signature: {0}")]
     Signature(VerifyError),
+    /// `iss` is not among the accepted issuers.
     #[error("token issuer is not accepted")]
     Issuer,
+    /// `aud` does not name the expected audience.
     #[error("token audience does not match")]
     Audience,
+    /// `exp` is in the past (beyond the allowed leeway).
     #[error("token has expired")]
     Expired,
+    /// `nbf` is in the future (beyond the allowed leeway).
     #[error("token is not valid yet")]
     NotYetValid,
+    /// A claim the check needs is absent; holds the claim's name.
     #[error("token has no {0} claim")]
     MissingClaim(&'static str),
+    /// `iat` is older than the rules' `max_age`.
     #[error("token was issued too long ago")]
     TooOld,
+    /// The SHA-256 of the body differs from the `request_body_sha256` claim.
     #[error("request body does not match the token's request_body_sha256")]
     BodyMismatch,
 }
@@ -101,7 +113,9 @@ pub enum JwtError {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Audience {
+    /// A single audience.
     One(String),
+    /// A list of audiences.
     Many(Vec<String>),
 }
 
@@ -118,13 +132,19 @@ impl Audience {
 /// A verified token's claims. Registered claims are typed; the rest are in `extra`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Claims {
+    /// `iss`: who issued the token.
     pub iss: Option<String>,
+    /// `sub`: whom the token is about.
     pub sub: Option<String>,
+    /// `aud`: whom the token is meant for.
     pub aud: Option<Audience>,
+    /// `exp`: expiry, in seconds since the Unix epoch.
     #[serde(default, deserialize_with = "numeric_date")]
     pub exp: Option<i64>,
+    /// `nbf`: not valid before this time, in seconds since the Unix epoch.
     #[serde(default, deserialize_with = "numeric_date")]
     pub nbf: Option<i64>,
+    /// `iat`: when the token was issued, in seconds since the Unix epoch.
     #[serde(default, deserialize_with = "numeric_date")]
     pub iat: Option<i64>,
     /// Google: the service account the push subscription authenticates as.

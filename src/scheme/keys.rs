@@ -72,7 +72,9 @@ pub enum KeyError {
     /// A well-formed key of another algorithm.
     #[error("public key is {found}, but this verifier needs {expected}")]
     WrongKind {
+        /// The key type the verifier needs (e.g. `Ed25519`).
         expected: &'static str,
+        /// The key type the key turned out to be.
         found: &'static str,
     },
     /// The key's structure or size is not acceptable.

@@ -42,7 +42,9 @@ pub struct Request<'a> {
     pub method: &'a str,
     /// The path and query as received (`/hooks/twilio?x=1`), appended to the public URL.
     pub path_and_query: &'a str,
+    /// The request's headers (the signature, timestamp and any signed headers are read here).
     pub headers: &'a HeaderMap,
+    /// The body exactly as received.
     pub body: &'a [u8],
 }
 
@@ -58,9 +60,13 @@ pub struct Scheme {
     /// What `{url}` starts with: the public scheme, host and any path prefix the provider
     /// calls, in front of the path and query the gateway receives.
     pub public_url: Option<String>,
+    /// How the signature bytes are written in the header (hex, base64, …).
     pub encoding: Encoding,
+    /// The header carrying the signature.
     pub header: HeaderName,
+    /// How that header is laid out: the bare signature, or `key=value` parameters around it.
     pub shape: Shape,
+    /// The bytes that are signed: the template's parts (`{body}`, `{timestamp}`, `{url}`, …).
     pub template: Template,
     /// Where `{timestamp}` comes from (a header, or a parameter of the signature header).
     pub timestamp: Option<ValueSource>,

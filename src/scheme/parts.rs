@@ -21,12 +21,16 @@ pub(super) const MAX_CANDIDATES: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Algorithm {
+    /// HMAC-SHA1 (20-byte MACs; e.g. Vercel).
     Sha1,
+    /// HMAC-SHA256 (32-byte MACs).
     Sha256,
+    /// HMAC-SHA512 (64-byte MACs).
     Sha512,
 }
 
 impl Algorithm {
+    /// Length of the MAC in bytes: 20, 32 or 64.
     pub fn mac_len(self) -> usize {
         match self {
             Algorithm::Sha1 => 20,
@@ -35,6 +39,7 @@ impl Algorithm {
         }
     }
 
+    /// The algorithm's display name: `hmac-sha1`, `hmac-sha256` or `hmac-sha512`.
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Sha1 => "hmac-sha1",
@@ -64,6 +69,7 @@ const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, 
 const BASE64URL_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
 
 impl Encoding {
+    /// Writes `mac` in this encoding, as a sender puts it in the header.
     pub fn encode(self, mac: &[u8]) -> String {
         use base64::engine::general_purpose as gp;
         match self {
@@ -103,6 +109,7 @@ impl Encoding {
         }
     }
 
+    /// The encoding's display name: `hex`, `base64`, `base64url` or `base64url-nopad`.
     pub fn name(self) -> &'static str {
         match self {
             Encoding::Hex => "hex",
@@ -116,8 +123,11 @@ impl Encoding {
 /// One piece of the signed bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {
+    /// `{body}`: the body bytes exactly as received.
     Body,
+    /// `{timestamp}`: the timestamp value as sent.
     Timestamp,
+    /// `{id}`: the delivery id as sent.
     Id,
     /// The public URL the provider called (`public_url` + path and query as received).
     Url,
@@ -127,6 +137,7 @@ pub enum Part {
     FormSorted,
     /// The value of one header (present exactly once).
     Header(http::HeaderName),
+    /// Text of the template between placeholders, signed as is.
     Literal(Box<[u8]>),
 }
 
@@ -145,6 +156,8 @@ impl<'de> Deserialize<'de> for Template {
 }
 
 impl Template {
+    /// Parses a template such as `{timestamp}.{body}`; an unknown or unclosed placeholder is an
+    /// error naming it.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut parts = Vec::new();
         let mut rest = text;
@@ -195,6 +208,7 @@ impl Template {
         })
     }
 
+    /// Whether the template contains `part` (e.g. whether `{url}` needs a `public_url`).
     pub fn uses(&self, part: &Part) -> bool {
         self.parts.contains(part)
     }
@@ -232,6 +246,7 @@ impl Template {
         }
     }
 
+    /// The template as written in the configuration.
     pub fn as_str(&self) -> &str {
         &self.text
     }
@@ -293,23 +308,34 @@ fn form_decode(text: &[u8]) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Shape {
     /// One value, optionally prefixed: `sha256=<mac>`, `v0=<mac>`, `<mac>`.
-    Plain { prefix: String },
+    Plain {
+        /// Text before the signature (`sha256=`, `v0=`); may be empty.
+        prefix: String,
+    },
     /// Stripe-style comma-separated `key=value` list: `t=<ts>,v1=<mac>,v1=<mac>`.
     KeyValue {
+        /// Key of the timestamp entry (`t` for Stripe).
         timestamp_key: String,
+        /// Key of each signature entry (`v1` for Stripe); it may repeat.
         signature_key: String,
         /// Between entries: `,` (Stripe) or `;` (Paddle).
         separator: char,
     },
     /// Standard Webhooks: space-separated `<version>,<mac>` entries.
-    Versioned { version: String },
+    Versioned {
+        /// The entry version whose signature is checked (`v1`).
+        version: String,
+    },
 }
 
 /// Values that fill a template's placeholders.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SignInput<'a> {
+    /// `{body}`: the body bytes.
     pub body: &'a [u8],
+    /// `{timestamp}`: the timestamp value, when the template signs one.
     pub timestamp: Option<&'a str>,
+    /// `{id}`: the delivery id, when the template signs one.
     pub id: Option<&'a str>,
     /// `{url}`: the public URL the provider called.
     pub url: Option<&'a str>,
@@ -324,10 +350,13 @@ pub struct SignInput<'a> {
 /// Why a presented signature was not accepted. The text never includes expected values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
+    /// The signature header is absent.
     #[error("signature header missing")]
     Missing,
+    /// The signature header is present but unusable (repeated, not ASCII, badly shaped); holds why.
     #[error("{0}")]
     Invalid(&'static str),
+    /// No presented signature matches any key.
     #[error("signature does not match")]
     Mismatch,
 }
@@ -347,6 +376,7 @@ enum KeyedMac {
 }
 
 impl SigningKey {
+    /// An HMAC key for `algorithm` from the secret's bytes.
     pub fn new(algorithm: Algorithm, secret: &Secret) -> Self {
         let key = secret.expose();
         // HMAC accepts keys of any length, so these cannot fail.

@@ -186,22 +186,30 @@ pub struct SnsMessage {
 /// The SNS message types that are signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnsType {
+    /// A published message (`Type: Notification`).
     Notification,
+    /// The confirmation SNS sends when a subscription is created; it carries a `SubscribeURL`.
     SubscriptionConfirmation,
+    /// The confirmation SNS sends when a subscription is deleted.
     UnsubscribeConfirmation,
 }
 
 /// Why an SNS body could not be made into a string to sign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SnsError {
+    /// The body is not a JSON object whose fields are strings.
     #[error("SNS message is not a JSON object with the expected string fields")]
     NotJson,
+    /// A field the string to sign needs is absent; holds its name.
     #[error("SNS message field {0} is missing")]
     Missing(&'static str),
+    /// `Type` is not one of the signed message types.
     #[error("SNS message Type is not one that is signed")]
     UnknownType,
+    /// `SignatureVersion` is neither `1` (SHA1withRSA) nor `2` (SHA256withRSA).
     #[error("SNS SignatureVersion must be 1 or 2")]
     UnknownVersion,
+    /// `Signature` does not decode as base64.
     #[error("SNS Signature is not base64")]
     Signature,
 }

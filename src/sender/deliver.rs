@@ -21,6 +21,7 @@ use crate::tls::{upstream_client_config, TlsError};
 
 /// Waits between attempts.
 pub trait Sleeper: Send + Sync {
+    /// A future that completes after `delay`.
     fn sleep(&self, delay: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
@@ -37,8 +38,11 @@ impl Sleeper for TokioSleeper {
 /// What one attempt produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptResult {
+    /// The target answered with this HTTP status.
     Status(u16),
+    /// No answer within the policy's timeout.
     Timeout,
+    /// No connection or no complete answer; holds the error.
     Error(String),
 }
 
@@ -47,10 +51,13 @@ pub enum AttemptResult {
 pub struct Attempt {
     /// 1-based.
     pub number: u32,
+    /// When the attempt started.
     pub started: SystemTime,
     /// How long the sender waited before this attempt.
     pub waited: Duration,
+    /// The answer's status, a timeout or a connection error.
     pub result: AttemptResult,
+    /// Time from sending the request to its answer or failure.
     pub latency: Duration,
 }
 
@@ -74,6 +81,7 @@ impl std::fmt::Display for Attempt {
 /// How a delivery ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryOutcome {
+    /// The target answered 2xx.
     Delivered,
     /// A final client error (4xx other than 408/429).
     Rejected(u16),
@@ -81,9 +89,12 @@ pub enum DeliveryOutcome {
     Exhausted,
 }
 
+/// What [`Sender::deliver`] did: every attempt and how the delivery ended.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// Every attempt, in order.
     pub attempts: Vec<Attempt>,
+    /// How the delivery ended.
     pub outcome: DeliveryOutcome,
 }
 

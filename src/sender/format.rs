@@ -37,7 +37,9 @@ impl Color {
 /// One key-value pair of an alert.
 #[derive(Debug, Clone)]
 pub struct AlertField {
+    /// The field's label.
     pub title: String,
+    /// The field's text.
     pub value: String,
     /// Slack's side-by-side layout hint.
     pub short: bool,
@@ -46,11 +48,15 @@ pub struct AlertField {
 /// A CertifyClouds alert, before rendering.
 #[derive(Debug, Clone)]
 pub struct Alert {
+    /// The alert's headline.
     pub title: String,
+    /// The alert's message body.
     pub text: String,
+    /// The colour bar: red, orange, green or blue.
     pub color: Color,
     /// Unix seconds.
     pub ts: i64,
+    /// Extra label/value pairs, in order.
     pub fields: Vec<AlertField>,
 }
 
@@ -212,18 +218,24 @@ fn zoneless_micros(unix_secs: i64) -> String {
 pub struct TemplateValues<'a> {
     /// The default payload, as JSON text.
     pub payload: &'a str,
+    /// `{{time}}` as Unix seconds; `{{timestamp}}` as ISO 8601 of the same instant.
     pub unix_secs: i64,
+    /// `{{event_type}}`, JSON-escaped.
     pub event_type: &'a str,
+    /// `{{event_id}}`, JSON-escaped.
     pub event_id: &'a str,
 }
 
 /// Why a template could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
+    /// A `{{…}}` other than the known ones; holds its name.
     #[error("unknown placeholder {{{{{0}}}}}")]
     UnknownPlaceholder(String),
+    /// A `{{` without its `}}`.
     #[error("unclosed placeholder")]
     Unclosed,
+    /// The rendered body is not a JSON object; holds the parse error or `not an object`.
     #[error("the rendered body is not a JSON object: {0}")]
     NotJsonObject(String),
 }

@@ -4,7 +4,7 @@
 //!
 //! - [`retry`]: retry policies and how a response is classified.
 //! - [`deliver`]: one delivery with its attempts recorded.
-//! - [`format`]: payload renderings (CertifyClouds' Slack/Teams/generic, body templates).
+//! - [`format`](mod@format): payload renderings (CertifyClouds' Slack/Teams/generic, body templates).
 //! - [`sample`]: example events per preset, for `send`, `sign` and `demo`.
 //! - [`outbound`]: the outbound targets' configuration (the sidecar endpoint is `sidecar`).
 
@@ -28,9 +28,11 @@ use crate::timestamp::TimeFormat;
 /// One event to send.
 #[derive(Debug, Clone)]
 pub struct OutboundEvent {
+    /// The exact bytes to send (signed as they are).
     pub body: Bytes,
     /// The event id (stable across attempts).
     pub id: String,
+    /// The event type, sent in the preset's event type header where it has one.
     pub event_type: Option<String>,
 }
 
@@ -100,6 +102,7 @@ impl Signer {
         })
     }
 
+    /// The preset this signer signs like.
     pub fn preset(&self) -> &Preset {
         &self.preset
     }

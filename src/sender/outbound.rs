@@ -13,9 +13,13 @@ use super::Signer;
 /// A configured delivery target.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The target's name: the `<target>` in `/outbound/<target>`.
     pub name: String,
+    /// The receiver's `http://` or `https://` URL.
     pub url: Uri,
+    /// Signs each attempt the way the target's preset does.
     pub signer: Signer,
+    /// When failed attempts are retried (`retry`, default: the preset's).
     pub retry: RetryPolicy,
     /// Consecutive failed deliveries before the target pauses.
     pub pause_after: u32,
@@ -28,8 +32,10 @@ pub struct Target {
 /// The outbound listener's configuration.
 #[derive(Debug, Clone)]
 pub struct OutboundConfig {
+    /// Address of the sidecar listener (`[outbound] listen`, default `127.0.0.1:8081`).
     pub listen: SocketAddr,
     /// Extra CA trusted for `https://` targets, besides the system's roots.
     pub ca: Option<PathBuf>,
+    /// The targets, in configuration order.
     pub targets: Vec<Target>,
 }

@@ -13,8 +13,11 @@ pub enum Schedule {
     Fixed(Vec<Duration>),
     /// `initial`, then each delay `multiplier` times the last, for at most `retries` retries.
     Exponential {
+        /// The first retry's delay.
         initial: Duration,
+        /// Each delay is the previous one times this.
         multiplier: f64,
+        /// Retries at most (attempts = retries + 1).
         retries: u32,
     },
 }
@@ -22,7 +25,9 @@ pub enum Schedule {
 /// A complete retry policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
+    /// The policy as named in the configuration (a preset's policy, `custom:…` or `exponential:…`).
     pub name: String,
+    /// The delays between attempts.
     pub schedule: Schedule,
     /// Per-attempt timeout.
     pub timeout: Duration,
@@ -226,11 +231,13 @@ fn parse_custom(text: &str) -> Result<RetryPolicy, String> {
 /// What to do after an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// A 2xx: delivered.
     Success,
     /// A client error the provider does not retry.
     Final,
     /// Retry; `after` is the receiver's `Retry-After`, when given.
     Retry {
+        /// The receiver's `Retry-After`, when given.
         after: Option<Duration>,
     },
 }

@@ -44,7 +44,7 @@ impl CloseReason {
 
 /// Request counters of one connection, shared by its service and its watchdog.
 #[derive(Debug)]
-pub struct Activity {
+pub(super) struct Activity {
     accepted: Instant,
     started: AtomicU64,
     finished: AtomicU64,
@@ -53,7 +53,7 @@ pub struct Activity {
 }
 
 impl Activity {
-    pub fn new(accepted: Instant) -> Arc<Self> {
+    pub(super) fn new(accepted: Instant) -> Arc<Self> {
         Arc::new(Activity {
             accepted,
             started: AtomicU64::new(0),
@@ -63,7 +63,7 @@ impl Activity {
     }
 
     /// When the first request head must have arrived.
-    pub fn first_request_deadline(&self, first_request_timeout: Duration) -> Instant {
+    pub(super) fn first_request_deadline(&self, first_request_timeout: Duration) -> Instant {
         self.accepted + first_request_timeout
     }
 
@@ -79,7 +79,11 @@ impl Activity {
 
     /// Resolves when the connection has outlived a deadline: no request head by
     /// `first_request_timeout` after accept, or no request in progress for `idle_timeout`.
-    pub async fn expired(&self, first_request_timeout: Duration, idle: Duration) -> CloseReason {
+    pub(super) async fn expired(
+        &self,
+        first_request_timeout: Duration,
+        idle: Duration,
+    ) -> CloseReason {
         tokio::time::sleep_until(self.first_request_deadline(first_request_timeout)).await;
         if self.started.load(Ordering::Acquire) == 0 {
             return CloseReason::FirstRequestTimeout;
@@ -105,7 +109,7 @@ impl Activity {
 
 /// Adds the connection's peer address to each request and counts requests in progress.
 #[derive(Clone)]
-pub struct Tracked<S> {
+pub(super) struct Tracked<S> {
     pub peer: SocketAddr,
     pub activity: Arc<Activity>,
     pub inner: S,

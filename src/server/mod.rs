@@ -1,6 +1,6 @@
 //! The accept loop shared by hookgate's listeners: HTTP/1.1 and HTTP/2 on one port (by ALPN
 //! over TLS, by preface in cleartext), optional TLS termination, a cap on open connections,
-//! per-connection deadlines (see [`connection`]), protocol limits, and graceful shutdown (stop
+//! per-connection deadlines (see `connection`), protocol limits, and graceful shutdown (stop
 //! accepting, let open requests finish within a grace period).
 
 mod connection;

@@ -14,20 +14,20 @@ use crate::scheme::Shape;
 use crate::timestamp::TimeFormat;
 
 /// The past window and the future skew when a spec sets none.
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
+pub(super) const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
 /// How far ahead of the gateway's clock a timestamp may be, when a spec sets none.
-pub const DEFAULT_FUTURE_SKEW: Duration = Duration::from_secs(300);
+pub(super) const DEFAULT_FUTURE_SKEW: Duration = Duration::from_secs(300);
 /// How long keys are kept for a source without freshness, when a spec sets none.
-pub const DEFAULT_TTL_WITHOUT_FRESHNESS: Duration = Duration::from_secs(24 * 3600);
+pub(super) const DEFAULT_TTL_WITHOUT_FRESHNESS: Duration = Duration::from_secs(24 * 3600);
 /// How long a duplicate waits for an in-flight copy of a source without a preset: a little
 /// under the most common documented sender timeout (10 s).
-pub const DEFAULT_INFLIGHT_WAIT: Duration = Duration::from_secs(9);
+pub(super) const DEFAULT_INFLIGHT_WAIT: Duration = Duration::from_secs(9);
 /// The longest in-flight wait accepted.
-pub const MAX_INFLIGHT_WAIT: Duration = Duration::from_secs(300);
+pub(super) const MAX_INFLIGHT_WAIT: Duration = Duration::from_secs(300);
 /// The longest window or dedup memory accepted.
-pub const MAX_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(super) const MAX_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The largest future skew accepted.
-pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(24 * 3600);
+pub(super) const MAX_FUTURE_SKEW: Duration = Duration::from_secs(24 * 3600);
 
 /// Where the delivery time is and how old it may be.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -15,7 +15,7 @@ use hookgate::sender::retry::RetryPolicy;
 use hookgate::sender::Signer;
 
 /// Moves the manual clock by each requested wait, at once, and remembers the wait.
-pub struct RecordingSleeper {
+pub(crate) struct RecordingSleeper {
     clock: Arc<ManualClock>,
     slept: Mutex<Vec<Duration>>,
 }
@@ -29,7 +29,7 @@ impl Sleeper for RecordingSleeper {
     }
 }
 
-pub fn spec(url: &str, retry: &str, preset: &str) -> TargetSpec {
+pub(crate) fn spec(url: &str, retry: &str, preset: &str) -> TargetSpec {
     TargetSpec {
         name: "t".into(),
         url: url.parse().unwrap(),
@@ -40,7 +40,7 @@ pub fn spec(url: &str, retry: &str, preset: &str) -> TargetSpec {
     }
 }
 
-pub fn event(id: &str, not_before_ms: Option<i64>) -> NewDelivery {
+pub(crate) fn event(id: &str, not_before_ms: Option<i64>) -> NewDelivery {
     NewDelivery {
         target: "t".into(),
         event_id: id.into(),
@@ -52,7 +52,7 @@ pub fn event(id: &str, not_before_ms: Option<i64>) -> NewDelivery {
 }
 
 /// Opens the store, waiting (bounded) for a previous owner in this process to let go.
-pub fn open_store(dir: &Path) -> SqliteStore {
+pub(crate) fn open_store(dir: &Path) -> SqliteStore {
     for _ in 0..200 {
         match SqliteStore::open(dir) {
             Err(StoreError::Locked { .. }) => std::thread::sleep(Duration::from_millis(10)),
@@ -63,13 +63,13 @@ pub fn open_store(dir: &Path) -> SqliteStore {
 }
 
 /// Virtual time: a manual clock and the recording sleeper that moves it.
-pub struct Virtual {
+pub(crate) struct Virtual {
     pub clock: Arc<ManualClock>,
     pub sleeper: Arc<RecordingSleeper>,
 }
 
 impl Virtual {
-    pub fn at(wall_ms: i64) -> Self {
+    pub(crate) fn at(wall_ms: i64) -> Self {
         let clock = ManualClock::new(wall_ms, Duration::ZERO);
         let sleeper = Arc::new(RecordingSleeper {
             clock: clock.clone(),
@@ -78,11 +78,11 @@ impl Virtual {
         Virtual { clock, sleeper }
     }
 
-    pub fn slept(&self) -> Vec<Duration> {
+    pub(crate) fn slept(&self) -> Vec<Duration> {
         self.sleeper.slept.lock().unwrap().clone()
     }
 
-    pub async fn engine(&self, dir: &Path, spec: TargetSpec) -> Engine {
+    pub(crate) async fn engine(&self, dir: &Path, spec: TargetSpec) -> Engine {
         let io = EngineIo {
             sender: Sender::default(),
             clock: self.clock.clone(),
@@ -96,7 +96,7 @@ impl Virtual {
 }
 
 /// Waits (at most 10 s) until the delivery leaves `pending`; returns it.
-pub async fn settled(engine: &Engine, id: DeliveryId) -> DeliveryDetail {
+pub(crate) async fn settled(engine: &Engine, id: DeliveryId) -> DeliveryDetail {
     for _ in 0..2000 {
         let detail = engine.get(id).await.unwrap().unwrap();
         if detail.delivery.state != DeliveryState::Pending {
@@ -108,7 +108,7 @@ pub async fn settled(engine: &Engine, id: DeliveryId) -> DeliveryDetail {
 }
 
 /// Never returns: the engine waits only for wake-ups.
-pub struct Never;
+pub(crate) struct Never;
 
 impl Sleeper for Never {
     fn sleep(&self, _: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {

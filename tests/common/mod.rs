@@ -5,9 +5,9 @@
 //! at the upstream, log lines) and always bounded.
 #![allow(dead_code)]
 
-pub mod delivery;
-pub mod ops;
-pub mod sign;
+pub(crate) mod delivery;
+pub(crate) mod ops;
+pub(crate) mod sign;
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -34,7 +34,7 @@ use tokio::sync::{oneshot, watch};
 
 /// What the upstream received.
 #[derive(Debug, Clone)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub path_and_query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -42,7 +42,7 @@ pub struct Recorded {
 
 /// One scripted answer.
 #[derive(Debug, Clone)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub body: &'static str,
     pub delay: Duration,
@@ -50,7 +50,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn status(status: u16) -> Self {
+    pub(crate) fn status(status: u16) -> Self {
         Reply {
             status,
             body: "",
@@ -59,14 +59,14 @@ impl Reply {
         }
     }
 
-    pub fn delayed(status: u16, delay: Duration) -> Self {
+    pub(crate) fn delayed(status: u16, delay: Duration) -> Self {
         Reply {
             delay,
             ..Reply::status(status)
         }
     }
 
-    pub fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
+    pub(crate) fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
         self.headers.push((name, value));
         self
     }
@@ -85,25 +85,25 @@ struct UpstreamState {
 
 /// A recording upstream on an ephemeral loopback port.
 #[derive(Clone)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     pub addr: SocketAddr,
     state: Arc<UpstreamState>,
 }
 
 /// How long a test waits for an event (an arrival, an answer) before failing: far beyond
 /// what any of them takes, so only a hang reaches it.
-pub const LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const LIMIT: Duration = Duration::from_secs(10);
 
 /// The body and headers of the upstream's default answer.
-pub const UPSTREAM_BODY: &str = "accepted-by-upstream";
+pub(crate) const UPSTREAM_BODY: &str = "accepted-by-upstream";
 
 impl Upstream {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_on("127.0.0.1:0".parse().unwrap()).await
     }
 
     /// A recording upstream on `addr` (a port a test reserved earlier, to bring it up late).
-    pub async fn start_on(addr: SocketAddr) -> Self {
+    pub(crate) async fn start_on(addr: SocketAddr) -> Self {
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(UpstreamState::default());
@@ -129,38 +129,38 @@ impl Upstream {
     }
 
     /// `http://127.0.0.1:<port>` of this upstream.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Queues answers for the next requests (then the default answer again).
-    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+    pub(crate) fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.state.script.lock().unwrap().extend(replies);
     }
 
     /// Sets the answer used when the script is empty.
-    pub fn set_default(&self, reply: Reply) {
+    pub(crate) fn set_default(&self, reply: Reply) {
         *self.state.default_reply.lock().unwrap() = Some(reply);
     }
 
-    pub fn received(&self) -> Vec<Recorded> {
+    pub(crate) fn received(&self) -> Vec<Recorded> {
         self.state.received.lock().unwrap().clone()
     }
 
     /// How many requests have arrived so far.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.state.received.lock().unwrap().len()
     }
 
     /// How many requests the upstream has answered so far (scripted delays included).
-    pub fn answered(&self) -> usize {
+    pub(crate) fn answered(&self) -> usize {
         *self.state.answered.borrow()
     }
 
     /// Waits (at most `limit`) until `n` requests have arrived (head and body received, the
     /// answer possibly still pending) and returns everything received by then; panics naming
     /// what it waited for and what it saw.
-    pub async fn wait_for_requests(&self, n: usize, limit: Duration) -> Vec<Recorded> {
+    pub(crate) async fn wait_for_requests(&self, n: usize, limit: Duration) -> Vec<Recorded> {
         self.wait_on(&self.state.arrived, n, limit, "requests to arrive")
             .await;
         self.received()
@@ -168,7 +168,7 @@ impl Upstream {
 
     /// Waits (at most `limit`) until the upstream has answered `n` requests; panics naming what
     /// it waited for and what it saw.
-    pub async fn wait_for_answers(&self, n: usize, limit: Duration) {
+    pub(crate) async fn wait_for_answers(&self, n: usize, limit: Duration) {
         self.wait_on(&self.state.answered, n, limit, "answers from the upstream")
             .await;
     }
@@ -248,7 +248,7 @@ fn test_config(config: &str, upstream: &Upstream, env: &[(&str, &str)]) -> hookg
 }
 
 /// The real gateway, in-process, on an ephemeral loopback port.
-pub struct TestGateway {
+pub(crate) struct TestGateway {
     pub addr: SocketAddr,
     pub gateway: hookgate::Gateway,
     stop: Option<oneshot::Sender<()>>,
@@ -257,17 +257,17 @@ pub struct TestGateway {
 
 impl TestGateway {
     /// Starts a gateway on `config` where `{upstream}` is replaced by the upstream's URL.
-    pub async fn start(config: &str, upstream: &Upstream, env: &[(&str, &str)]) -> Self {
+    pub(crate) async fn start(config: &str, upstream: &Upstream, env: &[(&str, &str)]) -> Self {
         Self::from_config(&test_config(config, upstream, env)).await
     }
 
-    pub async fn from_config(config: &hookgate::Config) -> Self {
+    pub(crate) async fn from_config(config: &hookgate::Config) -> Self {
         Self::serve(hookgate::Gateway::new(config)).await
     }
 
     /// Starts a gateway like [`TestGateway::start`] whose freshness and in-memory dedup read
     /// time off `clock`.
-    pub async fn start_with_clock(
+    pub(crate) async fn start_with_clock(
         config: &str,
         upstream: &Upstream,
         env: &[(&str, &str)],
@@ -298,7 +298,7 @@ impl TestGateway {
     }
 
     /// Stops accepting and waits for open requests to finish.
-    pub async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -307,7 +307,12 @@ impl TestGateway {
         }
     }
 
-    pub async fn post(&self, path: &str, headers: &[(String, String)], body: &[u8]) -> Answer {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Answer {
         send(self.addr, "POST", path, headers, body).await
     }
 }
@@ -316,7 +321,7 @@ impl TestGateway {
 
 /// A response as the sender sees it.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -324,19 +329,19 @@ pub struct Answer {
 
 impl Answer {
     /// The `error` code of a JSON error answer.
-    pub fn error_code(&self) -> String {
+    pub(crate) fn error_code(&self) -> String {
         let json: serde_json::Value = serde_json::from_slice(&self.body)
             .unwrap_or_else(|_| panic!("not JSON: {:?}", self.body));
         json["error"].as_str().unwrap_or_default().to_string()
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     /// Asserts this answers a repeat of an event already delivered: 200 with
     /// `X-Hookgate-Duplicate: delivered`.
     #[track_caller]
-    pub fn assert_delivered_duplicate(&self) {
+    pub(crate) fn assert_delivered_duplicate(&self) {
         assert_eq!(self.status, 200, "{}", self.text());
         let duplicate = self.headers.get("x-hookgate-duplicate");
         assert_eq!(
@@ -349,7 +354,7 @@ impl Answer {
 }
 
 /// Sends one request over a fresh connection.
-pub async fn send(
+pub(crate) async fn send(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -380,7 +385,7 @@ pub async fn send(
 /// answered it, the sender's retry of it to `retry` (the same gateway or another replica), as if
 /// the sender's own attempt had failed on the network. The retry must be answered within
 /// `sender_timeout`. Returns both answers.
-pub async fn first_and_retry_while_in_flight(
+pub(crate) async fn first_and_retry_while_in_flight(
     upstream: &Upstream,
     (first, retry): (SocketAddr, SocketAddr),
     path: &str,
@@ -400,7 +405,7 @@ pub async fn first_and_retry_while_in_flight(
 }
 
 /// Header list from string pairs.
-pub fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -409,7 +414,7 @@ pub fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 // ---------------------------------------------------------------- time
 
-pub fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -417,7 +422,7 @@ pub fn now_secs() -> i64 {
 }
 
 /// RFC 3339 UTC (`2025-06-11T10:30:00Z`) for unix seconds.
-pub fn iso(secs: i64) -> String {
+pub(crate) fn iso(secs: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
@@ -431,7 +436,7 @@ pub fn iso(secs: i64) -> String {
 }
 
 /// CertifyClouds' zoneless form (`2024-12-14T12:00:00.000000`).
-pub fn iso_zoneless(secs: i64) -> String {
+pub(crate) fn iso_zoneless(secs: i64) -> String {
     let with_zone = iso(secs);
     format!("{}.000000", &with_zone[..with_zone.len() - 1])
 }
@@ -439,15 +444,15 @@ pub fn iso_zoneless(secs: i64) -> String {
 // ---------------------------------------------------------------- every preset at once
 
 /// One source per preset at `/hooks/<preset>`, each accepting two secrets (rotation).
-pub const OLD: &str = "old-secret-value";
-pub const NEW: &str = "new-secret-value";
-pub const WRONG: &str = "wrong-secret-value";
+pub(crate) const OLD: &str = "old-secret-value";
+pub(crate) const NEW: &str = "new-secret-value";
+pub(crate) const WRONG: &str = "wrong-secret-value";
 /// Standard Webhooks secrets are `whsec_` + base64 of the key bytes.
-pub const OLD_WH: &str = "whsec_b2xkLWtleS1ieXRlcy0wMTIzNDU2Nzg5";
-pub const NEW_WH: &str = "whsec_bmV3LWtleS1ieXRlcy0wMTIzNDU2Nzg5";
-pub const WRONG_WH: &str = "whsec_d3Jvbmcta2V5LWJ5dGVzLTAxMjM0NTY3";
+pub(crate) const OLD_WH: &str = "whsec_b2xkLWtleS1ieXRlcy0wMTIzNDU2Nzg5";
+pub(crate) const NEW_WH: &str = "whsec_bmV3LWtleS1ieXRlcy0wMTIzNDU2Nzg5";
+pub(crate) const WRONG_WH: &str = "whsec_d3Jvbmcta2V5LWJ5dGVzLTAxMjM0NTY3";
 
-pub const PRESETS: [&str; 10] = [
+pub(crate) const PRESETS: [&str; 10] = [
     "cloudkeep",
     "policycortex",
     "corgea",
@@ -460,7 +465,7 @@ pub const PRESETS: [&str; 10] = [
     "shopify",
 ];
 
-pub fn all_presets_config() -> String {
+pub(crate) fn all_presets_config() -> String {
     let mut text = String::new();
     for preset in PRESETS {
         let auth = match preset {
@@ -479,7 +484,7 @@ pub fn all_presets_config() -> String {
     text
 }
 
-pub const ENV: [(&str, &str); 4] = [
+pub(crate) const ENV: [(&str, &str); 4] = [
     ("OLD", OLD),
     ("NEW", NEW),
     ("OLD_WH", OLD_WH),
@@ -488,32 +493,32 @@ pub const ENV: [(&str, &str); 4] = [
 
 // ---------------------------------------------------------------- independent signing
 
-pub fn hmac_sha256(secret: &[u8], data: &[u8]) -> Vec<u8> {
+pub(crate) fn hmac_sha256(secret: &[u8], data: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
     mac.update(data);
     mac.finalize().into_bytes().to_vec()
 }
 
-pub fn hex_sig(secret: &str, data: &[u8]) -> String {
+pub(crate) fn hex_sig(secret: &str, data: &[u8]) -> String {
     hex::encode(hmac_sha256(secret.as_bytes(), data))
 }
 
-pub fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-pub fn b64url(bytes: &[u8]) -> String {
+pub(crate) fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE.encode(bytes)
 }
 
 // ---------------------------------------------------------------- the real binary
 
-pub fn hookgate() -> Command {
+pub(crate) fn hookgate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hookgate"))
 }
 
 /// A fresh scratch folder for one test.
-pub fn temp_dir(name: &str) -> PathBuf {
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("hookgate-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -521,7 +526,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// The address in a log line, in text (`address=…`) or JSON (`"address":"…"`) format.
-pub fn listening_address(line: &str) -> Option<SocketAddr> {
+pub(crate) fn listening_address(line: &str) -> Option<SocketAddr> {
     let rest = line
         .split("address=")
         .nth(1)
@@ -545,7 +550,7 @@ fn line_by_line(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<S
 }
 
 /// A running `hookgate serve` whose stderr is collected line by line.
-pub struct Server {
+pub(crate) struct Server {
     pub addr: SocketAddr,
     child: Child,
     lines: mpsc::Receiver<String>,
@@ -553,7 +558,7 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = hookgate()
             .current_dir(dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -584,12 +589,12 @@ impl Server {
     }
 
     /// The process id (to read its memory figures from /proc).
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Waits for a log line containing `needle` and returns it.
-    pub fn wait_for(&mut self, needle: &str) -> String {
+    pub(crate) fn wait_for(&mut self, needle: &str) -> String {
         loop {
             let line = self
                 .lines
@@ -603,7 +608,7 @@ impl Server {
     }
 
     /// Sends a signal (`HUP`, `TERM`, …) to the process.
-    pub fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill")
             .args([&format!("-{name}"), &pid])
@@ -613,13 +618,13 @@ impl Server {
     }
 
     /// Kills the process outright (SIGKILL): nothing is released or finished.
-    pub fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         self.signal("KILL");
         let _ = self.child.wait();
     }
 
     /// Sends SIGTERM, waits for exit, returns the exit code and the whole log.
-    pub fn stop(mut self) -> (Option<i32>, String) {
+    pub(crate) fn stop(mut self) -> (Option<i32>, String) {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill")
             .args(["-TERM", &pid])
@@ -637,13 +642,13 @@ impl Server {
 // ---------------------------------------------------------------- Redis
 
 /// A real `redis-server` on a free loopback port, without persistence.
-pub struct RedisServer {
+pub(crate) struct RedisServer {
     pub port: u16,
     child: Child,
 }
 
 impl RedisServer {
-    pub fn start() -> RedisServer {
+    pub(crate) fn start() -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -654,7 +659,7 @@ impl RedisServer {
 
     /// Starts on `port` (to bring a stopped server back at the same address), and returns once
     /// it logs that it accepts connections.
-    pub fn start_on(port: u16) -> RedisServer {
+    pub(crate) fn start_on(port: u16) -> RedisServer {
         let mut child = Command::new("redis-server")
             .args([
                 "--port",
@@ -689,12 +694,12 @@ impl RedisServer {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
     /// Stops the server and waits until it is gone.
-    pub fn stop(mut self) -> u16 {
+    pub(crate) fn stop(mut self) -> u16 {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.port
@@ -711,14 +716,14 @@ impl Drop for RedisServer {
 // ---------------------------------------------------------------- TLS
 
 /// A test CA and a certificate it signed for 127.0.0.1 and localhost, as PEM files.
-pub struct TestPki {
+pub(crate) struct TestPki {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
 }
 
 impl TestPki {
-    pub fn create(dir: &Path) -> TestPki {
+    pub(crate) fn create(dir: &Path) -> TestPki {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -746,7 +751,7 @@ impl TestPki {
 
 /// The value of the first series in a Prometheus text exposition that starts with `series`
 /// (0 when absent).
-pub fn metric(text: &str, series: &str) -> f64 {
+pub(crate) fn metric(text: &str, series: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(series))
         .and_then(|l| l.rsplit(' ').next())
@@ -757,7 +762,7 @@ pub fn metric(text: &str, series: &str) -> f64 {
 /// Waits until `condition` holds, checking every few milliseconds, for at most `limit`;
 /// panics with `what` when it never does. Only for states no event announces (metrics,
 /// counters inside the gateway); wait on the upstream's or the server log's events otherwise.
-pub async fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + limit;
     while !condition() {
         assert!(
@@ -773,7 +778,7 @@ pub async fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut()
 /// (zero where the attempt itself waits, such as a request held by an in-flight wait);
 /// panics with `what` and the last `Err`. For outcomes only a new request can observe (a
 /// lapsed claim, a reconnected store), where no event exists.
-pub async fn retry_until<T, F, Fut>(
+pub(crate) async fn retry_until<T, F, Fut>(
     what: &str,
     limit: Duration,
     pause: Duration,
@@ -804,7 +809,7 @@ where
 
 /// Writes `request` as-is on a fresh connection and returns what came back until the server
 /// closed the connection or stayed silent for a second.
-pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
+pub(crate) async fn raw(addr: SocketAddr, request: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     // The server may answer and close before reading everything; that is not a test failure.

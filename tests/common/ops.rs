@@ -13,22 +13,22 @@ use hookgate::secret::Secret;
 use super::{headers, send, Answer, TestGateway};
 
 /// A gateway with its admin listener.
-pub struct Ops {
+pub(crate) struct Ops {
     pub gateway: TestGateway,
     pub admin: SocketAddr,
     pub dir: PathBuf,
 }
 
 /// The admin token of [`start_ops`]'s listener.
-pub const ADMIN_TOKEN: &str = "ops-admin-token-0123456789";
+pub(crate) const ADMIN_TOKEN: &str = "ops-admin-token-0123456789";
 
 /// A token set holding one token.
-pub fn token(value: &str) -> Option<TokenSet> {
+pub(crate) fn token(value: &str) -> Option<TokenSet> {
     Some(TokenSet::new(&[Secret::new(value)]))
 }
 
 /// A state-changing admin call as an operator's tool makes it: bearer token, JSON.
-pub async fn admin_post(admin: SocketAddr, path: &str, body: &[u8]) -> Answer {
+pub(crate) async fn admin_post(admin: SocketAddr, path: &str, body: &[u8]) -> Answer {
     let auth = format!("Bearer {ADMIN_TOKEN}");
     let h = headers(&[
         ("Authorization", auth.as_str()),
@@ -39,7 +39,7 @@ pub async fn admin_post(admin: SocketAddr, path: &str, body: &[u8]) -> Answer {
 
 /// Writes `config` to `dir/hookgate.toml`, starts the gateway on it and an admin listener
 /// whose state-changing calls take [`ADMIN_TOKEN`].
-pub async fn start_ops(dir: &Path, config: &str) -> Ops {
+pub(crate) async fn start_ops(dir: &Path, config: &str) -> Ops {
     let auth = AdminAuth {
         token: token(ADMIN_TOKEN),
         metrics_token: None,
@@ -48,7 +48,7 @@ pub async fn start_ops(dir: &Path, config: &str) -> Ops {
 }
 
 /// [`start_ops`] with the given admin authentication.
-pub async fn start_ops_with(dir: &Path, config: &str, auth: AdminAuth) -> Ops {
+pub(crate) async fn start_ops_with(dir: &Path, config: &str, auth: AdminAuth) -> Ops {
     std::fs::write(dir.join("hookgate.toml"), config).unwrap();
     let origin = ConfigOrigin::File(dir.join("hookgate.toml"));
     let loaded = origin.load().unwrap();

@@ -2,7 +2,7 @@
 //! expiry in milliseconds of uptime) with per-TTL expiry lists (see `shard.rs`), about 50 bytes
 //! per key held.
 //!
-//! Expiries are `u64` milliseconds of the injected [`Clock`]'s uptime, so the clock cannot run
+//! Expiries are `u64` milliseconds of the injected [`crate::clock::Clock`]'s uptime, so the clock cannot run
 //! out (a `u32` of 10 ms ticks wrapped after 497 days, after which every key read as expired).
 //!
 //! Why not a general cache: keys are uniformly random digests and values are eight bytes, so a

@@ -74,7 +74,7 @@ fn hash(key: &[u8; 16]) -> u64 {
 
 impl Shard {
     /// An empty shard holding at most `capacity` keys (at least one).
-    pub fn new(capacity: usize) -> Self {
+    pub(super) fn new(capacity: usize) -> Self {
         Shard {
             table: HashTable::new(),
             entries: Vec::new(),
@@ -86,7 +86,7 @@ impl Shard {
     }
 
     /// Entries held, expired or not (see [`Shard::purge`]).
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.held
     }
 
@@ -98,7 +98,7 @@ impl Shard {
     }
 
     /// The state of `key`, if held (possibly expired).
-    pub fn get(&self, key: &[u8; 16]) -> Option<Slot> {
+    pub(super) fn get(&self, key: &[u8; 16]) -> Option<Slot> {
         self.find(key).map(|i| {
             let e = &self.entries[i as usize];
             Slot {
@@ -111,7 +111,7 @@ impl Shard {
     /// Sets `key` to `token` for `ttl_ms` from `now`: updates it in place if held, else inserts
     /// it, first dropping expired entries and, if still full, evicting the live entry that
     /// expires first (a delivered one if there is any).
-    pub fn put(&mut self, key: [u8; 16], token: u32, ttl_ms: u64, now: u64) -> Made {
+    pub(super) fn put(&mut self, key: [u8; 16], token: u32, ttl_ms: u64, now: u64) -> Made {
         let mut made = Made {
             expired: self.purge(now),
             evicted: false,
@@ -148,7 +148,7 @@ impl Shard {
     }
 
     /// Drops `key` if held; whether it was.
-    pub fn remove(&mut self, key: &[u8; 16]) -> bool {
+    pub(super) fn remove(&mut self, key: &[u8; 16]) -> bool {
         let entries = &self.entries;
         let Ok(found) = self
             .table
@@ -163,7 +163,7 @@ impl Shard {
     }
 
     /// Drops every entry expired at `now`: the fronts of the class lists. Returns how many.
-    pub fn purge(&mut self, now: u64) -> usize {
+    pub(super) fn purge(&mut self, now: u64) -> usize {
         let mut dropped = 0;
         for c in 0..self.classes.len() {
             loop {
