@@ -309,3 +309,18 @@ async fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
     assert!(log.contains("stopped"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn sample_renders_certifyclouds_for_each_destination() {
+    let render = |kind: &str| {
+        let out = hookgate()
+            .args(["sample", "--preset", "certifyclouds", "--event-type", kind])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert!(render("slack")["attachments"][0]["title"].is_string());
+    assert_eq!(render("teams")["@type"], "MessageCard");
+    assert!(render("secret_expiring").get("attachments").is_none());
+}

@@ -490,3 +490,32 @@ async fn json_logs_have_one_structured_line_per_request() {
     assert_eq!(code, Some(0));
     assert!(!log.contains("json-secret"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warning_during_a_request_carries_its_request_id() {
+    let dir = temp_dir("ops-span");
+    std::fs::write(dir.join("ck.secret"), "span-secret").unwrap();
+    // An upstream port nobody listens on: the spawned forward logs "upstream unreachable".
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    std::fs::write(
+        dir.join("gw.toml"),
+        source_config(&format!("http://{closed}"), &["ck.secret"]),
+    )
+    .unwrap();
+    let mut server = Server::start(&dir, &["--config", "gw.toml", "--log-format", "json"], &[]);
+    let (h, b) = cloudkeep("span-secret", "evt_span", 0);
+    let answer = send(server.addr, "POST", "/hooks/ck", &h, &b).await;
+    assert_eq!(answer.status, 502);
+    let id = answer.headers["x-hookgate-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let line = server.wait_for("upstream unreachable");
+    let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(json["span"]["request_id"], id.as_str(), "{line}");
+    let (code, _) = server.stop();
+    assert_eq!(code, Some(0));
+}

@@ -356,7 +356,8 @@ fn parse_upstream(text: &str, source: &str, timeout: Duration) -> Result<Upstrea
     if timeout.is_zero() {
         return Err("upstream_timeout must be more than 0".into());
     }
-    let base_uri = Uri::builder()
+    // Built once here only to refuse, at start, a URL that could not be requested.
+    Uri::builder()
         .scheme(scheme.clone())
         .authority(authority.clone())
         .path_and_query(path_and_query.as_str())
@@ -366,7 +367,6 @@ fn parse_upstream(text: &str, source: &str, timeout: Duration) -> Result<Upstrea
         host_header: HeaderValue::from_str(authority.as_str())
             .map_err(|_| "bad host".to_string())?,
         source_header: HeaderValue::from_str(source).map_err(|_| "bad source name".to_string())?,
-        base_uri,
         scheme,
         authority,
         path_and_query,

@@ -28,6 +28,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use tower::{Layer, Service};
+use tracing::Instrument;
 
 use super::fields::BodyFields;
 use super::rejection::Rejection;
@@ -339,18 +340,22 @@ where
             }
             let ttl = policy.ttl;
             claims.tracked = Some((outstanding.clone(), outstanding.track(claims.held.clone())));
-            let delivery = tokio::spawn(async move {
-                let response = match inner.call(req).await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
-                };
-                if response.status().is_success() {
-                    claims.complete(ttl).await;
-                } else {
-                    claims.release().await;
+            let delivery = tokio::spawn(
+                async move {
+                    let response = match inner.call(req).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    };
+                    if response.status().is_success() {
+                        claims.complete(ttl).await;
+                    } else {
+                        claims.release().await;
+                    }
+                    response
                 }
-                response
-            });
+                // The request's span goes with it, so the forward's warnings name the request.
+                .instrument(tracing::Span::current()),
+            );
             match delivery.await {
                 Ok(response) => Ok(response),
                 Err(error) => {

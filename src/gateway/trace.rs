@@ -11,6 +11,7 @@ use std::time::Instant;
 use http::HeaderValue;
 use hyper::body::Incoming;
 use tower::{Layer, Service};
+use tracing::Instrument;
 
 use super::{BoxFuture, Outcome, RequestId, Response, RoutedTo};
 use crate::metrics::Metrics;
@@ -67,9 +68,12 @@ where
         let method = req.method().clone();
         let id = new_request_id();
         req.extensions_mut().insert(RequestId(id.clone()));
-        let response = self.inner.call(req);
+        // Every event logged while this request is handled (the spawned forward included, which
+        // carries this span along) names the request.
+        let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
+        let response = span.in_scope(|| self.inner.call(req));
         let metrics = self.metrics.clone();
-        Box::pin(async move {
+        let handled = async move {
             let mut response = response.await?;
             let elapsed = started.elapsed();
             let source = response.extensions().get::<RoutedTo>().map(|r| &r.0.name);
@@ -90,6 +94,7 @@ where
             );
             response.headers_mut().insert("x-hookgate-request-id", id);
             Ok(response)
-        })
+        };
+        Box::pin(handled.instrument(span))
     }
 }

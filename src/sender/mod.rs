@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use crate::extract::ValueSource;
 use crate::presets::{self, Preset};
 use crate::scheme::{Scheme, SignInput, SigningKey};
-use crate::secret::SecretEncoding;
+use crate::secret::{Secret, SecretEncoding};
 use crate::timestamp::TimeFormat;
 
 /// One event to send.
@@ -41,8 +41,8 @@ pub struct OutboundEvent {
 pub struct Signer {
     preset: Preset,
     scheme: Option<(Scheme, SigningKey)>,
-    /// Bearer token for senders that authenticate without a signature.
-    token: Option<String>,
+    /// Bearer token for senders that authenticate without a signature (never printed).
+    token: Option<Secret>,
     /// Headers that carry the event id.
     id_headers: Vec<HeaderName>,
 }
@@ -92,7 +92,7 @@ impl Signer {
         }
         let token = match scheme {
             Some(_) => None,
-            None => secret.map(str::to_string),
+            None => secret.map(Secret::new),
         };
         Ok(Signer {
             preset,
@@ -154,6 +154,7 @@ impl Signer {
             set(scheme.header.as_str(), &scheme.sign(key, &input));
         }
         if let Some(token) = &self.token {
+            let token = String::from_utf8_lossy(token.expose());
             set(AUTHORIZATION.as_str(), &format!("Bearer {token}"));
         }
         headers

@@ -56,7 +56,10 @@ pub fn event(preset: &str, id: &str, unix_secs: i64, event_type: Option<&str>) -
             }]
         })
         .to_string(),
-        "certifyclouds" => Alert {
+        // CertifyClouds renders one alert for its three destinations; the event type picks
+        // which: `slack`, `teams`, or anything else for the generic JSON.
+        "certifyclouds" => {
+            let alert = Alert {
             title: "Secrets Expiring Soon".into(),
             text: format!("Found 1 secret expiring within 30 days ({id})"),
             color: Color::Orange,
@@ -66,8 +69,13 @@ pub fn event(preset: &str, id: &str, unix_secs: i64, event_type: Option<&str>) -
                 value: "api-key (expires soon)".into(),
                 short: true,
             }],
+            };
+            match kind {
+                "slack" => alert.slack(),
+                "teams" => alert.teams(),
+                _ => alert.generic(),
+            }
         }
-        .generic(),
         "stripe" => serde_json::json!({
             "id": id, "object": "event", "type": kind, "created": unix_secs,
             "data": {"object": {"amount": 2000, "currency": "usd"}}

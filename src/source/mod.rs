@@ -140,8 +140,6 @@ pub struct Upstream {
     pub host_header: HeaderValue,
     /// The `X-Hookgate-Source` value (the source's name).
     pub source_header: HeaderValue,
-    /// The upstream URI for requests without a query string (built once).
-    pub base_uri: Uri,
     pub timeout: Duration,
 }
 
