@@ -43,24 +43,7 @@ pub struct Admin {
     pub auth: AdminAuth,
 }
 
-type Answer = http::Response<Full<Bytes>>;
-
-fn json(status: StatusCode, value: &serde_json::Value) -> Answer {
-    let mut response = http::Response::new(Full::new(Bytes::from(value.to_string())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-fn error(status: StatusCode, code: &str, message: &str) -> Answer {
-    json(
-        status,
-        &serde_json::json!({"error": code, "message": message}),
-    )
-}
+use crate::answer::{error, json, Answer};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -35,6 +35,7 @@ pub mod sender;
 pub mod access;
 #[doc(hidden)]
 pub mod admin;
+mod answer;
 #[doc(hidden)]
 pub mod clock;
 #[doc(hidden)]

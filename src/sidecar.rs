@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::delivery::{Engine, EnqueueError, NewDelivery, TargetMode};
@@ -40,7 +40,7 @@ pub fn parse_delivery_label(text: &str) -> Option<i64> {
     text.strip_prefix("dlv_").unwrap_or(text).parse().ok()
 }
 
-type Answer = http::Response<Full<Bytes>>;
+use crate::answer::{error, json, Answer};
 
 /// The running sidecar endpoint: the targets' templates and the engine.
 #[derive(Clone)]
@@ -244,22 +244,4 @@ fn refusal(e: &EnqueueError) -> Answer {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
     }
     answer
-}
-
-fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Answer {
-    let body = serde_json::to_vec(value).expect("serialisable");
-    let mut response = http::Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-fn error(status: StatusCode, code: &str, message: &str) -> Answer {
-    json(
-        status,
-        &serde_json::json!({"error": code, "message": message}),
-    )
 }
