@@ -44,11 +44,14 @@ pub(super) fn find(name: &str) -> Option<Preset> {
             5,
             "Xero expects an answer within 5 s",
         ),
-        // https://developer.paddle.com/webhooks/signature-verification :
-        // `Paddle-Signature: ts=<unix>;h1=<hex HMAC-SHA256 of "ts:body">`.
+        // https://developer.paddle.com/webhooks/about/signature-verification :
+        // `Paddle-Signature: ts=<unix>;h1=<hex HMAC-SHA256 of "ts:body">`; the SDKs allow 5 s
+        // of timestamp difference, so every attempt is stamped when sent.
+        // https://developer.paddle.com/webhooks/about/respond-to-webhooks : answer within 5 s;
+        // live accounts retry up to 60 times over 3 days (sandbox 3 times within 15 min).
         "paddle" => basic(
             "paddle",
-            "https://developer.paddle.com/webhooks/signature-verification",
+            "https://developer.paddle.com/webhooks/about/signature-verification",
             Some(SignatureSpec {
                 version: Some("h1".into()),
                 timestamp_key: Some("ts".into()),
@@ -58,9 +61,10 @@ pub(super) fn find(name: &str) -> Option<Preset> {
             }),
             freshness(&["signature:ts"], TimeFormat::Unix, true, 5 * MINUTE),
             dedup(Some("body:event_id"), 72 * HOUR),
-            "each attempt carries its own signed ts; event ids kept for the 3-day retries",
-            10,
-            UNDOCUMENTED_TIMEOUT,
+            "each attempt carries its own signed ts (Paddle's SDKs allow 5 s; 5 min here for clock \
+             skew); event ids kept for the 3-day retries",
+            5,
+            "Paddle requires an answer within 5 s",
         ),
         // https://docs.cdp.coinbase.com/commerce/docs/webhooks-security :
         // `X-CC-Webhook-Signature` hex HMAC-SHA256 of the body with the shared secret.
@@ -76,15 +80,19 @@ pub(super) fn find(name: &str) -> Option<Preset> {
         ),
         // https://developer.squareup.com/docs/webhooks/step3validate :
         // `x-square-hmacsha256-signature` base64 HMAC-SHA256 of notification URL + body.
+        // https://developer.squareup.com/docs/webhooks/troubleshooting : acknowledge within
+        // 10 s; failed deliveries are retried for up to 24 h (one version of the page says
+        // 72 h), so event ids are kept for the longer of the two.
         "square" => basic(
             "square",
             "https://developer.squareup.com/docs/webhooks/step3validate",
             Some(hmac("x-square-hmacsha256-signature", Base64, SignatureFormat::Plain, "", "{url}{body}")),
             no_freshness(),
-            dedup(Some("body:event_id"), 25 * HOUR),
-            "no signed timestamp; event ids kept over a day of retries",
+            dedup(Some("body:event_id"), 73 * HOUR),
+            "no signed timestamp; retried for up to 24 h (72 h in one version of Square's docs), \
+             event ids kept 73 h",
             10,
-            UNDOCUMENTED_TIMEOUT,
+            "Square requires an acknowledgement within 10 s",
         ),
         // https://developer.box.com/guides/webhooks/v2/signatures-v2/ : base64 HMAC-SHA256 of
         // body + `box-delivery-timestamp`, once per key: `box-signature-primary` with the
@@ -130,11 +138,12 @@ pub(super) fn find(name: &str) -> Option<Preset> {
             10,
             UNDOCUMENTED_TIMEOUT,
         ),
-        // https://developers.hubspot.com/docs/guides/apps/authentication/validating-requests :
-        // v3: base64 HMAC-SHA256 of method + URI + body + timestamp (ms), refuse > 5 min.
+        // https://developers.hubspot.com/docs/apps/developer-platform/build-apps/authentication/request-validation
+        // v3: base64 HMAC-SHA256 of method + URI + body + timestamp (ms), refuse > 5 min
+        // (also https://developers.hubspot.com/changelog/introducing-version-3-of-webhook-signatures).
         "hubspot" => basic(
             "hubspot",
-            "https://developers.hubspot.com/docs/guides/apps/authentication/validating-requests",
+            "https://developers.hubspot.com/docs/apps/developer-platform/build-apps/authentication/request-validation",
             Some(hmac_ts(
                 "X-HubSpot-Signature-v3",
                 Algorithm::Sha256,

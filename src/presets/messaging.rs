@@ -9,12 +9,15 @@ use crate::timestamp::TimeFormat;
 pub(super) fn find(name: &str) -> Option<Preset> {
     use Encoding::*;
     let preset = match name {
-        // https://developers.zoom.us/docs/api/webhooks/#verify-webhook-events :
-        // `x-zm-signature: v0=<hex HMAC-SHA256 of "v0:timestamp:body">`; answer within 3 s;
-        // failed deliveries are retried after 5, 30 and 90 minutes.
+        // https://developers.zoom.us/docs/api/webhooks/ : `x-zm-signature: v0=<hex
+        // HMAC-SHA256 of "v0:timestamp:body">`, timestamp in `x-zm-request-timestamp`.
+        // https://developers.zoom.us/blog/webhook-delays/ : answer (200 or 204) within 3 s;
+        // three retries, 5 min after the first attempt, 20 min after the first retry and
+        // 60 min after the second (85 min in all). Whether a retry is re-stamped is not
+        // documented, so the window covers the whole schedule.
         "zoom" => basic(
             "zoom",
-            "https://developers.zoom.us/docs/api/webhooks/#verify-webhook-events",
+            "https://developers.zoom.us/docs/api/webhooks/",
             Some(hmac_ts(
                 "x-zm-signature",
                 Algorithm::Sha256,
@@ -23,11 +26,12 @@ pub(super) fn find(name: &str) -> Option<Preset> {
                 "v0:{timestamp}:{body}",
                 "header:x-zm-request-timestamp",
             )),
-            freshness(&["header:x-zm-request-timestamp"], TimeFormat::Unix, true, 3 * HOUR),
-            dedup(None, 3 * HOUR + SKEW),
-            "timestamp signed; retries at 5, 30 and 90 min may keep it, so the window covers them",
+            freshness(&["header:x-zm-request-timestamp"], TimeFormat::Unix, true, 90 * MINUTE),
+            dedup(None, 90 * MINUTE + SKEW),
+            "timestamp signed; retries come 5, 20 and 60 min apart (85 min in all) and re-stamping \
+             is not documented, so the window covers the schedule",
             3,
-            "Zoom expects an answer within 3 s",
+            "Zoom expects a 200 or 204 within 3 s (developers.zoom.us/blog/webhook-delays)",
         ),
         // https://clerk.com/docs/webhooks/sync-data : delivered by Svix (`svix-id`,
         // `svix-timestamp`, `svix-signature`), Standard Webhooks signing, `whsec_` secret.
@@ -65,11 +69,13 @@ pub(super) fn find(name: &str) -> Option<Preset> {
             10,
             UNDOCUMENTED_TIMEOUT,
         ),
-        // https://www.twilio.com/docs/usage/security#validating-requests : base64 HMAC-SHA1
+        // https://www.twilio.com/docs/usage/webhooks/webhooks-security : base64 HMAC-SHA1
         // (auth token) of the full URL + the POST parameters sorted by name, `namevalue`.
+        // https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides : read
+        // timeout and total time default to 15 000 ms, one connection retry by default.
         "twilio" => basic(
             "twilio",
-            "https://www.twilio.com/docs/usage/security#validating-requests",
+            "https://www.twilio.com/docs/usage/webhooks/webhooks-security",
             Some(crate::scheme::SignatureSpec {
                 algorithm: Some(Algorithm::Sha1),
                 ..hmac("X-Twilio-Signature", Base64, SignatureFormat::Plain, "", "{url}{form:sorted}")
@@ -78,7 +84,7 @@ pub(super) fn find(name: &str) -> Option<Preset> {
             dedup(Some("header:I-Twilio-Idempotency-Token"), 24 * HOUR),
             "Twilio signs no timestamp; idempotency tokens kept a day",
             15,
-            "Twilio's default webhook timeout is 15 s",
+            "Twilio's default read timeout and total time are 15 000 ms (connection overrides `rt`, `tt`)",
         ),
         // https://discord.com/developers/docs/interactions/receiving-and-responding#security-and-authorization
         // Ed25519 over timestamp + body; interactions are answered within 3 s, not retried.
