@@ -1108,9 +1108,7 @@ fn hookgate_samples() -> BTreeMap<String, BTreeSet<String>> {
     let name: Arc<str> = Arc::from("s");
     metrics.request(Some(&name), "forwarded", Duration::from_millis(1));
     metrics.upstream(&name, 503, Duration::from_millis(1));
-    metrics.outbound_attempt(&name, Some(500), "error");
-    metrics.outbound_delivery(&name, "exhausted");
-    metrics.outbound_queue(&name, 1);
+    metrics.delivery(&hookgate::delivery::EngineStats::default());
     metrics.reload(false, 1);
     metrics.dedup_fail_open(&name);
     metrics.dedup(1, 1);
@@ -1265,7 +1263,8 @@ fn grafana_dashboard_uses_only_hookgate_metrics() {
         "hookgate_request_duration_seconds_bucket",
         "hookgate_upstream_duration_seconds_bucket",
         "hookgate_dedup_entries",
-        "hookgate_outbound_queue_depth",
+        "hookgate_delivery_queue",
+        "hookgate_delivery_attempts_total",
         "hookgate_connections_closed_total",
         "hookgate_requests_refused_before_body_total",
     ]);

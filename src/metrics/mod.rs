@@ -1,6 +1,7 @@
 //! Prometheus metrics: requests by source and outcome, request and upstream latency
 //! histograms, upstream answers by class, dedup entries and early evictions (each one a hole in
-//! replay protection), outbound queue depth, attempts and deliveries, and config reloads.
+//! replay protection), config reloads, the edge (`edge`) and the durable delivery engine
+//! (`delivery`: queue by state, attempts, commit latency).
 //! Recording is lock-free on counters; the text exposition is rendered on scrape.
 
 use std::fmt::{self, Write as _};
@@ -14,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+mod delivery;
 mod edge;
 
 /// A shared name (source or target) used as a label value without copying.
@@ -44,17 +46,6 @@ struct UpstreamLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TargetLabels {
-    target: Name,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TargetResultLabels {
-    target: Name,
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -76,12 +67,10 @@ pub struct Metrics {
     dedup_entries: Gauge,
     dedup_early_evictions: Counter,
     dedup_fail_open: Family<SourceLabels, Counter>,
-    outbound_queue: Family<TargetLabels, Gauge>,
-    outbound_attempts: Family<TargetResultLabels, Counter>,
-    outbound_deliveries: Family<TargetResultLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     config_generation: Gauge,
     edge: edge::Edge,
+    delivery: delivery::Delivery,
     dedup_promote_deferred: Family<SourceLabels, Counter>,
 }
 
@@ -132,24 +121,6 @@ impl Default for Metrics {
             "Deliveries forwarded without dedup because the store was unavailable (fail_open)",
             dedup_fail_open.clone(),
         );
-        let outbound_queue = Family::default();
-        registry.register(
-            "outbound_queue_depth",
-            "Deliveries waiting per outbound target",
-            outbound_queue.clone(),
-        );
-        let outbound_attempts = Family::default();
-        registry.register(
-            "outbound_attempts",
-            "Outbound delivery attempts by result (2xx, 4xx, 5xx, timeout, error)",
-            outbound_attempts.clone(),
-        );
-        let outbound_deliveries = Family::default();
-        registry.register(
-            "outbound_deliveries",
-            "Outbound deliveries by outcome (delivered, rejected, exhausted)",
-            outbound_deliveries.clone(),
-        );
         let reloads = Family::default();
         registry.register(
             "config_reloads",
@@ -164,6 +135,7 @@ impl Default for Metrics {
         );
         config_generation.set(1);
         let edge = edge::Edge::register(&mut registry);
+        let delivery = delivery::Delivery::register(&mut registry);
         let dedup_promote_deferred = Family::default();
         registry.register(
             "dedup_promote_deferred",
@@ -179,12 +151,10 @@ impl Default for Metrics {
             dedup_entries,
             dedup_early_evictions,
             dedup_fail_open,
-            outbound_queue,
-            outbound_attempts,
-            outbound_deliveries,
             reloads,
             config_generation,
             edge,
+            delivery,
             dedup_promote_deferred,
         }
     }
@@ -227,34 +197,6 @@ impl Metrics {
                 class: status_class(status),
             })
             .inc();
-    }
-
-    /// One outbound attempt: `Some(status)` or `None` with a failure kind.
-    pub fn outbound_attempt(&self, target: &Arc<str>, status: Option<u16>, failure: &'static str) {
-        let result = status.map_or(failure, status_class);
-        self.outbound_attempts
-            .get_or_create(&TargetResultLabels {
-                target: Name(target.clone()),
-                result,
-            })
-            .inc();
-    }
-
-    pub fn outbound_delivery(&self, target: &Arc<str>, outcome: &'static str) {
-        self.outbound_deliveries
-            .get_or_create(&TargetResultLabels {
-                target: Name(target.clone()),
-                result: outcome,
-            })
-            .inc();
-    }
-
-    pub fn outbound_queue(&self, target: &Arc<str>, depth: usize) {
-        self.outbound_queue
-            .get_or_create(&TargetLabels {
-                target: Name(target.clone()),
-            })
-            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     pub fn reload(&self, ok: bool, generation: u64) {

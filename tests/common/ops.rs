@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use hookgate::access::{AdminAuth, TokenSet};
 use hookgate::admin::Admin;
+use hookgate::delivery::Engine;
 use hookgate::reload::{ConfigOrigin, Reloader};
 use hookgate::secret::Secret;
 
@@ -49,6 +50,19 @@ pub(crate) async fn start_ops(dir: &Path, config: &str) -> Ops {
 
 /// [`start_ops`] with the given admin authentication.
 pub(crate) async fn start_ops_with(dir: &Path, config: &str, auth: AdminAuth) -> Ops {
+    start_ops_full(dir, config, auth, None).await
+}
+
+/// [`start_ops`] whose admin also serves `engine`'s endpoints.
+pub(crate) async fn start_ops_with_engine(dir: &Path, config: &str, engine: Engine) -> Ops {
+    let auth = AdminAuth {
+        token: token(ADMIN_TOKEN),
+        metrics_token: None,
+    };
+    start_ops_full(dir, config, auth, Some(engine)).await
+}
+
+async fn start_ops_full(dir: &Path, config: &str, auth: AdminAuth, engine: Option<Engine>) -> Ops {
     std::fs::write(dir.join("hookgate.toml"), config).unwrap();
     let origin = ConfigOrigin::File(dir.join("hookgate.toml"));
     let loaded = origin.load().unwrap();
@@ -64,7 +78,7 @@ pub(crate) async fn start_ops_with(dir: &Path, config: &str, auth: AdminAuth) ->
     let service = Arc::new(Admin {
         gateway: gateway.gateway.clone(),
         reloader,
-        engine: None,
+        engine,
         listeners: vec![("gateway", gateway.addr), ("admin", admin)],
         auth,
     })

@@ -1,7 +1,8 @@
 //! The admin listener (loopback by default): `GET /metrics` (Prometheus text), `GET /healthz`
 //! (the process is alive), `GET /readyz` (configuration loaded, listeners bound, upstreams
 //! reachable — as JSON; 503 when any upstream is down), `POST /reload` (same as SIGHUP) and
-//! `POST /dedup/forget` (forget an event so an operator can redeliver it on purpose).
+//! `POST /dedup/forget` (forget an event so an operator can redeliver it on purpose), and
+//! the delivery engine's endpoints (`deliveries`: `/deliveries…`, `/targets…`).
 //!
 //! The endpoints that change state answer only a caller that presents the admin token
 //! (`Authorization: Bearer …`, compared in constant time), never one that carries an `Origin`
@@ -27,6 +28,8 @@ use crate::dedup::{DedupKey, DedupStore, Store};
 use crate::delivery::Engine;
 use crate::reload::Reloader;
 use crate::Gateway;
+
+mod deliveries;
 
 /// How long a readiness probe waits for each upstream's TCP handshake.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -119,6 +122,7 @@ fn unauthorized() -> Answer {
 impl Admin {
     pub async fn handle(&self, req: http::Request<Incoming>) -> Answer {
         let path = req.uri().path().to_string();
+        let query = req.uri().query().map(str::to_string);
         let method = req.method().clone();
         if method == Method::POST {
             if let Some(refusal) = refuse_change(&self.auth, req.headers()) {
@@ -128,8 +132,11 @@ impl Admin {
         } else if !self.auth.allows_reads(req.headers()) {
             return unauthorized();
         }
+        if deliveries::owns(&path) {
+            return self.deliveries(&method, &path, query.as_deref()).await;
+        }
         match (method, path.as_str()) {
-            (Method::GET, "/metrics") => self.metrics(),
+            (Method::GET, "/metrics") => self.metrics().await,
             (Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
             (Method::GET, "/readyz") => self.readyz().await,
             (Method::POST, "/reload") => match self.reloader.reload() {
@@ -149,8 +156,16 @@ impl Admin {
         }
     }
 
-    fn metrics(&self) -> Answer {
+    async fn metrics(&self) -> Answer {
         let metrics = self.gateway.metrics();
+        if let Some(engine) = &self.engine {
+            match engine.stats().await {
+                Ok(stats) => metrics.delivery(&stats),
+                Err(e) => {
+                    tracing::warn!(error = %e, "delivery figures unavailable for this scrape")
+                }
+            }
+        }
         if let Some((entries, early)) = self.gateway.store().local_stats() {
             metrics.dedup(entries, early);
         }
