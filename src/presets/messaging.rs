@@ -35,26 +35,11 @@ pub(super) fn find(name: &str) -> Option<Preset> {
         ),
         // https://clerk.com/docs/webhooks/sync-data : delivered by Svix (`svix-id`,
         // `svix-timestamp`, `svix-signature`), Standard Webhooks signing, `whsec_` secret.
-        "clerk" => basic(
-            "clerk",
-            "https://clerk.com/docs/webhooks/sync-data",
-            Some(standard_webhooks("svix")),
-            freshness(&["header:svix-timestamp"], TimeFormat::Unix, true, 5 * MINUTE),
-            dedup(Some("header:svix-id"), 30 * HOUR),
-            "each Svix attempt is re-signed; ids kept for the ~28 h retry schedule",
-            15,
-            "Svix times an attempt out after 15 s",
-        ),
+        "clerk" => svix_alias("clerk", "https://clerk.com/docs/webhooks/sync-data"),
         // https://resend.com/docs/dashboard/webhooks/verify-webhooks-requests : Svix headers.
-        "resend" => basic(
+        "resend" => svix_alias(
             "resend",
             "https://resend.com/docs/dashboard/webhooks/verify-webhooks-requests",
-            Some(standard_webhooks("svix")),
-            freshness(&["header:svix-timestamp"], TimeFormat::Unix, true, 5 * MINUTE),
-            dedup(Some("header:svix-id"), 30 * HOUR),
-            "each Svix attempt is re-signed; ids kept for the ~28 h retry schedule",
-            15,
-            "Svix times an attempt out after 15 s",
         ),
         // https://developers.facebook.com/docs/graph-api/webhooks/getting-started#validate-payloads
         // `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>` with the app secret;
@@ -142,4 +127,24 @@ pub(super) fn find(name: &str) -> Option<Preset> {
         _ => return None,
     };
     Some(preset)
+}
+
+/// A provider that delivers through Svix: Standard Webhooks signing under `svix-*` headers,
+/// each attempt re-signed, ids kept for Svix's ~28 h retry schedule, 15 s per attempt.
+fn svix_alias(name: &'static str, docs: &'static str) -> Preset {
+    basic(
+        name,
+        docs,
+        Some(standard_webhooks("svix")),
+        freshness(
+            &["header:svix-timestamp"],
+            TimeFormat::Unix,
+            true,
+            5 * MINUTE,
+        ),
+        dedup(Some("header:svix-id"), 30 * HOUR),
+        "each Svix attempt is re-signed; ids kept for the ~28 h retry schedule",
+        15,
+        "Svix times an attempt out after 15 s",
+    )
 }
