@@ -248,3 +248,37 @@ fn the_readme_states_each_vectors_evidence() {
         );
     }
 }
+
+/// Box changes `box-delivery-id` on every retry, stamps each attempt anew and keeps the
+/// body's `id` (https://developer.box.com/guides/webhooks/v2/): a retry of a delivered event an
+/// hour later, with a new delivery id and timestamp, is a duplicate and is not forwarded again.
+#[tokio::test]
+async fn a_box_retry_an_hour_later_with_a_new_delivery_id_is_a_duplicate() {
+    let v = load("box.json");
+    let upstream = Upstream::start().await;
+    let clock = hookgate::clock::ManualClock::new(v.now * 1000, Duration::from_secs(60));
+    let config = config(&v, &v.secrets);
+    let gw = TestGateway::start_with_clock(&config, &upstream, &[], clock.clone()).await;
+    let answer = gw.post(&v.path, &v.headers, &v.body).await;
+    assert_eq!(answer.status, 202, "{}", answer.text());
+
+    // The retry, as Box sends it an hour later: new delivery id, new timestamp, re-signed
+    // (base64 HMAC-SHA256 of body + timestamp with the primary key, as Box documents).
+    clock.advance(Duration::from_secs(3600));
+    let stamp = iso(v.now + 3600);
+    let mut signed = v.body.clone();
+    signed.extend_from_slice(stamp.as_bytes());
+    let signature = b64(&hmac_sha256(v.secrets[0].as_bytes(), &signed));
+    let retry: Vec<(String, String)> = with_changed_header(&v.headers, "box-delivery-id")
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("box-signature-") && k != "box-delivery-timestamp")
+        .chain([
+            ("box-delivery-timestamp".to_string(), stamp),
+            ("box-signature-primary".to_string(), signature),
+        ])
+        .collect();
+    let answer = gw.post(&v.path, &retry, &v.body).await;
+    answer.assert_delivered_duplicate();
+    assert_eq!(upstream.count(), 1, "the retry is not forwarded again");
+    gw.shutdown().await;
+}

@@ -10,18 +10,25 @@ pub(super) fn find(name: &str) -> Option<Preset> {
     let preset = match name {
         // https://support.atlassian.com/bitbucket-cloud/docs/manage-webhooks/ (secure
         // webhooks: `X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>`).
+        // https://support.atlassian.com/bitbucket-cloud/docs/troubleshoot-webhooks/ : a request
+        // times out after 10 s; a 5xx answer is resent up to two more times (`X-Attempt-Number`
+        // counts them). Whether `X-Request-UUID` stays the same on a resend is not documented,
+        // so dedup also falls back on the body digest.
         "bitbucket" => basic(
             "bitbucket",
             "https://support.atlassian.com/bitbucket-cloud/docs/manage-webhooks/",
             Some(hmac("X-Hub-Signature", Hex, SignatureFormat::Plain, "sha256=", "{body}")),
             no_freshness(),
             dedup(Some("header:X-Request-UUID"), 24 * HOUR),
-            "Bitbucket sends no timestamp; request ids kept a day",
+            "Bitbucket sends no timestamp; request ids kept a day (it resends at once, at most twice)",
             10,
-            UNDOCUMENTED_TIMEOUT,
+            "Bitbucket times a request out after 10 s (troubleshoot-webhooks)",
         ),
         // https://docs.gitlab.com/user/project/integrations/webhooks/ : the secret token is
         // sent as is in `X-Gitlab-Token` (not a signature: it does not cover the body).
+        // https://docs.gitlab.com/user/gitlab_com/#webhooks : GitLab.com times a webhook out
+        // after 10 s (self-managed: `webhook_timeout`, default 10 s); failing hooks are
+        // disabled for a while rather than retried on a schedule.
         "gitlab" => Preset {
             token_header: Some("X-Gitlab-Token"),
             ..basic(
@@ -80,7 +87,8 @@ pub(super) fn find(name: &str) -> Option<Preset> {
             "Sentry counts an answer slower than 1 s as a timeout",
         ),
         // https://vercel.com/docs/webhooks/webhooks-api#securing-webhooks :
-        // `x-vercel-signature` hex HMAC-SHA1 of the body.
+        // `x-vercel-signature` hex HMAC-SHA1 of the body. Timeout and retry schedule: not
+        // documented in the pages checked (10 s and a day of dedup assumed).
         "vercel" => basic(
             "vercel",
             "https://vercel.com/docs/webhooks/webhooks-api#securing-webhooks",
@@ -106,8 +114,11 @@ pub(super) fn find(name: &str) -> Option<Preset> {
             10,
             UNDOCUMENTED_TIMEOUT,
         ),
-        // https://segment.com/docs/connections/destinations/catalog/webhooks/ :
-        // `X-Signature` hex HMAC-SHA1 of the body with the shared secret.
+        // https://segment.com/docs/connections/destinations/catalog/webhooks/ and
+        // https://www.twilio.com/docs/segment/connections/destinations/catalog/actions-webhook :
+        // `X-Signature` hex HMAC-SHA1 of the body with the shared secret. Segment waits about
+        // 10 s for an answer (https://support.twilio.com/hc/en-us/articles/50029736119451).
+        // The retry horizon is not documented on these pages; message ids are kept a day.
         "segment" => basic(
             "segment",
             "https://segment.com/docs/connections/destinations/catalog/webhooks/",
@@ -116,10 +127,12 @@ pub(super) fn find(name: &str) -> Option<Preset> {
             dedup(Some("body:messageId"), 24 * HOUR),
             "no signed timestamp; message ids kept a day",
             10,
-            UNDOCUMENTED_TIMEOUT,
+            "Segment waits about 10 s for a webhook answer (Twilio support article 50029736119451)",
         ),
         // https://developers.intercom.com/docs/references/webhooks/webhook-models :
         // `X-Hub-Signature: sha1=<hex HMAC-SHA1 of the body>` with the app's client secret.
+        // Timeout and retry schedule: not documented in the pages checked (10 s and a day of
+        // dedup assumed).
         "intercom" => basic(
             "intercom",
             "https://developers.intercom.com/docs/references/webhooks/webhook-models#signed-notifications",
@@ -131,7 +144,9 @@ pub(super) fn find(name: &str) -> Option<Preset> {
             UNDOCUMENTED_TIMEOUT,
         ),
         // https://developers.notion.com/reference/webhooks : `X-Notion-Signature:
-        // sha256=<hex HMAC-SHA256 of the body>` keyed with the verification token.
+        // sha256=<hex HMAC-SHA256 of the body>` keyed with the verification token (the
+        // subscription's first POST carries that token and is not signed). Timeout and retry
+        // schedule: not documented in the pages checked (10 s and ~a day assumed).
         "notion" => basic(
             "notion",
             "https://developers.notion.com/reference/webhooks#step-3-validating-event-payloads-recommended",
@@ -143,19 +158,26 @@ pub(super) fn find(name: &str) -> Option<Preset> {
             UNDOCUMENTED_TIMEOUT,
         ),
         // https://www.typeform.com/developers/webhooks/secure-your-webhooks/ :
-        // `Typeform-Signature: sha256=<base64 HMAC-SHA256 of the body>`.
+        // `Typeform-Signature: sha256=<base64 HMAC-SHA256 of the body>`. Typeform's delivery
+        // page is not in the index; Hookdeck's summary of it
+        // (https://hookdeck.com/webhooks/platforms/guide-to-typeform-webhooks-features-and-best-practices)
+        // gives a 30 s timeout and retries every 2–3 min for up to 10 h (on 408/423/429/503).
         "typeform" => basic(
             "typeform",
             "https://www.typeform.com/developers/webhooks/secure-your-webhooks/",
             Some(hmac("Typeform-Signature", Base64, SignatureFormat::Plain, "sha256=", "{body}")),
             no_freshness(),
             dedup(Some("body:event_id"), 24 * HOUR),
-            "no signed timestamp; event ids kept a day",
-            10,
-            UNDOCUMENTED_TIMEOUT,
+            "no signed timestamp; retried for up to 10 h, event ids kept a day",
+            30,
+            "Typeform waits 30 s (per Hookdeck's summary; Typeform's own page not checked)",
         ),
-        // https://developer.calendly.com/api-docs/4c305798a61d3-webhook-signatures :
+        // https://developer.calendly.com/api-docs/4c305798a61d3-webhook-signatures and
+        // https://developer.calendly.com/docs/webhooks/overview :
         // `Calendly-Webhook-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`.
+        // https://developer.calendly.com/api-docs/overview/webhooks/webhook-timeouts : 10 s to
+        // connect, 15 s to read. https://developer.calendly.com/api-docs/overview/webhooks/webhook-errors :
+        // failures are retried with exponential back-off for 24 h.
         "calendly" => basic(
             "calendly",
             "https://developer.calendly.com/api-docs/4c305798a61d3-webhook-signatures",
@@ -172,10 +194,11 @@ pub(super) fn find(name: &str) -> Option<Preset> {
                 )
             }),
             freshness(&["signature:t"], TimeFormat::Unix, true, 5 * MINUTE),
-            dedup(None, 24 * HOUR),
-            "the timestamp is signed (Calendly suggests a few minutes of tolerance)",
-            10,
-            UNDOCUMENTED_TIMEOUT,
+            dedup(None, 25 * HOUR),
+            "the timestamp is signed (Calendly suggests a few minutes of tolerance); retries span \
+             24 h, bodies remembered 25 h",
+            15,
+            "Calendly's read timeout is 15 s (10 s to connect)",
         ),
         // https://developer.zendesk.com/documentation/webhooks/verifying/ : base64
         // HMAC-SHA256 of `timestamp + body` (`X-Zendesk-Webhook-Signature`), timestamp in
