@@ -1,5 +1,5 @@
 // The npm half of hmac_vectors.py (which installs the packages and runs this):
-// vectors for GitHub, Linear, Webflow, Zoom, Resend and Shopify from their official SDKs.
+// vectors for GitHub, Linear, Webflow, Zoom, Resend, Shopify and Notion from their official SDKs.
 //
 //     node scripts/vectors/hmac_vectors.mjs tests/vectors/hmac   (NODE_PATH = their node_modules)
 
@@ -191,6 +191,19 @@ async function shopify() {
   }, "documented formula, accepted by @shopify/shopify-api webhooks.validate");
 }
 
-for (const f of [github, linear, webflow, zoom, resend, shopify]) {
+async function notion() {
+  const { signWebhookPayload, verifyWebhookSignature } = require("@notionhq/client");
+  const body = JSON.stringify({ id: "evt_notion_1", timestamp: "2026-01-01T00:00:00.000Z", type: "page.created", entity: { id: "pg_1", type: "page" }, note: "café ✓" });
+  const sig = await signWebhookPayload({ body, verificationToken: SECRET });
+  assert(await verifyWebhookSignature({ body, signature: sig, verificationToken: SECRET }), "notion verify");
+  assert(!(await verifyWebhookSignature({ body, signature: sig, verificationToken: WRONG })), "notion wrong");
+  write("notion", {
+    source: `@notionhq/client ${versionOf("@notionhq/client")}`,
+    kind: "hmac-sha256", secret: SECRET, wrong_secret: WRONG,
+    headers: { "X-Notion-Signature": sig }, body,
+  }, "@notionhq/client signWebhookPayload, checked with verifyWebhookSignature");
+}
+
+for (const f of [github, linear, webflow, zoom, resend, shopify, notion]) {
   await f();
 }

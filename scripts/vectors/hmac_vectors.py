@@ -10,7 +10,7 @@ Each vector says how much evidence it carries, in `evidence` and `generated_by`:
     formula      neither exists: signed with the formula the provider's docs describe, written
                  out here; `generated_by` names the page. This is not independent evidence.
 
-The npm SDKs (GitHub, Linear, Webflow, Zoom, Resend, Shopify) are run by hmac_vectors.mjs,
+The npm SDKs (GitHub, Linear, Webflow, Zoom, Resend, Shopify, Notion) are run by hmac_vectors.mjs,
 which this script calls at the end. Run it outside CI (CI only replays the committed files):
 
     python3 scripts/vectors/hmac_vectors.py      # venv in /tmp, node_modules in /tmp
@@ -30,7 +30,7 @@ NODE_DIR = os.environ.get("HOOKGATE_HMAC_NODE", "/tmp/hookgate-hmac-node")
 PACKAGES = ["stripe", "slack_sdk", "standardwebhooks", "svix", "twilio", "razorpay", "squareup",
             "hubspot-api-client", "paddle-python-sdk", "box-sdk-gen", "coinbase-commerce"]
 NPM_PACKAGES = ["@octokit/webhooks-methods", "@linear/sdk", "webflow-api", "@zoom/rivet",
-                "resend", "@shopify/shopify-api"]
+                "resend", "@shopify/shopify-api", "@notionhq/client"]
 
 
 def ensure_sdks():
@@ -88,14 +88,14 @@ def mac(secret, data, algo=hashlib.sha256):
     return hmac.new(secret, data.encode() if isinstance(data, str) else data, algo).digest()
 
 
-def write(preset, doc, evidence, generated_by):
+def write(preset, doc, evidence, generated_by, file=None):
     assert evidence in ("sdk", "doc-example", "formula"), evidence
     if evidence == "formula":
         assert generated_by.startswith("formula from "), generated_by
     doc = {"provider": preset, **doc, "evidence": evidence,
            "generated_by": f"{generated_by} ({SCRIPT})"}
     doc.setdefault("now", TIMESTAMP + 30)
-    path = os.path.join(OUT, f"{preset.replace('-', '_')}.json")
+    path = os.path.join(OUT, f"{file or preset.replace('-', '_')}.json")
     with open(path, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=2, ensure_ascii=False)
         f.write("\n")
@@ -190,6 +190,28 @@ def twilio_vector():
             "I-Twilio-Idempotency-Token": "idem-0001"},
            body, "sdk", "twilio RequestValidator.compute_signature, checked with validate",
            f"twilio {version('twilio')}", public_url=PUBLIC_URL, path=path)
+
+
+def twilio_doc_example():
+    # The worked example of https://www.twilio.com/docs/usage/security#validating-requests
+    # (auth token 12345), copied as published and checked with the SDK's validator.
+    from twilio.request_validator import RequestValidator
+    from urllib.parse import urlencode
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    params = {"CallSid": "CA1234567890ABCDE", "Caller": "+12349013030", "Digits": "1234",
+              "From": "+12349013030", "To": "+18005551212"}
+    published = "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    assert RequestValidator("12345").validate(url, params, published)
+    write("twilio", {"source": f"Twilio docs; checked with twilio {version('twilio')} "
+                               "RequestValidator.validate",
+                     "kind": "hmac-sha1", "secret": "12345", "wrong_secret": "12346",
+                     "public_url": "https://mycompany.com", "path": "/myapp.php",
+                     "query": "foo=1&bar=2",
+                     "headers": {"X-Twilio-Signature": published,
+                                 "Content-Type": "application/x-www-form-urlencoded"},
+                     "body": urlencode(params)},
+          "doc-example", "the published example of "
+          "https://www.twilio.com/docs/usage/security#validating-requests", file="twilio_docs")
 
 
 def razorpay_vector():
@@ -306,10 +328,6 @@ def formula_vectors():
     simple("intercom", "hmac-sha1", {"X-Hub-Signature": "sha1=" + hexs(b, sha1)}, b, "formula",
            "formula from https://developers.intercom.com/docs/references/webhooks/"
            "webhook-models#signed-notifications, no SDK helper")
-    b = body_for("notion")
-    simple("notion", "hmac-sha256", {"X-Notion-Signature": "sha256=" + hexs(b)}, b, "formula",
-           "formula from https://developers.notion.com/reference/webhooks#step-3-validating-"
-           "event-payloads-recommended, no SDK helper")
     b = body_for("calendly")
     simple("calendly", "hmac-sha256",
            {"Calendly-Webhook-Signature": f"t={TIMESTAMP},v1=" + hexs(f"{TIMESTAMP}.{b}")}, b,
@@ -381,6 +399,7 @@ stripe_vector()
 slack_vector()
 standard_webhooks_vectors()
 twilio_vector()
+twilio_doc_example()
 razorpay_vector()
 coinbase_vector()
 square_vector()

@@ -144,9 +144,10 @@ pub(super) fn find(name: &str) -> Option<Preset> {
             UNDOCUMENTED_TIMEOUT,
         ),
         // https://developers.notion.com/reference/webhooks : `X-Notion-Signature:
-        // sha256=<hex HMAC-SHA256 of the body>` keyed with the verification token (the
-        // subscription's first POST carries that token and is not signed). Timeout and retry
-        // schedule: not documented in the pages checked (10 s and ~a day assumed).
+        // sha256=<hex HMAC-SHA256 of the body>` keyed with the verification token (also the
+        // official SDK's `verifyWebhookSignature`; its README says the first, handshake POST
+        // that carries the token is signed with it too). Timeout and retry schedule: not
+        // documented in the pages checked (10 s and ~a day assumed).
         "notion" => basic(
             "notion",
             "https://developers.notion.com/reference/webhooks#step-3-validating-event-payloads-recommended",
