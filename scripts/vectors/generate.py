@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Generates the asymmetric-signature test vectors in tests/vectors/*.json.
+(The HMAC and token vectors of tests/vectors/hmac/ come from hmac_vectors.py.)
 
 Each vector is produced with the provider's own SDK where one exists (and checked with the
 SDK's verifier), otherwise with `cryptography` following the provider's documentation:

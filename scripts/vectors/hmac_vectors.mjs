@@ -39,15 +39,15 @@ function bodyFor(preset, extra = {}) {
   return JSON.stringify({ id: `evt_${preset}_1`, type: "test.event", note: "café ✓", ...extra });
 }
 
-function write(preset, doc, generatedBy) {
+function write(preset, doc, generatedBy, file = preset.replace(/-/g, "_"), evidence = "sdk") {
   const full = {
     provider: preset,
     ...doc,
-    evidence: "sdk",
+    evidence,
     generated_by: `${generatedBy} (${SCRIPT})`,
     now: doc.now ?? TIMESTAMP + 30,
   };
-  const path = join(OUT, `${preset.replace(/-/g, "_")}.json`);
+  const path = join(OUT, `${file}.json`);
   writeFileSync(path, JSON.stringify(full, null, 2) + "\n");
   console.log("wrote", relative(process.cwd(), path));
 }
@@ -79,6 +79,22 @@ async function github() {
     headers: { "X-Hub-Signature-256": sig, "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958", "X-GitHub-Event": "push" },
     body,
   }, "@octokit/webhooks-methods sign, checked with verify");
+}
+
+// The worked example of https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries#testing-the-webhook-payload-validation
+// (secret "It's a Secret to Everybody", payload "Hello, World!"), checked with the SDK.
+async function githubDocExample() {
+  const { verify } = await importPkg("@octokit/webhooks-methods");
+  const secret = "It's a Secret to Everybody";
+  const body = "Hello, World!";
+  const published = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+  assert(await verify(secret, body, published), "github doc example");
+  write("github", {
+    source: `GitHub docs; checked with @octokit/webhooks-methods ${versionOf("@octokit/webhooks-methods")} verify`,
+    kind: "hmac-sha256", secret, wrong_secret: "It's a Secret to Nobody",
+    headers: { "X-Hub-Signature-256": published, "X-GitHub-Delivery": "00000000-0000-0000-0000-000000000001" },
+    body,
+  }, "the published example of https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries", "github_docs", "doc-example");
 }
 
 async function linear() {
@@ -204,6 +220,6 @@ async function notion() {
   }, "@notionhq/client signWebhookPayload, checked with verifyWebhookSignature");
 }
 
-for (const f of [github, linear, webflow, zoom, resend, shopify, notion]) {
+for (const f of [github, githubDocExample, linear, webflow, zoom, resend, shopify, notion]) {
   await f();
 }
