@@ -131,8 +131,10 @@ pub(super) fn find(name: &str) -> Option<Preset> {
         ),
         // https://developers.intercom.com/docs/references/webhooks/webhook-models :
         // `X-Hub-Signature: sha1=<hex HMAC-SHA1 of the body>` with the app's client secret.
-        // Timeout and retry schedule: not documented in the pages checked (10 s and a day of
-        // dedup assumed).
+        // https://developers.intercom.com/docs/webhooks/webhook-notifications : a topic is
+        // paused for 15 min after 1000 consecutive errors and a private app's subscription
+        // suspended after seven days of errors; the request timeout and the retry schedule
+        // are not stated there (10 s and a day of dedup assumed).
         "intercom" => basic(
             "intercom",
             "https://developers.intercom.com/docs/references/webhooks/webhook-models#signed-notifications",
