@@ -1,6 +1,7 @@
 //! Shadow mode (`enforce = false`), for switching a live provider over without dropping a
 //! delivery: each check (admission, signature, freshness, dedup) still runs, and a failure is
-//! logged and counted (`hookgate_shadow_failures_total{source,reason}`) instead of refused.
+//! logged and counted (`hookgate_shadow_failures_total{source,reason}`, the first failure of each
+//! delivery) instead of refused.
 //! The delivery is forwarded anyway with `X-Hookgate-Verification: failed; reason=<code>`
 //! (the first failure), or `passed`. Any `X-Hookgate-Verification` a client sends is removed
 //! with every other incoming `X-Hookgate-*` header (in `forward`), so only hookgate's reaches
@@ -49,13 +50,18 @@ pub(super) fn refuse_or_record<B>(
     Ok(())
 }
 
-/// Records a failed check `code` on a shadow-mode request.
+/// Records a failed check `code` on a shadow-mode request. Only the first failure of a request
+/// is logged and counted (and reported upstream): a later check often fails for the same
+/// reason (no signature header, then no signature).
 pub(super) fn record<B>(
     source: &Source,
     req: &mut http::Request<B>,
     code: &'static str,
     metrics: &Metrics,
 ) {
+    if failed(req) {
+        return;
+    }
     tracing::warn!(source = %source.name, reason = code, "shadow mode: check failed, forwarding anyway");
     metrics.shadow_failure(&source.name, code);
     let verdict = match req.extensions_mut().get_mut::<Verdict>() {
