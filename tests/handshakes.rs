@@ -452,3 +452,45 @@ fn handshake_settings_are_checked_at_start() {
     ))
     .is_ok());
 }
+
+#[tokio::test]
+async fn a_shadow_source_answers_only_handshakes_that_passed_every_check() {
+    let upstream = Upstream::start().await;
+    let extra = format!("{}\nenforce = false", secrets());
+    let gw = TestGateway::start(&source("slack", &extra), &upstream, &ENV).await;
+    let body = r#"{"type":"url_verification","challenge":"abc123"}"#;
+    let now = now_secs();
+    let answer = gw
+        .post("/hooks/slack", &slack(SECRET, now, body), body.as_bytes())
+        .await;
+    assert_plain(&answer, "abc123");
+    assert_eq!(upstream.count(), 0);
+
+    // Forged: not answered (the challenge is not reflected), forwarded marked as failed.
+    let answer = gw
+        .post("/hooks/slack", &slack("wrong", now, body), body.as_bytes())
+        .await;
+    assert_eq!(answer.status, 202);
+    let received = upstream.wait_for_requests(1, LIMIT).await;
+    assert_eq!(
+        received[0].headers["x-hookgate-verification"],
+        "failed; reason=bad_signature"
+    );
+    assert_eq!(handshakes_counted(&gw, "slack", "slack"), 1.0);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn other_methods_on_a_get_handshake_source_are_refused() {
+    let upstream = Upstream::start().await;
+    let gw = TestGateway::start(&source("dropbox", secrets()), &upstream, &ENV).await;
+    for method in ["PUT", "DELETE", "HEAD", "OPTIONS"] {
+        let answer = send(gw.addr, method, "/hooks/dropbox?challenge=abc", &[], b"").await;
+        assert_eq!(answer.status, 405, "{method}");
+    }
+    // A POST carrying a challenge query is an ordinary (here unsigned) delivery.
+    let answer = gw.post("/hooks/dropbox?challenge=abc", &[], b"{}").await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(upstream.count(), 0);
+    gw.shutdown().await;
+}

@@ -132,7 +132,7 @@ pub(super) fn post(
         // of the body as text/plain.
         HandshakeKind::Twitch => {
             let message_type = req.headers().get(TWITCH_MESSAGE_TYPE);
-            if message_type.is_none_or(|v| v != "webhook_callback_verification") {
+            if !message_type.is_some_and(|v| v == "webhook_callback_verification") {
                 return Ok(None);
             }
             let map = object(body).ok_or(bad("the body is not a JSON object"))?;
