@@ -67,6 +67,10 @@ enum Command {
         /// Unix time to stamp (default: now).
         #[arg(long)]
         timestamp: Option<i64>,
+        /// The URL the event would be sent to (for presets that sign it: Square, HubSpot,
+        /// Twilio).
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Print a sample event body for a preset.
     Sample {
@@ -166,7 +170,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig { path } => run_check(path),
-        Command::Sign { event, timestamp } => run_sign(event, timestamp),
+        Command::Sign {
+            event,
+            timestamp,
+            url,
+        } => run_sign(event, timestamp, url),
         Command::Sample {
             preset,
             event_id,

@@ -405,6 +405,20 @@ def formula_vectors():
     simple("meta", "hmac-sha256", {"X-Hub-Signature-256": "sha256=" + hexs(b)}, b, "formula",
            "formula from https://developers.facebook.com/docs/graph-api/webhooks/getting-started"
            "#validate-payloads, no SDK helper")
+    # Twitch stamps RFC 3339 with nanoseconds; message id + timestamp + body are signed.
+    b = body_for("twitch")
+    twitch_id, twitch_ts = "twitch-msg-0001", "2026-01-01T00:00:00.123456789Z"
+    simple("twitch", "hmac-sha256",
+           {"Twitch-Eventsub-Message-Id": twitch_id,
+            "Twitch-Eventsub-Message-Timestamp": twitch_ts,
+            "Twitch-Eventsub-Message-Type": "notification",
+            "Twitch-Eventsub-Message-Signature":
+                "sha256=" + hexs(twitch_id + twitch_ts + b)}, b, "formula",
+           "formula from https://dev.twitch.tv/docs/eventsub/handling-webhook-events/"
+           "#verifying-the-event-message, no SDK helper")
+    b = body_for("dropbox")
+    simple("dropbox", "hmac-sha256", {"X-Dropbox-Signature": hexs(b)}, b, "formula",
+           "formula from https://www.dropbox.com/developers/reference/webhooks, no SDK helper")
     # The seed providers publish no SDK nor public URL; their webhook documents give the formula.
     b = body_for("cloudkeep", timestamp=iso)
     simple("cloudkeep", "hmac-sha256", {"X-CloudKeep-Signature-256": "sha256=" + hexs(b)}, b,

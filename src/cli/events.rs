@@ -86,7 +86,7 @@ pub(crate) async fn run_send(
     retry: Option<String>,
     jitter: f64,
 ) -> anyhow::Result<()> {
-    let signer = event_args.signer()?;
+    let signer = event_args.signer()?.with_url(&url);
     let url: http::Uri = url
         .parse()
         .with_context(|| format!("`{url}` is not a URL"))?;
@@ -130,8 +130,24 @@ pub(crate) async fn run_send(
     }
 }
 
-pub(crate) fn run_sign(event_args: EventArgs, timestamp: Option<i64>) -> anyhow::Result<()> {
-    let signer = event_args.signer()?;
+pub(crate) fn run_sign(
+    event_args: EventArgs,
+    timestamp: Option<i64>,
+    url: Option<String>,
+) -> anyhow::Result<()> {
+    let signer = match url {
+        Some(url) => event_args.signer()?.with_url(&url),
+        None => {
+            let signer = event_args.signer()?;
+            if signer.needs_url() {
+                anyhow::bail!(
+                    "preset `{}` signs the URL it is sent to: pass --url",
+                    signer.preset().name
+                );
+            }
+            signer
+        }
+    };
     let at = timestamp.unwrap_or_else(now_secs);
     let event = event_args.event(at)?;
     for (name, value) in &signer.headers(&event, at, 1) {

@@ -31,10 +31,11 @@ pub(crate) fn run_presets(name: Option<String>) -> anyhow::Result<()> {
 
 fn describe(p: &Preset) -> String {
     let mut out = format!(
-        "preset:   {}\nscheme:   {}\nsigned:   {}\nwindow:   {} ({})\ntimeout:  {} s ({})\ndocs:     {}\n\n",
+        "preset:   {}\nscheme:   {}\nsigned:   {}\nhandshake: {}\nwindow:   {} ({})\ntimeout:  {} s ({})\ndocs:     {}\n\n",
         p.name,
         presets::scheme_summary(p),
         presets::signed_summary(p),
+        p.handshake().map_or("none", |h| h.name()),
         p.freshness
             .window
             .filter(|_| p.freshness.enabled != Some(false))
@@ -61,8 +62,14 @@ fn describe(p: &Preset) -> String {
         }
         _ => "",
     };
+    let handshake = match p.handshake() {
+        Some(hookgate::source::HandshakeKind::Meta) => format!(
+            "verify_token = {{ env = \"{upper}_VERIFY_TOKEN\" }}  # answers GET ?hub.challenge\n"
+        ),
+        _ => String::new(),
+    };
     out += &format!(
-        "[[source]]\nname = \"{0}\"\npath = \"/hooks/{0}\"\npreset = \"{0}\"\nupstream = \"http://127.0.0.1:3000/{0}\"\n{url}{auth}",
+        "[[source]]\nname = \"{0}\"\npath = \"/hooks/{0}\"\npreset = \"{0}\"\nupstream = \"http://127.0.0.1:3000/{0}\"\n{url}{auth}{handshake}",
         p.name
     );
     out

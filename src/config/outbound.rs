@@ -84,7 +84,8 @@ pub(super) fn resolve_outbound(
             None => None,
         };
         let signer = Signer::for_preset(&t.preset, secret.as_deref())
-            .or_else(|e| err(&format!("{at}.preset"), e))?;
+            .or_else(|e| err(&format!("{at}.preset"), e))?
+            .with_url(&t.url);
         let mut retry =
             RetryPolicy::parse(t.retry.as_deref().unwrap_or(signer.preset().sender.retry))
                 .or_else(|m| err(&format!("{at}.retry"), m))?;

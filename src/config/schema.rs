@@ -250,6 +250,16 @@ pub struct SourceSpec {
     /// Time the upstream gets to answer; default: the preset's, else `[server] upstream_timeout`.
     #[serde(default, with = "humantime_serde")]
     pub upstream_timeout: Option<Duration>,
+    /// The handshake the gateway answers itself (`slack`, `zoom`, `twitch`, `discord`, `meta`,
+    /// `dropbox`, or `none`); default: the preset's.
+    pub handshake: Option<crate::source::HandshakeKind>,
+    /// The verify token of Meta's `GET ?hub.verify_token=…` handshake (chosen by the operator
+    /// when registering the callback URL).
+    pub verify_token: Option<SecretRef>,
+    /// `false`: shadow mode. Every check runs and is logged and counted, and the delivery is
+    /// forwarded anyway with `X-Hookgate-Verification: failed; reason=<code>` (or `passed`).
+    /// Default true.
+    pub enforce: Option<bool>,
 }
 
 /// A static token in a header.

@@ -211,6 +211,11 @@ impl Source {
             }
             None => None,
         };
+        let verify_token = spec
+            .verify_token
+            .as_ref()
+            .map(|r| load_secret(r, "verify_token"))
+            .transpose()?;
         let parse_nets =
             |list: &Option<Vec<String>>, key: &str| -> Result<Vec<ipnet::IpNet>, ConfigError> {
                 list.iter()
@@ -250,6 +255,20 @@ impl Source {
             (None, Some(p)) => Some(p.timeout_reason),
             _ => None,
         };
+        let handshake = super::handshake::resolve(
+            spec.handshake,
+            preset.as_ref(),
+            verify_token,
+            signature.as_ref(),
+            at,
+            warnings,
+        )?;
+        let enforce = spec.enforce.unwrap_or(true);
+        if !enforce {
+            warnings.push(format!(
+                "{at}: enforce = false (shadow mode): deliveries that fail verification, freshness or dedup are forwarded anyway, marked X-Hookgate-Verification: failed"
+            ));
+        }
         let upstream = parse_upstream(&spec.upstream, &spec.name, upstream_timeout)
             .or_else(|m| err(&format!("{at}.upstream"), m))?;
 
@@ -287,6 +306,8 @@ impl Source {
             window_reason,
             timeout_reason,
             secret_origins,
+            handshake,
+            enforce,
         };
         if source.max_body == 0 {
             return err(&format!("{at}.max_body_bytes"), "must be at least 1");

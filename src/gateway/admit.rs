@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use tower::{Layer, Service};
 
 use super::rejection::Rejection;
-use super::{PeerAddr, Response};
+use super::{shadow, PeerAddr, Response};
 use crate::extract::{header_value, HeaderLookup};
 use crate::metrics::Metrics;
 use crate::source::Source;
@@ -100,13 +100,17 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<Incoming>) -> Self::Future {
         let source = req
             .extensions()
             .get::<Arc<Source>>()
+            .cloned()
             .expect("the route layer runs first");
         let peer = req.extensions().get::<PeerAddr>().copied();
-        match check_head(source, peer, req.headers()) {
+        let checked = check_head(&source, peer, req.headers()).or_else(|rejection| {
+            shadow::refuse_or_record(&source, &mut req, rejection, &self.metrics)
+        });
+        match checked {
             Ok(()) => Either::Right(self.inner.call(req)),
             Err(rejection) => {
                 self.metrics

@@ -32,7 +32,7 @@ use tracing::Instrument;
 
 use super::fields::BodyFields;
 use super::rejection::Rejection;
-use super::{full_body, BoxFuture, EventId, Outcome, Response};
+use super::{full_body, shadow, BoxFuture, EventId, Outcome, Response};
 use crate::dedup::{ClaimOutcome, ClaimToken, DedupKey, DedupStore, StoreError};
 use crate::extract::{HeaderLookup, JsonError, ValueSource};
 use crate::metrics::Metrics;
@@ -289,10 +289,20 @@ where
             let Some(policy) = &source.dedup else {
                 return inner.call(req).await;
             };
+            // Shadow mode: a delivery that failed a check is forwarded without claiming a key,
+            // so a forgery can never hold back the real delivery of the same event.
+            if shadow::failed(&req) {
+                return inner.call(req).await;
+            }
             let fields = BodyFields::of(&source, &mut req);
             let (keys, id) = match keys_for(&source, policy, &req, &fields) {
                 Ok(found) => found,
-                Err(rejection) => return Ok(rejection.into_response()),
+                Err(rejection) => {
+                    return match shadow::refuse_or_record(&source, &mut req, rejection, &metrics) {
+                        Ok(()) => inner.call(req).await,
+                        Err(rejection) => Ok(rejection.into_response()),
+                    }
+                }
             };
             if let Some(id) = id {
                 req.extensions_mut().insert(EventId {
@@ -336,6 +346,16 @@ where
                     }
                 };
                 claims.release().await;
+                if !source.enforce {
+                    // Shadow mode: duplicates (and a dedup store that cannot answer) are
+                    // forwarded too, marked; they claim nothing.
+                    let code = refusal
+                        .extensions()
+                        .get::<Outcome>()
+                        .map_or("duplicate", Outcome::as_str);
+                    shadow::record(&source, &mut req, code, &metrics);
+                    return inner.call(req).await;
+                }
                 return Ok(refusal);
             }
             let ttl = policy.ttl;

@@ -2,7 +2,8 @@
 //! byte for byte, the headers minus hop-by-hop ones, minus any incoming `X-Hookgate-*` (so
 //! the upstream can trust the ones hookgate adds) and minus the client's forwarding headers
 //! (unless the peer is a trusted proxy), plus hookgate's `X-Forwarded-For`, `X-Real-IP`,
-//! `X-Hookgate-Source` and `X-Hookgate-Event-Id` (a signed id only). The query string is
+//! `X-Hookgate-Source`, `X-Hookgate-Event-Id` (a signed id only) and, for a shadow-mode
+//! source, `X-Hookgate-Verification`. The query string is
 //! dropped unless the source sets `forward_query`. The upstream's status, headers and body go back to the sender, so
 //! its retry logic keeps working. Unreachable upstream: 502; no answer in time: 504.
 
@@ -23,6 +24,7 @@ use ipnet::IpNet;
 use tower::Service;
 
 use super::rejection::Rejection;
+use super::shadow::{self, Verdict};
 use super::{BoxFuture, EventId, Outcome, PeerAddr, RequestId, Response};
 use crate::access::contains;
 use crate::metrics::Metrics;
@@ -194,6 +196,11 @@ impl Service<http::Request<Bytes>> for Forward {
             let peer = req.extensions().get::<PeerAddr>().copied();
             let event_id = req.extensions().get::<EventId>().cloned();
             let request_id = req.extensions().get::<RequestId>().cloned();
+            let verdict = req
+                .extensions()
+                .get::<Verdict>()
+                .copied()
+                .unwrap_or_default();
             let (parts, body) = req.into_parts();
             // The query string is not covered by any signature: dropped unless the source
             // asks for it.
@@ -222,6 +229,9 @@ impl Service<http::Request<Bytes>> for Forward {
             }
             if let Some(RequestId(id)) = request_id {
                 headers.insert("x-hookgate-request-id", id);
+            }
+            if !source.enforce {
+                headers.insert(shadow::HEADER, verdict.header_value());
             }
 
             let mut upstream = http::Request::new(Full::new(body));

@@ -14,9 +14,10 @@ use tower::{Layer, Service};
 
 use super::fields::BodyFields;
 use super::rejection::Rejection;
-use super::Response;
+use super::{shadow, Response};
 use crate::clock::SharedClock;
 use crate::extract::{HeaderLookup, JsonError, ValueSource};
+use crate::metrics::Metrics;
 use crate::source::{Freshness, Source};
 use crate::timestamp::{self, TimestampError};
 
@@ -24,11 +25,12 @@ use crate::timestamp::{self, TimestampError};
 #[derive(Clone)]
 pub(super) struct FreshnessLayer {
     clock: SharedClock,
+    metrics: Arc<Metrics>,
 }
 
 impl FreshnessLayer {
-    pub(super) fn new(clock: SharedClock) -> Self {
-        FreshnessLayer { clock }
+    pub(super) fn new(clock: SharedClock, metrics: Arc<Metrics>) -> Self {
+        FreshnessLayer { clock, metrics }
     }
 }
 
@@ -39,6 +41,7 @@ impl<S> Layer<S> for FreshnessLayer {
         Fresh {
             inner,
             clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -47,6 +50,7 @@ impl<S> Layer<S> for FreshnessLayer {
 pub(super) struct Fresh<S> {
     inner: S,
     clock: SharedClock,
+    metrics: Arc<Metrics>,
 }
 
 fn bad(error: TimestampError) -> Rejection {
@@ -171,7 +175,10 @@ where
             .cloned()
             .expect("the route layer runs first");
         let fields = BodyFields::of(&source, &mut req);
-        match check(&source, &req, &fields, self.clock.wall_ms()) {
+        let checked = check(&source, &req, &fields, self.clock.wall_ms()).or_else(|rejection| {
+            shadow::refuse_or_record(&source, &mut req, rejection, &self.metrics)
+        });
+        match checked {
             Ok(()) => Either::Right(self.inner.call(req)),
             Err(rejection) => Either::Left(ready(Ok(rejection.into_response()))),
         }

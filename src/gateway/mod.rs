@@ -8,8 +8,10 @@ mod dedup;
 mod fields;
 mod forward;
 mod freshness;
+mod handshake;
 mod rejection;
 mod route;
+mod shadow;
 mod shed;
 mod trace;
 mod verify;
@@ -59,6 +61,8 @@ pub enum Outcome {
     Duplicate,
     /// Refused by a layer; the code is the JSON error code.
     Rejected(&'static str),
+    /// A handshake the gateway answered itself (never forwarded).
+    Handshake,
 }
 
 impl Outcome {
@@ -67,6 +71,7 @@ impl Outcome {
             Outcome::Forwarded => "forwarded",
             Outcome::Duplicate => "duplicate",
             Outcome::Rejected(code) => code,
+            Outcome::Handshake => "handshake",
         }
     }
 }
@@ -200,6 +205,9 @@ impl Gateway {
             // Path → source before anything is read: unknown paths cost nothing and the
             // gateway can never be used as an open proxy.
             .layer(route::RouteLayer::new(self.routes.clone()))
+            // Meta's and Dropbox's GET challenges, answered before admission (the provider
+            // signs nothing and sends no signature header); other GETs never get here.
+            .layer(handshake::GetLayer::new(self.metrics.clone()))
             // Everything the head can tell, before a byte of body is read: address allowlist,
             // static token, signature header present. Unauthenticated uploads cost nothing.
             .layer(admit::AdmitLayer::new(self.metrics.clone()))
@@ -210,9 +218,15 @@ impl Gateway {
                 self.metrics.clone(),
             ))
             // Authenticity first: nothing below trusts an unverified byte.
-            .layer(verify::VerifyLayer)
+            .layer(verify::VerifyLayer::new(self.metrics.clone()))
             // Freshness after verification, so a signed timestamp is a trusted one.
-            .layer(freshness::FreshnessLayer::new(self.clock.clone()))
+            .layer(freshness::FreshnessLayer::new(
+                self.clock.clone(),
+                self.metrics.clone(),
+            ))
+            // Signed handshakes (Slack, Zoom, Twitch, Discord) are answered here, verified and
+            // fresh, and never claim a dedup key or reach the upstream.
+            .layer(handshake::PostLayer::new(self.metrics.clone()))
             // Dedup last before the upstream: only authentic, fresh deliveries claim keys.
             .layer(dedup::DedupLayer::new(
                 self.store.clone(),

@@ -51,6 +51,10 @@ pub enum Rejection {
     Overloaded { retry_after: Duration },
     #[error("the deduplication store is unavailable; retry later")]
     DedupUnavailable { retry_after: Duration },
+    #[error("the handshake request is malformed: {reason}")]
+    BadHandshake { reason: &'static str },
+    #[error("the handshake's verify token is wrong")]
+    BadVerifyToken,
     #[error("the upstream could not be reached")]
     UpstreamUnavailable,
     #[error("the upstream did not answer in time")]
@@ -65,16 +69,19 @@ impl Rejection {
             UnknownSource => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            BodyRead | MissingTimestamp | BadTimestamp { .. } | MissingEventId | BadJson { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            BodyRead
+            | MissingTimestamp
+            | BadTimestamp { .. }
+            | MissingEventId
+            | BadJson { .. }
+            | BadHandshake { .. } => StatusCode::BAD_REQUEST,
             BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             MissingSignature { .. }
             | BadSignature { .. }
             | BadToken
             | StaleTimestamp { .. }
             | FutureTimestamp { .. } => StatusCode::UNAUTHORIZED,
-            ForbiddenAddress => StatusCode::FORBIDDEN,
+            ForbiddenAddress | BadVerifyToken => StatusCode::FORBIDDEN,
             // 503, not 409: a 4xx is final for senders that never retry one (CertifyClouds).
             InFlight { .. } | DedupUnavailable { .. } | Overloaded { .. } | BodyBudget { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -107,6 +114,8 @@ impl Rejection {
             DedupUnavailable { .. } => "dedup_unavailable",
             Overloaded { .. } => "overloaded",
             BodyBudget { .. } => "body_budget_exhausted",
+            BadHandshake { .. } => "bad_handshake",
+            BadVerifyToken => "bad_verify_token",
             UpstreamUnavailable => "upstream_unavailable",
             UpstreamTimeout => "upstream_timeout",
         }

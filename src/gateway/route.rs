@@ -98,7 +98,9 @@ where
             return Box::pin(async { Ok(Rejection::UnknownSource.into_response()) });
         };
         let routed = RoutedTo(source.clone());
-        if req.method() != Method::POST {
+        let get_handshake =
+            req.method() == Method::GET && source.handshake.as_ref().is_some_and(|h| h.is_get());
+        if req.method() != Method::POST && !get_handshake {
             let mut response = Rejection::MethodNotAllowed.into_response();
             response.extensions_mut().insert(routed);
             return Box::pin(async { Ok(response) });

@@ -13,24 +13,44 @@ use tower::{Layer, Service};
 
 use super::admit::check_head;
 use super::rejection::Rejection;
-use super::{PeerAddr, Response};
+use super::{shadow, PeerAddr, Response};
+use crate::metrics::Metrics;
 use crate::scheme::{Request, SignatureError};
 use crate::source::Source;
 
-#[derive(Debug, Clone, Copy)]
-pub(super) struct VerifyLayer;
+/// Set on a request whose signature verified: the position of the configured secret (or
+/// public key) that verified it, 0 for the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Verified {
+    pub(super) position: usize,
+}
+
+#[derive(Clone)]
+pub(super) struct VerifyLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl VerifyLayer {
+    pub(super) fn new(metrics: Arc<Metrics>) -> Self {
+        VerifyLayer { metrics }
+    }
+}
 
 impl<S> Layer<S> for VerifyLayer {
     type Service = Verify<S>;
 
     fn layer(&self, inner: S) -> Verify<S> {
-        Verify { inner }
+        Verify {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct Verify<S> {
     inner: S,
+    metrics: Arc<Metrics>,
 }
 
 /// Checks one request against every authentication setting of its source: the head checks of
@@ -38,34 +58,38 @@ pub(super) struct Verify<S> {
 pub(super) fn authenticate(source: &Source, req: &http::Request<Bytes>) -> Result<(), Rejection> {
     let peer = req.extensions().get::<PeerAddr>().copied();
     check_head(source, peer, req.headers())?;
-    verify_signature(source, req)
+    verify_signature(source, req).map(|_| ())
 }
 
-/// Checks the signature over the exact body bytes, in constant time.
-fn verify_signature(source: &Source, req: &http::Request<Bytes>) -> Result<(), Rejection> {
-    if let Some(check) = &source.signature {
-        let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let request = Request {
-            method: req.method().as_str(),
-            path_and_query,
-            headers: req.headers(),
-            body: req.body(),
-        };
-        check
-            .scheme
-            .verify_request(&check.keys, &check.public_keys, &request)
-            .map(|_position| ())
-            .map_err(|error| match error {
-                SignatureError::Missing => Rejection::MissingSignature {
-                    header: check.scheme.header.clone(),
-                },
-                SignatureError::Invalid(reason) => Rejection::BadSignature { reason },
-                SignatureError::Mismatch => Rejection::BadSignature {
-                    reason: "no configured secret produces this signature",
-                },
-            })?;
-    }
-    Ok(())
+/// Checks the signature over the exact body bytes, in constant time. `Ok` holds the position
+/// of the secret or key that verified it (`None` for a source without a signature).
+fn verify_signature(
+    source: &Source,
+    req: &http::Request<Bytes>,
+) -> Result<Option<usize>, Rejection> {
+    let Some(check) = &source.signature else {
+        return Ok(None);
+    };
+    let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let request = Request {
+        method: req.method().as_str(),
+        path_and_query,
+        headers: req.headers(),
+        body: req.body(),
+    };
+    check
+        .scheme
+        .verify_request(&check.keys, &check.public_keys, &request)
+        .map(Some)
+        .map_err(|error| match error {
+            SignatureError::Missing => Rejection::MissingSignature {
+                header: check.scheme.header.clone(),
+            },
+            SignatureError::Invalid(reason) => Rejection::BadSignature { reason },
+            SignatureError::Mismatch => Rejection::BadSignature {
+                reason: "no configured secret produces this signature",
+            },
+        })
 }
 
 impl<S> Service<http::Request<Bytes>> for Verify<S>
@@ -80,16 +104,26 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<Bytes>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<Bytes>) -> Self::Future {
         let source = req
             .extensions()
             .get::<Arc<Source>>()
             .cloned()
             .expect("the route layer runs first");
         // The head checks ran before the body was read (admit layer).
-        match verify_signature(&source, &req) {
-            Ok(()) => Either::Right(self.inner.call(req)),
-            Err(rejection) => Either::Left(ready(Ok(rejection.into_response()))),
+        let verified = match verify_signature(&source, &req) {
+            Ok(verified) => verified,
+            Err(rejection) => {
+                match shadow::refuse_or_record(&source, &mut req, rejection, &self.metrics) {
+                    Ok(()) => None,
+                    Err(rejection) => return Either::Left(ready(Ok(rejection.into_response()))),
+                }
+            }
+        };
+        if let Some(position) = verified {
+            self.metrics.secret_matched(&source.name, position);
+            req.extensions_mut().insert(Verified { position });
         }
+        Either::Right(self.inner.call(req))
     }
 }

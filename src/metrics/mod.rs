@@ -1,6 +1,7 @@
 //! Prometheus metrics: requests by source and outcome, request and upstream latency
 //! histograms, upstream answers by class, dedup entries and early evictions (each one a hole in
-//! replay protection), config reloads, the edge (`edge`) and the durable delivery engine
+//! replay protection), config reloads, the edge (`edge`), handshakes, secret positions and
+//! shadow-mode failures (`verification`) and the durable delivery engine
 //! (`delivery`: queue by state, attempts, commit latency).
 //! Recording is lock-free on counters; the text exposition is rendered on scrape.
 
@@ -17,6 +18,7 @@ use prometheus_client::registry::Registry;
 
 mod delivery;
 mod edge;
+mod verification;
 
 /// A shared name (source or target) used as a label value without copying.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -72,6 +74,7 @@ pub struct Metrics {
     edge: edge::Edge,
     delivery: delivery::Delivery,
     dedup_promote_deferred: Family<SourceLabels, Counter>,
+    verification: verification::Verification,
 }
 
 impl Default for Metrics {
@@ -142,6 +145,7 @@ impl Default for Metrics {
             "Delivered events the dedup store refused to mark delivered; kept as delivered in process and retried",
             dedup_promote_deferred.clone(),
         );
+        let verification = verification::Verification::register(&mut registry);
         Metrics {
             registry,
             requests,
@@ -156,6 +160,7 @@ impl Default for Metrics {
             edge,
             delivery,
             dedup_promote_deferred,
+            verification,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Payments, shops, accounting, storage, sites and CRM: WooCommerce, Razorpay, Xero, Paddle,
-//! Coinbase, Square, Box, Webflow, HubSpot.
+//! Coinbase, Square, Box, Webflow, Dropbox, HubSpot.
 
 use super::*;
 use crate::scheme::{Algorithm, Encoding, SignatureFormat, SignatureSpec};
@@ -161,6 +161,24 @@ pub(super) fn find(name: &str) -> Option<Preset> {
              10 min apart, bodies remembered 35 min",
             10,
             UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://www.dropbox.com/developers/reference/webhooks : `X-Dropbox-Signature` hex
+        // HMAC-SHA256 of the body with the app secret; a notification only lists the accounts
+        // that changed (no id, no timestamp), so identical bodies are distinct notifications;
+        // answer within 10 s; `GET ?challenge=` verifies the endpoint.
+        "dropbox" => basic(
+            "dropbox",
+            "https://www.dropbox.com/developers/reference/webhooks",
+            Some(hmac("X-Dropbox-Signature", Hex, SignatureFormat::Plain, "", "{body}")),
+            no_freshness(),
+            crate::source::DedupSpec {
+                enabled: Some(false),
+                ..crate::source::DedupSpec::default()
+            },
+            "nothing but the body is signed and identical bodies are distinct notifications (which \
+             accounts changed), so neither freshness nor dedup applies; a replay only prompts a re-sync",
+            10,
+            "Dropbox expects an answer within 10 s",
         ),
         // https://developers.hubspot.com/docs/apps/developer-platform/build-apps/authentication/request-validation
         // v3: base64 HMAC-SHA256 of method + URI + body + timestamp (ms), refuse > 5 min

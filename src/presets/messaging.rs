@@ -1,5 +1,5 @@
 //! Communications, identity and the asymmetric signers: Zoom, Clerk, Resend, Meta/WhatsApp,
-//! Twilio, Discord, Telnyx, SendGrid, Standard Webhooks v1a.
+//! Twilio, Discord, Telnyx, SendGrid, Twitch, Standard Webhooks v1a.
 
 use super::*;
 use crate::scheme::signed;
@@ -118,6 +118,37 @@ pub(super) fn find(name: &str) -> Option<Preset> {
             "retried up to 24 h; re-signing per attempt is not documented, so the window covers it",
             10,
             UNDOCUMENTED_TIMEOUT,
+        ),
+        // https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#verifying-the-event-message :
+        // `Twitch-Eventsub-Message-Signature: sha256=<hex HMAC-SHA256 of message id + timestamp
+        // + body>`, the RFC 3339 timestamp in `Twitch-Eventsub-Message-Timestamp`, the id in
+        // `Twitch-Eventsub-Message-Id` (kept on a resend, #handling-duplicate-events); refuse
+        // messages older than 10 minutes (#guarding-against-replay-attacks); answer "within a
+        // few seconds" (#getting-events-using-webhook-callbacks).
+        "twitch" => basic(
+            "twitch",
+            "https://dev.twitch.tv/docs/eventsub/handling-webhook-events/",
+            Some(crate::scheme::SignatureSpec {
+                id: Some(at("header:Twitch-Eventsub-Message-Id")),
+                ..hmac_ts(
+                    "Twitch-Eventsub-Message-Signature",
+                    Algorithm::Sha256,
+                    Hex,
+                    "sha256=",
+                    "{id}{timestamp}{body}",
+                    "header:Twitch-Eventsub-Message-Timestamp",
+                )
+            }),
+            freshness(
+                &["header:Twitch-Eventsub-Message-Timestamp"],
+                TimeFormat::Iso8601,
+                true,
+                10 * MINUTE,
+            ),
+            dedup(Some("header:Twitch-Eventsub-Message-Id"), 10 * MINUTE + SKEW),
+            "id and timestamp are signed; Twitch says to refuse messages older than 10 minutes",
+            3,
+            "Twitch expects an answer \"within a few seconds\"; 3 s assumed",
         ),
         // https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
         // `v1a,<base64 Ed25519>` over id.timestamp.body, `whpk_` public keys.

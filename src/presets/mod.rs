@@ -12,6 +12,7 @@
 
 mod commerce;
 mod devtools;
+mod handshakes;
 mod messaging;
 mod seed;
 
@@ -122,6 +123,8 @@ pub const NAMES: &[&str] = &[
     "telnyx",
     "sendgrid",
     "standard-webhooks-v1a",
+    "twitch",
+    "dropbox",
 ];
 
 /// Aliases among [`NAMES`]: they resolve to the preset named second.

@@ -23,7 +23,8 @@ mod spec;
 mod tests;
 
 pub use parts::{
-    sorted_form, Algorithm, Encoding, Part, Shape, SignInput, SignatureError, SigningKey, Template,
+    form_pairs, sorted_form, Algorithm, Encoding, Part, Shape, SignInput, SignatureError,
+    SigningKey, Template,
 };
 use parts::{MAX_CANDIDATES, MAX_MAC};
 pub use spec::{SignatureFormat, SignatureSpec};

@@ -263,16 +263,7 @@ impl Template {
 /// Twilio's concatenation of an `application/x-www-form-urlencoded` body: every parameter
 /// decoded, sorted by name (then value), written `namevalue` one after the other.
 pub fn sorted_form(body: &[u8]) -> Vec<u8> {
-    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = body
-        .split(|b| *b == b'&')
-        .filter(|item| !item.is_empty())
-        .map(|item| {
-            let mut kv = item.splitn(2, |b| *b == b'=');
-            let key = kv.next().unwrap_or_default();
-            let value = kv.next().unwrap_or_default();
-            (form_decode(key), form_decode(value))
-        })
-        .collect();
+    let mut pairs = form_pairs(body);
     pairs.sort();
     let mut out = Vec::with_capacity(body.len());
     for (key, value) in pairs {
@@ -280,6 +271,20 @@ pub fn sorted_form(body: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&value);
     }
     out
+}
+
+/// The `name=value` pairs of a form body or query string, each decoded (`+` a space, `%XY` a
+/// byte), in their order.
+pub fn form_pairs(text: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    text.split(|b| *b == b'&')
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let mut kv = item.splitn(2, |b| *b == b'=');
+            let key = kv.next().unwrap_or_default();
+            let value = kv.next().unwrap_or_default();
+            (form_decode(key), form_decode(value))
+        })
+        .collect()
 }
 
 /// Decodes one form component: `+` is a space, `%XY` a byte; a malformed escape stays as is.
@@ -390,6 +395,21 @@ impl SigningKey {
             }
         };
         SigningKey { mac }
+    }
+
+    /// The raw HMAC of `message` under this key (Zoom's handshake answer signs its plain
+    /// token this way).
+    pub fn mac(&self, message: &[u8]) -> Vec<u8> {
+        fn run<M: Mac + Clone>(mac: &M, message: &[u8]) -> Vec<u8> {
+            let mut mac = mac.clone();
+            mac.update(message);
+            mac.finalize().into_bytes().to_vec()
+        }
+        match &self.mac {
+            KeyedMac::Sha1(m) => run(m, message),
+            KeyedMac::Sha256(m) => run(m, message),
+            KeyedMac::Sha512(m) => run(m, message),
+        }
     }
 
     pub(super) fn compute(

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 use crate::extract::ValueSource;
 use crate::presets::{self, Preset};
-use crate::scheme::{Scheme, SignInput, SigningKey};
+use crate::scheme::{Part, Scheme, SignInput, SigningKey};
 use crate::secret::{Secret, SecretEncoding};
 use crate::timestamp::TimeFormat;
 
@@ -45,6 +45,8 @@ pub struct Signer {
     token: Option<Secret>,
     /// Headers that carry the event id.
     id_headers: Vec<HeaderName>,
+    /// The URL deliveries are sent to, for schemes that sign it (`{url}`).
+    url: Option<String>,
 }
 
 /// Why a signer could not be built.
@@ -66,6 +68,14 @@ impl Signer {
         let scheme = match &preset.signature {
             Some(spec) => {
                 let scheme = Scheme::from_spec(spec).map_err(SignerError)?;
+                if let Some(kind) = scheme.verifier {
+                    return Err(SignerError(format!(
+                        "preset `{}` is signed with the provider's private key ({}); hookgate \
+                         can only send as providers that sign with a shared secret",
+                        preset.name,
+                        kind.name()
+                    )));
+                }
                 let secret = secret.ok_or_else(|| {
                     SignerError(format!(
                         "preset `{}` signs: a secret is needed",
@@ -99,7 +109,41 @@ impl Signer {
             scheme,
             token,
             id_headers,
+            url: None,
         })
+    }
+
+    /// This signer for deliveries sent to `url` (what `{url}` signs: the provider signs the
+    /// URL it calls).
+    pub fn with_url(mut self, url: &str) -> Self {
+        self.url = Some(url.to_string());
+        self
+    }
+
+    /// True when the scheme signs the URL, so [`Signer::with_url`] is needed.
+    pub fn needs_url(&self) -> bool {
+        self.scheme
+            .as_ref()
+            .is_some_and(|(scheme, _)| scheme.template.uses(&Part::Url))
+    }
+
+    /// True when the scheme signs a form body (Twilio), sent as
+    /// `application/x-www-form-urlencoded`.
+    pub fn sends_form(&self) -> bool {
+        self.scheme
+            .as_ref()
+            .is_some_and(|(scheme, _)| scheme.template.uses(&Part::FormSorted))
+    }
+
+    /// The format of the signed timestamp: the preset's freshness format when freshness reads
+    /// the same place, else unix seconds.
+    fn timestamp_format(&self) -> TimeFormat {
+        let freshness = &self.preset.freshness;
+        let signed = self.scheme.as_ref().and_then(|(s, _)| s.timestamp.as_ref());
+        match (signed, &freshness.from, freshness.format) {
+            (Some(source), Some(from), Some(format)) if from.contains(source) => format,
+            _ => TimeFormat::Unix,
+        }
     }
 
     /// The preset this signer signs like.
@@ -111,9 +155,13 @@ impl Signer {
     pub fn headers(&self, event: &OutboundEvent, unix_secs: i64, attempt: u32) -> HeaderMap {
         let mut headers = HeaderMap::new();
         let profile = &self.preset.sender;
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let content_type = match self.sends_form() {
+            true => "application/x-www-form-urlencoded",
+            false => "application/json",
+        };
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(USER_AGENT, HeaderValue::from_static(profile.user_agent));
-        let ts = unix_secs.to_string();
+        let ts = format_time(unix_secs, self.timestamp_format());
         let mut set = |name: &str, value: &str| {
             // Preset names are written in their documented case; `from_bytes` lower-cases.
             if let (Ok(name), Ok(value)) = (
@@ -127,12 +175,7 @@ impl Signer {
             set(name.as_str(), &event.id);
         }
         if let Some((name, format)) = profile.timestamp_header {
-            let value = match format {
-                TimeFormat::Iso8601 => iso8601(unix_secs),
-                TimeFormat::UnixMs => (unix_secs * 1000).to_string(),
-                TimeFormat::Unix | TimeFormat::Auto => ts.clone(),
-            };
-            set(name, &value);
+            set(name, &format_time(unix_secs, format));
         }
         if let (Some(name), Some(event_type)) = (profile.event_type_header, &event.event_type) {
             set(name, event_type);
@@ -149,6 +192,8 @@ impl Signer {
                 body: &event.body,
                 timestamp: Some(&ts),
                 id: Some(&event.id),
+                url: self.url.as_deref(),
+                method: Some("POST"),
                 ..SignInput::default()
             };
             set(scheme.header.as_str(), &scheme.sign(key, &input));
@@ -157,7 +202,30 @@ impl Signer {
             let token = String::from_utf8_lossy(token.expose());
             set(AUTHORIZATION.as_str(), &format!("Bearer {token}"));
         }
+        // A timestamp header freshness reads that nothing above set (one the signature does
+        // not cover).
+        let freshness = &self.preset.freshness;
+        if let (Some(true), Some(from), Some(format)) =
+            (freshness.enabled, &freshness.from, freshness.format)
+        {
+            if let Some(ValueSource::Header(name)) = from.first() {
+                if !headers.contains_key(name) {
+                    if let Ok(value) = HeaderValue::from_str(&format_time(unix_secs, format)) {
+                        headers.insert(name.clone(), value);
+                    }
+                }
+            }
+        }
         headers
+    }
+}
+
+/// `unix_secs` written as `format` writes it.
+pub fn format_time(unix_secs: i64, format: TimeFormat) -> String {
+    match format {
+        TimeFormat::Iso8601 => iso8601(unix_secs),
+        TimeFormat::UnixMs => (unix_secs * 1000).to_string(),
+        TimeFormat::Unix | TimeFormat::Auto => unix_secs.to_string(),
     }
 }
 

@@ -3,9 +3,12 @@
 //! when no body is given, and `hookgate demo` sends them through the gateway.
 
 use bytes::Bytes;
+use serde_json::Value;
 
 use super::format::{Alert, AlertField, Color};
 use super::{iso8601, OutboundEvent};
+use crate::extract::ValueSource;
+use crate::timestamp::TimeFormat;
 
 /// A fresh event id, unique enough for demos and simulations.
 pub fn new_id(prefix: &str) -> String {
@@ -94,11 +97,58 @@ pub fn event(preset: &str, id: &str, unix_secs: i64, event_type: Option<&str>) -
             "id": 820982911946154508u64, "note": id, "created_at": at, "currency": "USD"
         })
         .to_string(),
-        _ => serde_json::json!({"type": kind, "id": id, "timestamp": unix_secs}).to_string(),
+        // https://www.twilio.com/docs/messaging/guides/webhook-request : a form body.
+        "twilio" => format!(
+            "AccountSid=AC00000000000000000000000000000000&Body=Hello+from+hookgate&From=%2B15005550006&MessageSid=SM{}&To=%2B15005550010",
+            id.trim_start_matches("evt_")
+        ),
+        _ => generic(preset, kind, id, unix_secs),
     };
     OutboundEvent {
         body: Bytes::from(body),
         id: id.to_string(),
         event_type: Some(kind.to_string()),
+    }
+}
+
+/// A JSON event for any other preset, with the event id and time also where the preset's
+/// freshness and dedup read them (`body:data.id`, `body:webhookTimestamp`, …) in its format.
+fn generic(preset: &str, kind: &str, id: &str, unix_secs: i64) -> String {
+    let mut body = serde_json::json!({"type": kind, "id": id, "timestamp": unix_secs});
+    let Some(preset) = crate::presets::find(preset) else {
+        return body.to_string();
+    };
+    let format = preset.freshness.format.unwrap_or(TimeFormat::Unix);
+    let time = match format {
+        TimeFormat::Iso8601 => Value::from(iso8601(unix_secs)),
+        TimeFormat::UnixMs => Value::from(unix_secs * 1000),
+        TimeFormat::Unix | TimeFormat::Auto => Value::from(unix_secs),
+    };
+    for source in preset.freshness.from.iter().flatten() {
+        if let ValueSource::Body(path) = source {
+            set_path(&mut body, &path.to_string(), time.clone());
+        }
+    }
+    if let Some(ValueSource::Body(path)) = &preset.dedup.id {
+        set_path(&mut body, &path.to_string(), Value::from(id));
+    }
+    body.to_string()
+}
+
+/// Sets the value at a dotted path, creating the objects on the way.
+fn set_path(body: &mut Value, path: &str, value: Value) {
+    let mut at = body;
+    let mut segments = path.split('.').peekable();
+    while let Some(segment) = segments.next() {
+        let Value::Object(map) = at else {
+            return;
+        };
+        if segments.peek().is_none() {
+            map.insert(segment.to_string(), value);
+            return;
+        }
+        at = map
+            .entry(segment.to_string())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
     }
 }

@@ -65,6 +65,19 @@ impl Source {
                 let _ = writeln!(out, "  signature:   none");
             }
         }
+        if let Some(handshake) = &self.handshake {
+            let _ = writeln!(
+                out,
+                "  handshake:   {} (answered by hookgate, never forwarded)",
+                handshake.kind.name()
+            );
+        }
+        if !self.enforce {
+            let _ = writeln!(
+                out,
+                "  enforce:     false (shadow mode: failures are forwarded, marked X-Hookgate-Verification)"
+            );
+        }
         if let Some(token) = &self.token {
             let _ = writeln!(
                 out,

@@ -9,8 +9,10 @@ use http::uri::{Authority, Scheme as UriScheme};
 use http::{HeaderValue, Uri};
 
 mod describe;
+mod handshake;
 mod spec;
 
+pub use handshake::{Handshake, HandshakeKind};
 pub use spec::{DedupSpec, FreshnessSpec};
 
 use crate::access::{AddressAllowlist, HeaderToken, TokenSet};
@@ -48,6 +50,11 @@ pub struct Source {
     pub timeout_reason: Option<&'static str>,
     /// Where each secret came from, for display.
     pub secret_origins: Vec<String>,
+    /// The handshake the gateway answers for this source itself, if any.
+    pub handshake: Option<Handshake>,
+    /// False in shadow mode: every check runs, is logged and counted, and the delivery is
+    /// forwarded anyway, marked with `X-Hookgate-Verification`.
+    pub enforce: bool,
 }
 
 #[derive(Debug)]
