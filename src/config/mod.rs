@@ -6,6 +6,7 @@
 //! a start-up error. Defaults are written once, in [`defaults`].
 
 pub mod defaults;
+mod method;
 mod outbound;
 mod resolve;
 pub mod schema;

@@ -8,6 +8,7 @@ mod dedup;
 mod fields;
 mod forward;
 mod freshness;
+mod keyed;
 mod rejection;
 mod route;
 mod shed;
@@ -210,7 +211,7 @@ impl Gateway {
                 self.metrics.clone(),
             ))
             // Authenticity first: nothing below trusts an unverified byte.
-            .layer(verify::VerifyLayer)
+            .layer(verify::VerifyLayer::new(self.clock.clone()))
             // Freshness after verification, so a signed timestamp is a trusted one.
             .layer(freshness::FreshnessLayer::new(self.clock.clone()))
             // Dedup last before the upstream: only authentic, fresh deliveries claim keys.
@@ -233,7 +234,7 @@ pub fn decide(
     req: &http::Request<Bytes>,
     now_ms: i64,
 ) -> Result<Vec<crate::dedup::DedupKey>, crate::gateway::Rejection> {
-    verify::authenticate(source, req)?;
+    verify::authenticate(source, req, now_ms)?;
     let fields = fields::BodyFields::read(source, req.body());
     freshness::check(source, req, &fields, now_ms)?;
     match &source.dedup {

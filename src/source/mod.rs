@@ -9,6 +9,7 @@ use http::uri::{Authority, Scheme as UriScheme};
 use http::{HeaderValue, Uri};
 
 mod describe;
+pub mod method;
 mod spec;
 
 pub use spec::{DedupSpec, FreshnessSpec};
@@ -56,6 +57,8 @@ pub struct SignatureCheck {
     pub keys: Vec<SigningKey>,
     /// Public keys, for an asymmetric scheme (`scheme.verifier`).
     pub public_keys: Vec<crate::scheme::keys::PublicKey>,
+    /// Where the signature travels; [`method::Method::Header`] for the scheme's header.
+    pub method: method::Method,
 }
 
 #[derive(Debug)]
@@ -173,7 +176,7 @@ impl Source {
         };
         let scheme = &check.scheme;
         match source {
-            ValueSource::Body(_) => true,
+            ValueSource::Body(_) => check.method.covers_body(),
             ValueSource::SignatureParam(_) => matches!(scheme.shape, Shape::KeyValue { .. }),
             header => {
                 let declared = match part {
