@@ -616,3 +616,31 @@ fn configuration_of_fetched_keys_is_checked_at_start() {
         assert!(error.contains(key), "{error}");
     }
 }
+
+#[test]
+fn preset_snippets_of_the_new_presets_are_valid_configuration() {
+    for (preset, env) in [
+        ("sns", vec![]),
+        ("google-pubsub", vec![]),
+        (
+            "plaid",
+            vec![(
+                "PLAID_PUBLIC_KEY",
+                vector("jwt_plaid")["key"].as_str().unwrap().to_string(),
+            )],
+        ),
+        (
+            "mailgun",
+            vec![("MAILGUN_SECRET", "key-0123456789".to_string())],
+        ),
+    ] {
+        let output = hookgate().args(["presets", preset]).output().unwrap();
+        assert!(output.status.success(), "{preset}");
+        let text = String::from_utf8(output.stdout).unwrap();
+        let snippet = &text[text.find("[[source]]").expect("a snippet")..];
+        let env: HashMap<String, String> =
+            env.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        hookgate::config::parse(snippet, std::path::Path::new("."), &env)
+            .unwrap_or_else(|e| panic!("{preset}: {e}\n{snippet}"));
+    }
+}
