@@ -644,3 +644,61 @@ fn preset_snippets_of_the_new_presets_are_valid_configuration() {
             .unwrap_or_else(|e| panic!("{preset}: {e}\n{snippet}"));
     }
 }
+
+#[tokio::test]
+async fn google_pubsub_refetches_the_jwks_for_an_unknown_key_id_at_most_every_five_minutes() {
+    let keys = KeyServer::start("keyfetch-google-rotate").await;
+    let v = vector("jwt_google");
+    // The cached set predates the key the token names.
+    let mut retired: Value = serde_json::from_str(text(&v, "jwks")).unwrap();
+    for key in retired["keys"].as_array_mut().unwrap() {
+        key["kid"] = "retired".into();
+    }
+    keys.route("/oauth2/v3/certs", Route::ok(&retired.to_string(), 21600));
+    let config = google_source(
+        "pubsub",
+        &keys,
+        &v,
+        "push@my-project.iam.gserviceaccount.com",
+    );
+    let upstream = Upstream::start().await;
+    let clock = clock_at(v["now"].as_i64().unwrap());
+    let shared: SharedClock = clock.clone();
+    let gateway = TestGateway::start_with_clock(&config, &upstream, &[], shared).await;
+    let (headers, body) = (vector_headers(&v), text(&v, "body").as_bytes().to_vec());
+    for _ in 0..3 {
+        let answer = gateway.post("/hooks/pubsub", &headers, &body).await;
+        assert_eq!(answer.status, 401, "{}", answer.text());
+    }
+    assert_eq!(
+        keys.requests(),
+        1,
+        "unknown key ids refetch at most every 5 min"
+    );
+    keys.route("/oauth2/v3/certs", Route::ok(text(&v, "jwks"), 21600));
+    clock.advance(Duration::from_secs(5 * 60));
+    let answer = gateway.post("/hooks/pubsub", &headers, &body).await;
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    assert_eq!(keys.requests(), 2);
+    assert_eq!(upstream.count(), 1);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_server_that_never_answers_times_out() {
+    use hookgate::keyfetch::{pinned, FetchError, KeyFetcher, KeyFormat, FETCH_TIMEOUT};
+    // Connections are accepted by the kernel, and nothing is ever answered.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let fetcher = KeyFetcher::new(KeyFormat::Jwks, None, None);
+    let pattern = pinned::HostPattern::parse(&format!("localhost:{port}")).unwrap();
+    let url = pinned::check(&format!("https://localhost:{port}/certs"), &[pattern], None).unwrap();
+    let clock: SharedClock = clock_at(VECTOR_TIME);
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        fetcher.keys(&url, &clock).await.err(),
+        Some(FetchError::Timeout)
+    );
+    assert!(started.elapsed() >= FETCH_TIMEOUT);
+    drop(silent);
+}

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use super::rejection::Rejection;
 use crate::clock::SharedClock;
 use crate::extract::{header_value, HeaderLookup};
-use crate::keyfetch::{pinned, FetchError, RETRY_AFTER};
-use crate::scheme::asymmetric::verify;
+use crate::keyfetch::{pinned, FetchError, REFETCH_UNKNOWN_KID_AFTER, RETRY_AFTER};
+use crate::scheme::asymmetric::{verify, VerifyError};
 use crate::scheme::jwt::{verify_jwt_with, JwtError};
 use crate::scheme::keys::PublicKey;
 use crate::scheme::signed::{sns_string_to_sign, SnsError};
@@ -50,7 +50,7 @@ pub(super) fn verify_local(
                 SignatureError::Mismatch => bad("no configured secret produces this signature"),
             }),
         Method::Jwt(jwt) if jwt.jwks.is_none() => {
-            verify_token(jwt, &check.public_keys, req, now_ms)
+            verify_token(jwt, &check.public_keys, req, now_ms).map_err(Refused::into_inner)
         }
         Method::Header | Method::Sns(_) | Method::Jwt(_) => Err(Rejection::KeyFetchFailed {
             retry_after: RETRY_AFTER,
@@ -69,9 +69,21 @@ pub(super) async fn verify_fetched(
         Method::Jwt(jwt) => match &jwt.jwks {
             Some((fetcher, url)) => {
                 let keys = fetcher.keys(url, clock).await.map_err(fetch_failed)?;
-                verify_token(jwt, &keys, req, clock.wall_ms())
+                match verify_token(jwt, &keys, req, clock.wall_ms()) {
+                    // The token names a key the cached set lacks: the provider may have
+                    // rotated. Refetch, at most once per REFETCH_UNKNOWN_KID_AFTER.
+                    Err(Refused::UnknownKey(rejection)) => {
+                        if !fetcher.forget_if_older(url, clock, REFETCH_UNKNOWN_KID_AFTER) {
+                            return Err(rejection);
+                        }
+                        let keys = fetcher.keys(url, clock).await.map_err(fetch_failed)?;
+                        verify_token(jwt, &keys, req, clock.wall_ms()).map_err(Refused::into_inner)
+                    }
+                    other => other.map_err(Refused::into_inner),
+                }
             }
-            None => verify_token(jwt, &check.public_keys, req, clock.wall_ms()),
+            None => verify_token(jwt, &check.public_keys, req, clock.wall_ms())
+                .map_err(Refused::into_inner),
         },
         Method::Header | Method::Mailgun => verify_local(check, req, clock.wall_ms()),
     }
@@ -111,6 +123,26 @@ async fn verify_sns(sns: &SnsCheck, body: &[u8], clock: &SharedClock) -> Result<
     .map_err(|_| bad("the SNS signature does not verify with the signing certificate"))
 }
 
+/// Why a token was refused: for a key id that none of the keys has, or anything else.
+enum Refused {
+    UnknownKey(Rejection),
+    Other(Rejection),
+}
+
+impl Refused {
+    fn into_inner(self) -> Rejection {
+        match self {
+            Refused::UnknownKey(r) | Refused::Other(r) => r,
+        }
+    }
+}
+
+impl From<Rejection> for Refused {
+    fn from(rejection: Rejection) -> Self {
+        Refused::Other(rejection)
+    }
+}
+
 /// A JWT in its header: signature and claims, then the service account (Google) or the
 /// body's digest (Plaid).
 fn verify_token(
@@ -118,23 +150,27 @@ fn verify_token(
     keys: &[PublicKey],
     req: &http::Request<Bytes>,
     now_ms: i64,
-) -> Result<(), Rejection> {
+) -> Result<(), Refused> {
     let token = match header_value(req.headers(), &jwt.header) {
         HeaderLookup::Value(token) => token,
         HeaderLookup::Missing => {
             return Err(Rejection::MissingSignature {
                 header: jwt.header.clone(),
-            })
+            }
+            .into())
         }
-        _ => return Err(bad("token header repeated or not ASCII")),
+        _ => return Err(bad("token header repeated or not ASCII").into()),
     };
-    let claims = verify_jwt_with(token, keys, &jwt.rules, now_ms.div_euclid(1000))
-        .map_err(|e| bad(jwt_reason(e)))?;
+    let claims =
+        verify_jwt_with(token, keys, &jwt.rules, now_ms.div_euclid(1000)).map_err(|e| match e {
+            JwtError::Signature(VerifyError::NoKeys) => Refused::UnknownKey(bad(jwt_reason(e))),
+            e => Refused::Other(bad(jwt_reason(e))),
+        })?;
     if let Some(email) = &jwt.email {
         // Google: the push subscription's service account, with a verified address.
         // <https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions>
         if claims.email.as_deref() != Some(email.as_str()) || claims.email_verified != Some(true) {
-            return Err(bad("token email is not the configured service account"));
+            return Err(bad("token email is not the configured service account").into());
         }
     }
     if jwt.body_sha256 {

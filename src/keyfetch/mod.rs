@@ -47,6 +47,8 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 pub const MAX_ENTRIES: usize = 32;
 /// What the `Retry-After` of a failed fetch says.
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// A JWKS lacking a token's key id is refetched if it is at least this old.
+pub const REFETCH_UNKNOWN_KID_AFTER: Duration = Duration::from_secs(5 * 60);
 
 /// How the fetched document holds the keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +86,11 @@ type Keys = Arc<Vec<PublicKey>>;
 type Pending = Shared<BoxFuture<'static, Result<Keys, FetchError>>>;
 
 enum Slot {
-    Ready { keys: Keys, expires_ms: u64 },
+    Ready {
+        keys: Keys,
+        expires_ms: u64,
+        fetched_ms: u64,
+    },
     Pending(Pending),
 }
 
@@ -141,9 +147,9 @@ impl KeyFetcher {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             let now = clock.uptime_ms();
             match cache.get(&key) {
-                Some(Slot::Ready { keys, expires_ms }) if *expires_ms > now => {
-                    return Ok(keys.clone())
-                }
+                Some(Slot::Ready {
+                    keys, expires_ms, ..
+                }) if *expires_ms > now => return Ok(keys.clone()),
                 Some(Slot::Pending(pending)) => pending.clone(),
                 _ => {
                     make_room(&mut cache, now)?;
@@ -154,6 +160,25 @@ impl KeyFetcher {
             }
         };
         pending.await
+    }
+
+    /// Forgets the keys cached for `url` if they were fetched at least `min_age` ago, so the
+    /// next [`KeyFetcher::keys`] fetches them again. For a token naming a key the cached set
+    /// lacks (the provider rotated): refetched at most once per `min_age`, so tokens with
+    /// made-up key ids cannot make the gateway fetch on every request.
+    pub fn forget_if_older(&self, url: &Uri, clock: &SharedClock, min_age: Duration) -> bool {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let key = url.to_string();
+        let min_age = u64::try_from(min_age.as_millis()).unwrap_or(u64::MAX);
+        let old = matches!(
+            cache.get(&key),
+            Some(Slot::Ready { fetched_ms, .. })
+                if clock.uptime_ms().saturating_sub(*fetched_ms) >= min_age
+        );
+        if old {
+            cache.remove(&key);
+        }
+        old
     }
 
     /// Spawns the fetch (so it finishes even when the request that started it goes away);
@@ -167,14 +192,15 @@ impl KeyFetcher {
             let mut cache = this.cache.lock().unwrap_or_else(|e| e.into_inner());
             match &result {
                 Ok((keys, ttl)) => {
-                    let expires_ms = clock
-                        .uptime_ms()
+                    let fetched_ms = clock.uptime_ms();
+                    let expires_ms = fetched_ms
                         .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
                     cache.insert(
                         key,
                         Slot::Ready {
                             keys: keys.clone(),
                             expires_ms,
+                            fetched_ms,
                         },
                     );
                 }
@@ -197,7 +223,7 @@ impl KeyFetcher {
                     client_config(None, "").expect("a config without extra CA always builds")
                 });
             let mut http = HttpConnector::new();
-            http.set_connect_timeout(Some(FETCH_TIMEOUT));
+            // The whole fetch, connection included, is bounded by FETCH_TIMEOUT.
             http.enforce_http(false);
             let connector = HttpsConnectorBuilder::new()
                 .with_tls_config(tls)
@@ -365,6 +391,7 @@ mod tests {
                 Slot::Ready {
                     keys: Arc::new(Vec::new()),
                     expires_ms: 1000 + i as u64,
+                    fetched_ms: 0,
                 },
             );
         }
@@ -377,6 +404,7 @@ mod tests {
             Slot::Ready {
                 keys: Arc::new(Vec::new()),
                 expires_ms: 5000,
+                fetched_ms: 0,
             },
         );
         make_room(&mut cache, 1010).unwrap();
