@@ -216,6 +216,9 @@ async fn sns_vectors_are_verified_with_the_fetched_certificate_and_forwarded_byt
         assert_eq!(answer.error_code(), "bad_signature");
     }
     assert_eq!(upstream.count(), 3);
+    // The subscription confirmation reached the upstream only once verified.
+    let confirmation = &upstream.received()[2].body;
+    assert!(String::from_utf8_lossy(confirmation).contains("\"SubscriptionConfirmation\""));
     // Six deliveries, one certificate URL: one fetch.
     assert_eq!(keys.requests(), 1);
 
@@ -701,4 +704,70 @@ async fn a_key_server_that_never_answers_times_out() {
     );
     assert!(started.elapsed() >= FETCH_TIMEOUT);
     drop(silent);
+}
+
+#[tokio::test]
+async fn malformed_and_forged_messages_are_refused_without_fetching() {
+    let keys = KeyServer::start("keyfetch-abuse").await;
+    let v = vector("sns");
+    keys.route("/c.pem", Route::ok(text(&v, "public_key"), 300));
+    let g = vector("jwt_google");
+    keys.route("/oauth2/v3/certs", Route::ok(text(&g, "jwks"), 300));
+    let config = sns_source("sns", &keys.pattern(), &keys.ca, "")
+        + &google_source(
+            "pubsub",
+            &keys,
+            &g,
+            "push@my-project.iam.gserviceaccount.com",
+        );
+    let upstream = Upstream::start().await;
+    let gateway =
+        TestGateway::start_with_clock(&config, &upstream, &[], clock_at(VECTOR_TIME)).await;
+    let good = String::from_utf8(sns_bodies(&keys.url("/c.pem"))[1].clone()).unwrap();
+    let evil_url = "https://evil.test/c.pem";
+    let forged = [
+        "not json".to_string(),
+        "[]".to_string(),
+        good.replace("\"SignatureVersion\": \"2\"", "\"SignatureVersion\": \"3\""),
+        good.replace("\"Type\": \"Notification\"", "\"Type\": \"Ping\""),
+        good.replace("\"Signature\": \"", "\"Signature\": \"!!"),
+        good.replace("\"MessageId\"", "\"MessageID\""),
+        // A second SigningCertURL after the pinned one: duplicate keys are refused, so no
+        // parser can be made to read the other one.
+        good.replacen(
+            "{",
+            &format!("{{\n  \"SigningCertURL\": \"{evil_url}\","),
+            1,
+        ),
+    ];
+    for body in &forged {
+        let answer = gateway
+            .post("/hooks/sns", &headers(&SNS_HEADERS), body.as_bytes())
+            .await;
+        assert_eq!(answer.status, 401, "{body}: {}", answer.text());
+        assert_eq!(answer.error_code(), "bad_signature");
+    }
+    assert_eq!(keys.requests(), 0);
+    // Google: a repeated Authorization header, a token that is not one, a huge one.
+    let body = text(&g, "body").as_bytes();
+    let token = vector_headers(&g)[0].1.clone();
+    let cases = [
+        vec![
+            ("Authorization".to_string(), token.clone()),
+            ("Authorization".to_string(), token.clone()),
+        ],
+        headers(&[("Authorization", "Bearer not.a.token")]),
+        headers(&[("Authorization", &format!("Bearer {}", "a".repeat(20_000)))]),
+    ];
+    for h in &cases {
+        let answer = gateway.post("/hooks/pubsub", h, body).await;
+        assert!(
+            answer.status == 401 || answer.status == 431,
+            "{}: {}",
+            answer.status,
+            answer.text()
+        );
+    }
+    assert_eq!(upstream.count(), 0);
+    gateway.shutdown().await;
 }
