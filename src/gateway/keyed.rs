@@ -52,9 +52,11 @@ pub(super) fn verify_local(
         Method::Jwt(jwt) if jwt.jwks.is_none() => {
             verify_token(jwt, &check.public_keys, req, now_ms).map_err(Refused::into_inner)
         }
-        Method::Header | Method::Sns(_) | Method::Jwt(_) => Err(Rejection::KeyFetchFailed {
+        Method::Sns(_) | Method::Jwt(_) => Err(Rejection::KeyFetchFailed {
             retry_after: RETRY_AFTER,
         }),
+        // Verified by the scheme in the verify layer, never here; refused all the same.
+        Method::Header => Err(bad("header signatures are verified by the scheme")),
     }
 }
 
