@@ -154,12 +154,21 @@ impl KeyFetcher {
                 _ => {
                     make_room(&mut cache, now)?;
                     let pending = self.start(url.clone(), key.clone(), clock.clone());
-                    cache.insert(key, Slot::Pending(pending.clone()));
+                    cache.insert(key.clone(), Slot::Pending(pending.clone()));
                     pending
                 }
             }
         };
-        pending.await
+        let result = pending.clone().await;
+        if result.is_err() {
+            // The fetch task settles its entry itself; should it have died before doing so,
+            // its entry must not keep answering with the old failure.
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if matches!(cache.get(&key), Some(Slot::Pending(p)) if p.ptr_eq(&pending)) {
+                cache.remove(&key);
+            }
+        }
+        result
     }
 
     /// Forgets the keys cached for `url` if they were fetched at least `min_age` ago, so the
