@@ -18,6 +18,7 @@
 //! - `gateway`: the tower stack, one layer per concern; `server`: the accept loop, connection
 //!   deadlines and limits; `admin`: the admin listener; `reload`: hot reload.
 //! - `dedup`: the three-state dedup store and its memory and Redis backends.
+//! - `keyfetch`: provider keys fetched over HTTPS (SNS certificates, Google's JWKS), cached.
 //! - `access` (tokens, allowlists, admin auth), `extract` (timestamps and ids from headers
 //!   and JSON), `timestamp`, `clock`, `secret`, `redact`, `tls`, `metrics`, `telemetry`.
 //! - `sidecar`: the outbound sidecar endpoint, which stores events in the delivery engine.
@@ -47,6 +48,8 @@ pub mod extract;
 pub mod fuzzing;
 #[doc(hidden)]
 pub mod gateway;
+#[doc(hidden)]
+pub mod keyfetch;
 #[doc(hidden)]
 pub mod metrics;
 #[doc(hidden)]

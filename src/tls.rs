@@ -98,30 +98,31 @@ impl TlsReloader {
 
 /// The client configuration for `https://` upstreams: system roots plus `extra_ca`.
 pub fn upstream_client_config(extra_ca: Option<&Path>) -> Result<ClientConfig, TlsError> {
+    client_config(extra_ca, "upstream_tls.ca")
+}
+
+/// A client configuration trusting the system's roots plus `extra_ca`; `setting` names the
+/// configuration key of the CA file in errors.
+pub fn client_config(extra_ca: Option<&Path>, setting: &str) -> Result<ClientConfig, TlsError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
         let _ = roots.add(cert);
     }
     if let Some(path) = extra_ca {
-        let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
-            TlsError(format!(
-                "upstream_tls.ca: cannot read {}: {e}",
-                path.display()
-            ))
-        })?;
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| TlsError(format!("{setting}: cannot read {}: {e}", path.display())))?;
         let mut added = 0;
         for cert in certs {
-            let cert =
-                cert.map_err(|e| TlsError(format!("upstream_tls.ca: {}: {e}", path.display())))?;
+            let cert = cert.map_err(|e| TlsError(format!("{setting}: {}: {e}", path.display())))?;
             roots
                 .add(cert)
-                .map_err(|e| TlsError(format!("upstream_tls.ca: {}: {e}", path.display())))?;
+                .map_err(|e| TlsError(format!("{setting}: {}: {e}", path.display())))?;
             added += 1;
         }
         if added == 0 {
             return Err(TlsError(format!(
-                "upstream_tls.ca: no certificate in {}",
+                "{setting}: no certificate in {}",
                 path.display()
             )));
         }
@@ -129,5 +130,5 @@ pub fn upstream_client_config(extra_ca: Option<&Path>) -> Result<ClientConfig, T
     ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-        .map_err(|e| TlsError(format!("upstream_tls: {e}")))
+        .map_err(|e| TlsError(format!("{setting}: {e}")))
 }

@@ -2,6 +2,7 @@
 //! with a ready configuration snippet.
 
 use hookgate::presets::{self, Preset};
+use hookgate::scheme::SignatureMethod;
 
 pub(crate) fn run_presets(name: Option<String>) -> anyhow::Result<()> {
     match name {
@@ -46,7 +47,11 @@ fn describe(p: &Preset) -> String {
         p.docs,
     );
     let upper = p.name.to_uppercase().replace('-', "_");
+    let method = p.signature.as_ref().and_then(|s| s.method);
     let auth = match (&p.signature, p.token_header) {
+        (Some(_), _) if method.is_some_and(|m| m != SignatureMethod::Header) => {
+            method_auth(method.unwrap_or_default(), &upper)
+        }
         (Some(sig), _) if sig.kind.is_some() => {
             format!("signature = {{ public_keys = [{{ env = \"{upper}_PUBLIC_KEY\" }}] }}\n")
         }
@@ -73,4 +78,27 @@ fn describe(p: &Preset) -> String {
         p.name
     );
     out
+}
+
+/// The configuration a non-header signature method needs.
+fn method_auth(method: SignatureMethod, upper: &str) -> String {
+    match method {
+        SignatureMethod::AwsSns => "# certificates are fetched from each message's SigningCertURL \
+             (https://sns.<region>.amazonaws.com only)\n\
+             signature = { topics = [\"arn:aws:sns:us-east-1:123456789012:MyTopic\"] }\n"
+            .to_string(),
+        SignatureMethod::GoogleOidc => {
+            "# keys are fetched from https://www.googleapis.com/oauth2/v3/certs\n\
+             signature = { audience = \"https://hooks.example.com/hooks/google-pubsub\", \
+             email = \"push@my-project.iam.gserviceaccount.com\" }\n"
+                .to_string()
+        }
+        SignatureMethod::PlaidJwt => format!(
+            "# the JWK that Plaid's /webhook_verification_key/get returns\n\
+             signature = {{ public_keys = [{{ env = \"{upper}_PUBLIC_KEY\" }}] }}\n"
+        ),
+        SignatureMethod::Mailgun | SignatureMethod::Header => {
+            format!("secrets = [{{ env = \"{upper}_SECRET\" }}]\n")
+        }
+    }
 }

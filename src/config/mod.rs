@@ -7,6 +7,7 @@
 
 pub mod defaults;
 mod handshake;
+mod method;
 mod outbound;
 mod resolve;
 pub mod schema;

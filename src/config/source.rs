@@ -16,8 +16,9 @@ use crate::access::{parse_net, AddressAllowlist, HeaderToken, TokenSet};
 use crate::presets;
 use crate::redact;
 use crate::scheme::keys::PublicKey;
-use crate::scheme::{Part, Scheme, SigningKey};
+use crate::scheme::{Part, Scheme, SignatureMethod, SigningKey};
 use crate::secret::{Env, Secret, SecretEncoding, SecretRef};
+use crate::source::method::Method;
 use crate::source::{
     check_replay_cover, DedupPolicy, DedupSpec, Freshness, FreshnessSpec, SignatureCheck, Source,
     Upstream,
@@ -110,52 +111,66 @@ impl Source {
                 }
                 let mut keys = Vec::new();
                 let mut public_keys = Vec::new();
-                match scheme.verifier {
-                    Some(kind) => {
-                        if !spec.secrets.is_empty() {
-                            return err(
-                                &format!("{at}.secrets"),
-                                "an asymmetric signature is verified with signature.public_keys, not secrets",
-                            );
-                        }
-                        let refs = sig.public_keys.clone().unwrap_or_default();
-                        if refs.is_empty() {
-                            return err(
-                                &format!("{at}.signature.public_keys"),
-                                "an asymmetric signature needs at least one public key",
-                            );
-                        }
-                        for (i, r) in refs.iter().enumerate() {
-                            let key_at = format!("{at}.signature.public_keys[{i}]");
-                            // Public keys are not secret: a literal value draws no warning.
-                            let text = r.load(env, base_dir).or_else(|m| err(&key_at, m))?;
-                            let key = PublicKey::parse(kind, &text)
-                                .or_else(|e| err(&key_at, e.to_string()))?;
-                            public_keys.push(key);
-                            secret_origins.push(r.describe());
+                let mut method = Method::Header;
+                if sig.method.unwrap_or_default() != SignatureMethod::Header {
+                    // Mailgun's signing key is a secret like any other: warn about literals.
+                    for (i, r) in spec.secrets.iter().enumerate() {
+                        if matches!(r, SecretRef::Value(_)) {
+                            load_secret(r, &format!("secrets[{i}]"))?;
                         }
                     }
-                    None => {
-                        if sig.public_keys.is_some() {
-                            return err(
-                                &format!("{at}.signature.public_keys"),
-                                "public keys need an asymmetric signature.kind",
-                            );
+                    let built = super::method::build(&sig, &spec.secrets, at, base_dir, env)?;
+                    (keys, public_keys, method) = (built.keys, built.public_keys, built.method);
+                    secret_origins = built.origins;
+                } else {
+                    super::method::refuse_for_header(&sig, at)?;
+                    match scheme.verifier {
+                        Some(kind) => {
+                            if !spec.secrets.is_empty() {
+                                return err(
+                                    &format!("{at}.secrets"),
+                                    "an asymmetric signature is verified with signature.public_keys, not secrets",
+                                );
+                            }
+                            let refs = sig.public_keys.clone().unwrap_or_default();
+                            if refs.is_empty() {
+                                return err(
+                                    &format!("{at}.signature.public_keys"),
+                                    "an asymmetric signature needs at least one public key",
+                                );
+                            }
+                            for (i, r) in refs.iter().enumerate() {
+                                let key_at = format!("{at}.signature.public_keys[{i}]");
+                                // Public keys are not secret: a literal value draws no warning.
+                                let text = r.load(env, base_dir).or_else(|m| err(&key_at, m))?;
+                                let key = PublicKey::parse(kind, &text)
+                                    .or_else(|e| err(&key_at, e.to_string()))?;
+                                public_keys.push(key);
+                                secret_origins.push(r.describe());
+                            }
                         }
-                        if spec.secrets.is_empty() {
-                            return err(
-                                &format!("{at}.secrets"),
-                                "a signed source needs at least one secret",
-                            );
-                        }
-                        let encoding = sig.secret_encoding.unwrap_or(SecretEncoding::Raw);
-                        for (i, r) in spec.secrets.iter().enumerate() {
-                            let text = load_secret(r, &format!("secrets[{i}]"))?;
-                            let secret = encoding
-                                .decode(&text)
-                                .or_else(|m| err(&format!("{at}.secrets[{i}]"), m))?;
-                            keys.push(SigningKey::new(scheme.algorithm, &secret));
-                            secret_origins.push(r.describe());
+                        None => {
+                            if sig.public_keys.is_some() {
+                                return err(
+                                    &format!("{at}.signature.public_keys"),
+                                    "public keys need an asymmetric signature.kind",
+                                );
+                            }
+                            if spec.secrets.is_empty() {
+                                return err(
+                                    &format!("{at}.secrets"),
+                                    "a signed source needs at least one secret",
+                                );
+                            }
+                            let encoding = sig.secret_encoding.unwrap_or(SecretEncoding::Raw);
+                            for (i, r) in spec.secrets.iter().enumerate() {
+                                let text = load_secret(r, &format!("secrets[{i}]"))?;
+                                let secret = encoding
+                                    .decode(&text)
+                                    .or_else(|m| err(&format!("{at}.secrets[{i}]"), m))?;
+                                keys.push(SigningKey::new(scheme.algorithm, &secret));
+                                secret_origins.push(r.describe());
+                            }
                         }
                     }
                 }
@@ -163,6 +178,7 @@ impl Source {
                     scheme,
                     keys,
                     public_keys,
+                    method,
                 })
             }
             None => {

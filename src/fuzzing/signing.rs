@@ -21,6 +21,13 @@ fn schemes() -> &'static [SchemeUnderTest] {
                 preset
                     .signature
                     .filter(|sig| sig.kind.is_none())
+                    // Mailgun's HMAC is in the body (`scheme::mailgun`), not a header scheme.
+                    .filter(|sig| {
+                        matches!(
+                            sig.method,
+                            None | Some(crate::scheme::SignatureMethod::Header)
+                        )
+                    })
                     .map(|sig| (name.to_string(), sig))
             })
             .collect();

@@ -36,7 +36,7 @@ pub(super) fn check_head(
             return Err(Rejection::BadToken);
         }
     }
-    if let Some(check) = &source.signature {
+    if let Some(check) = source.signature.as_ref().filter(|c| c.method.has_header()) {
         let header = &check.scheme.header;
         match header_value(headers, header) {
             HeaderLookup::Value(_) => {}

@@ -9,6 +9,7 @@ mod fields;
 mod forward;
 mod freshness;
 mod handshake;
+mod keyed;
 mod rejection;
 mod route;
 mod shadow;
@@ -218,7 +219,10 @@ impl Gateway {
                 self.metrics.clone(),
             ))
             // Authenticity first: nothing below trusts an unverified byte.
-            .layer(verify::VerifyLayer::new(self.metrics.clone()))
+            .layer(verify::VerifyLayer::new(
+                self.metrics.clone(),
+                self.clock.clone(),
+            ))
             // Freshness after verification, so a signed timestamp is a trusted one.
             .layer(freshness::FreshnessLayer::new(
                 self.clock.clone(),
@@ -247,7 +251,7 @@ pub fn decide(
     req: &http::Request<Bytes>,
     now_ms: i64,
 ) -> Result<Vec<crate::dedup::DedupKey>, crate::gateway::Rejection> {
-    verify::authenticate(source, req)?;
+    verify::authenticate(source, req, now_ms)?;
     let fields = fields::BodyFields::read(source, req.body());
     freshness::check(source, req, &fields, now_ms)?;
     match &source.dedup {

@@ -55,6 +55,8 @@ pub enum Rejection {
     BadHandshake { reason: &'static str },
     #[error("the handshake's verify token is wrong")]
     BadVerifyToken,
+    #[error("the provider's signing keys could not be fetched; retry later")]
+    KeyFetchFailed { retry_after: Duration },
     #[error("the upstream could not be reached")]
     UpstreamUnavailable,
     #[error("the upstream did not answer in time")]
@@ -83,9 +85,11 @@ impl Rejection {
             | FutureTimestamp { .. } => StatusCode::UNAUTHORIZED,
             ForbiddenAddress | BadVerifyToken => StatusCode::FORBIDDEN,
             // 503, not 409: a 4xx is final for senders that never retry one (CertifyClouds).
-            InFlight { .. } | DedupUnavailable { .. } | Overloaded { .. } | BodyBudget { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            InFlight { .. }
+            | DedupUnavailable { .. }
+            | Overloaded { .. }
+            | BodyBudget { .. }
+            | KeyFetchFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -116,6 +120,7 @@ impl Rejection {
             BodyBudget { .. } => "body_budget_exhausted",
             BadHandshake { .. } => "bad_handshake",
             BadVerifyToken => "bad_verify_token",
+            KeyFetchFailed { .. } => "key_fetch_failed",
             UpstreamUnavailable => "upstream_unavailable",
             UpstreamTimeout => "upstream_timeout",
         }
@@ -135,7 +140,8 @@ impl Rejection {
             Rejection::InFlight { retry_after }
             | Rejection::DedupUnavailable { retry_after }
             | Rejection::Overloaded { retry_after }
-            | Rejection::BodyBudget { retry_after } => {
+            | Rejection::BodyBudget { retry_after }
+            | Rejection::KeyFetchFailed { retry_after } => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after.as_secs()),

@@ -7,13 +7,15 @@
 //!
 //! One file per family: `seed` (the seed providers, Standard Webhooks, GitHub, Stripe, Slack,
 //! Shopify), `devtools` (source hosting, issue trackers, monitoring, product tools),
-//! `commerce` (payments, shops, accounting, storage) and `messaging` (communications and
-//! the asymmetric signers). Each preset cites the provider's documentation beside it.
+//! `commerce` (payments, shops, accounting, storage), `messaging` (communications and
+//! the asymmetric signers) and `platforms` (SNS, Pub/Sub, Plaid, Mailgun: signatures that
+//! are not one header). Each preset cites the provider's documentation beside it.
 
 mod commerce;
 mod devtools;
 mod handshakes;
 mod messaging;
+mod platforms;
 mod seed;
 
 use std::time::Duration;
@@ -125,6 +127,10 @@ pub const NAMES: &[&str] = &[
     "standard-webhooks-v1a",
     "twitch",
     "dropbox",
+    "sns",
+    "google-pubsub",
+    "plaid",
+    "mailgun",
 ];
 
 /// Aliases among [`NAMES`]: they resolve to the preset named second.
@@ -136,6 +142,7 @@ pub fn find(name: &str) -> Option<Preset> {
         .or_else(|| devtools::find(name))
         .or_else(|| commerce::find(name))
         .or_else(|| messaging::find(name))
+        .or_else(|| platforms::find(name))
 }
 
 /// Every distinct preset (aliases left out), in [`NAMES`] order.
@@ -334,6 +341,10 @@ pub(super) fn asymmetric(profile: &Profile) -> SignatureSpec {
 
 /// What a preset authenticates with, in one line (`hookgate presets`).
 pub fn scheme_summary(preset: &Preset) -> String {
+    let method = preset.signature.as_ref().and_then(|s| s.method);
+    if let Some(text) = method.and_then(platforms::scheme_text) {
+        return text.to_string();
+    }
     match (&preset.signature, preset.token_header) {
         (Some(sig), _) => {
             let kind = match sig.kind {
@@ -354,6 +365,10 @@ pub fn scheme_summary(preset: &Preset) -> String {
 
 /// The signed bytes of a preset, as a template (`-` when nothing is signed).
 pub fn signed_summary(preset: &Preset) -> String {
+    let method = preset.signature.as_ref().and_then(|s| s.method);
+    if let Some(text) = method.and_then(platforms::signed_text) {
+        return text.to_string();
+    }
     preset
         .signature
         .as_ref()

@@ -11,11 +11,13 @@
 //! Asymmetric verification (Ed25519, ECDSA P-256, RSA PKCS#1 v1.5, JWT RS256/ES256) lives in
 //! [`asymmetric`], [`keys`] and [`jwt`]; what each such provider signs is in [`signed`]. They
 //! reuse [`Template`] for the signed bytes and [`Encoding`] for the signature's text form.
+//! Mailgun's HMAC, which travels in the JSON body, is in [`mailgun`].
 
 pub mod asymmetric;
 mod der;
 pub mod jwt;
 pub mod keys;
+pub mod mailgun;
 mod parts;
 pub mod signed;
 mod spec;
@@ -27,7 +29,7 @@ pub use parts::{
     SigningKey, Template,
 };
 use parts::{MAX_CANDIDATES, MAX_MAC};
-pub use spec::{SignatureFormat, SignatureSpec};
+pub use spec::{SignatureFormat, SignatureMethod, SignatureSpec};
 
 use http::{HeaderMap, HeaderName};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};

@@ -23,6 +23,36 @@ pub enum SignatureFormat {
     Versioned,
 }
 
+/// Where a delivery's signature travels and what verifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureMethod {
+    /// A signature header described by the scheme's fields (HMAC or `kind`).
+    #[default]
+    Header,
+    /// AWS SNS: RSA signature and certificate URL inside the JSON message.
+    AwsSns,
+    /// Google-signed OIDC token in `Authorization: Bearer` (Pub/Sub push), Google's JWKS.
+    GoogleOidc,
+    /// Plaid's ES256 token in `Plaid-Verification` with the body's SHA-256.
+    PlaidJwt,
+    /// Mailgun: HMAC of `timestamp + token`, all inside the JSON body.
+    Mailgun,
+}
+
+impl SignatureMethod {
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SignatureMethod::Header => "header",
+            SignatureMethod::AwsSns => "aws-sns",
+            SignatureMethod::GoogleOidc => "google-oidc",
+            SignatureMethod::PlaidJwt => "plaid-jwt",
+            SignatureMethod::Mailgun => "mailgun",
+        }
+    }
+}
+
 /// A signature scheme; every field optional so a preset can fill the rest.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,6 +91,27 @@ pub struct SignatureSpec {
     pub kind: Option<VerifierKind>,
     /// The provider's public keys (hex, base64, PEM or `whpk_`), for `kind`.
     pub public_keys: Option<Vec<SecretRef>>,
+    /// Where the signature travels (`header`, the default; `aws-sns`, `google-oidc`,
+    /// `plaid-jwt`, `mailgun`).
+    pub method: Option<SignatureMethod>,
+    /// `google-oidc`: the token's required `aud` (the push subscription's audience).
+    pub audience: Option<String>,
+    /// `google-oidc`: the required `email` claim (the push subscription's service account).
+    pub email: Option<String>,
+    /// `aws-sns`: the accepted `TopicArn`s; unset: any topic.
+    pub topics: Option<Vec<String>>,
+    /// Fetched keys: where they are served (`google-oidc`: Google's JWKS by default). Must
+    /// match the pinned host pattern.
+    pub key_url: Option<String>,
+    /// Fetched keys: the pinned host (`host[:port]`, `*` for one label) instead of the
+    /// provider's. For tests and private deployments only.
+    pub key_host_pattern: Option<String>,
+    /// Fetched keys: a PEM CA file trusted besides the system roots. For tests and private
+    /// deployments only.
+    pub key_server_ca: Option<std::path::PathBuf>,
+    /// Fetched keys: how long they are kept, instead of the server's `Cache-Control`.
+    #[serde(default, with = "humantime_serde")]
+    pub key_cache_ttl: Option<std::time::Duration>,
 }
 
 fn header_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<HeaderName>, D::Error> {
@@ -89,6 +140,14 @@ impl SignatureSpec {
             secondary_header: self.secondary_header.or(base.secondary_header),
             kind: self.kind.or(base.kind),
             public_keys: self.public_keys.or(base.public_keys),
+            method: self.method.or(base.method),
+            audience: self.audience.or(base.audience),
+            email: self.email.or(base.email),
+            topics: self.topics.or(base.topics),
+            key_url: self.key_url.or(base.key_url),
+            key_host_pattern: self.key_host_pattern.or(base.key_host_pattern),
+            key_server_ca: self.key_server_ca.or(base.key_server_ca),
+            key_cache_ttl: self.key_cache_ttl.or(base.key_cache_ttl),
         }
     }
 }
@@ -137,7 +196,10 @@ impl Scheme {
             timestamp: sig.timestamp.clone(),
             id: sig.id.clone(),
         };
-        scheme.validate()?;
+        // The other methods read their timestamp and id from the body themselves.
+        if sig.method.unwrap_or_default() == SignatureMethod::Header {
+            scheme.validate()?;
+        }
         Ok(scheme)
     }
 }

@@ -67,6 +67,16 @@ impl Signer {
         let mut id_headers = Vec::new();
         let scheme = match &preset.signature {
             Some(spec) => {
+                if let Some(method) = spec
+                    .method
+                    .filter(|m| *m != crate::scheme::SignatureMethod::Header)
+                {
+                    return Err(SignerError(format!(
+                        "preset `{}` is signed in a way hookgate's sender does not produce ({})",
+                        preset.name,
+                        method.name()
+                    )));
+                }
                 let scheme = Scheme::from_spec(spec).map_err(SignerError)?;
                 if let Some(kind) = scheme.verifier {
                     return Err(SignerError(format!(

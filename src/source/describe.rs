@@ -46,14 +46,34 @@ impl Source {
                     } => format!("key-value `{timestamp_key}=…{separator}{signature_key}=…`"),
                     Shape::Versioned { version } => format!("versioned `{version},…`"),
                 };
-                let _ = writeln!(
-                    out,
-                    "  signature:   {} {} in {} ({shape}) over `{}`",
-                    s.algorithm.name(),
-                    s.encoding.name(),
-                    s.header,
-                    s.template.as_str()
-                );
+                let method = match &check.method {
+                    super::method::Method::Header => None,
+                    super::method::Method::Sns(_) => {
+                        Some("AWS SNS message signature, certificate from a pinned AWS host")
+                    }
+                    super::method::Method::Jwt(jwt) if jwt.jwks.is_some() => {
+                        Some("JWT, keys fetched from the provider's JWKS")
+                    }
+                    super::method::Method::Jwt(_) => Some("JWT, configured public keys"),
+                    super::method::Method::Mailgun => {
+                        Some("Mailgun HMAC-SHA256 of signature.timestamp + token in the body")
+                    }
+                };
+                match method {
+                    Some(method) => {
+                        let _ = writeln!(out, "  signature:   {method}");
+                    }
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            "  signature:   {} {} in {} ({shape}) over `{}`",
+                            s.algorithm.name(),
+                            s.encoding.name(),
+                            s.header,
+                            s.template.as_str()
+                        );
+                    }
+                }
                 let _ = writeln!(
                     out,
                     "  secrets:     {} ({})",

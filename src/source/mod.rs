@@ -10,6 +10,7 @@ use http::{HeaderValue, Uri};
 
 mod describe;
 mod handshake;
+pub mod method;
 mod spec;
 
 pub use handshake::{Handshake, HandshakeKind};
@@ -63,6 +64,8 @@ pub struct SignatureCheck {
     pub keys: Vec<SigningKey>,
     /// Public keys, for an asymmetric scheme (`scheme.verifier`).
     pub public_keys: Vec<crate::scheme::keys::PublicKey>,
+    /// Where the signature travels; [`method::Method::Header`] for the scheme's header.
+    pub method: method::Method,
 }
 
 #[derive(Debug)]
@@ -180,7 +183,7 @@ impl Source {
         };
         let scheme = &check.scheme;
         match source {
-            ValueSource::Body(_) => true,
+            ValueSource::Body(_) => check.method.covers_body(),
             ValueSource::SignatureParam(_) => matches!(scheme.shape, Shape::KeyValue { .. }),
             header => {
                 let declared = match part {

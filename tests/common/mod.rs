@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod delivery;
+pub(crate) mod keyserver;
 pub(crate) mod ops;
 pub(crate) mod sign;
 
