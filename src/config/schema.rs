@@ -94,7 +94,7 @@ pub struct AdminSpec {
 #[serde(deny_unknown_fields)]
 pub struct DeliverySpec {
     /// Folder of the delivery store (`deliveries.sqlite3` and its `-wal` file). Default
-    /// `data`, relative to the configuration file's folder.
+    /// `data`, relative to the configuration file's folder; required by a queued source.
     pub data_dir: Option<PathBuf>,
     /// The least wait after a `Retry-After`. Default 1 s.
     #[serde(default, with = "humantime_serde")]
@@ -249,7 +249,13 @@ pub struct SourceSpec {
     pub max_body_bytes: Option<usize>,
     /// Time the upstream gets to answer; default: the preset's, else `[server] upstream_timeout`.
     #[serde(default, with = "humantime_serde")]
-    pub upstream_timeout: Option<Duration>,
+    pub upstream_timeout: Option<Duration>,    /// `sync` (default): forward at once and pass the upstream's answer back; `queue`: store
+    /// the verified delivery durably (`[delivery] data_dir`), answer `202`, deliver it with
+    /// `retry`.
+    pub delivery: Option<String>,
+    /// The retry policy of a queued source (the syntax of `[[outbound.target]] retry`).
+    /// Default `standard-webhooks`.
+    pub retry: Option<String>,
 }
 
 /// A static token in a header.

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use http::Uri;
 use tokio::sync::{Mutex, Notify, Semaphore};
 use tokio::task::JoinHandle;
@@ -45,6 +46,12 @@ pub struct TargetSpec {
     pub health: HealthRules,
     /// Attempts in flight at once for this target.
     pub concurrency: usize,
+    /// The client this target's attempts use, when not the engine's (an inbound source's
+    /// upstream trusts `[upstream_tls] ca`, outbound targets `[outbound] ca`).
+    pub client: Option<Sender>,
+    /// Accept new deliveries while the target is paused or disabled (they wait for a resume)
+    /// instead of refusing them: an inbound source's events are never turned away for it.
+    pub hold_when_stopped: bool,
 }
 
 impl TargetSpec {
@@ -60,6 +67,8 @@ impl TargetSpec {
             retry: target.retry.clone(),
             health,
             concurrency: target.concurrency.max(1),
+            client: None,
+            hold_when_stopped: false,
         }
     }
 }
@@ -138,7 +147,10 @@ pub struct TargetStatus {
 }
 
 pub(super) struct TargetRt {
-    pub spec: TargetSpec,
+    /// Replaced whole when a reload changes the target (its health and permits stay).
+    pub spec: ArcSwap<TargetSpec>,
+    /// The permits the target was started with (`concurrency`).
+    pub capacity: usize,
     pub permits: Arc<Semaphore>,
     /// The truth about health; held across its write to the store so writes stay in order.
     pub health: Mutex<TargetHealth>,
@@ -150,11 +162,31 @@ impl TargetRt {
     pub(super) fn mode(&self) -> TargetMode {
         TargetMode::from_code(self.mode.load(Ordering::SeqCst))
     }
+
+    fn new(spec: TargetSpec, health: TargetHealth) -> Self {
+        let capacity = spec.concurrency.max(1);
+        TargetRt {
+            permits: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            mode: AtomicI64::new(health.mode.code()),
+            health: Mutex::new(health),
+            spec: ArcSwap::from_pointee(spec),
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.capacity.saturating_sub(self.permits.available_permits())
+    }
 }
+
+/// The targets by name; replaced whole when targets are added.
+pub(super) type Targets = HashMap<String, Arc<TargetRt>>;
 
 pub(super) struct Inner {
     pub store: Arc<dyn DeliveryStore>,
-    pub targets: HashMap<String, Arc<TargetRt>>,
+    pub targets: ArcSwap<Targets>,
+    /// Every target's health as stored when the engine started (for targets added later).
+    pub stored_health: HashMap<String, TargetHealth>,
     pub options: EngineOptions,
     pub io: EngineIo,
     pub wake: Notify,
@@ -217,18 +249,13 @@ impl Engine {
                     .get(&spec.name)
                     .cloned()
                     .unwrap_or_else(|| TargetHealth::active(&spec.name, now));
-                let rt = TargetRt {
-                    permits: Arc::new(Semaphore::new(spec.concurrency.max(1))),
-                    mode: AtomicI64::new(health.mode.code()),
-                    health: Mutex::new(health),
-                    spec,
-                };
-                (rt.spec.name.clone(), Arc::new(rt))
+                (spec.name.clone(), Arc::new(TargetRt::new(spec, health)))
             })
             .collect();
         let inner = Arc::new(Inner {
             store,
-            targets,
+            targets: ArcSwap::from_pointee(targets),
+            stored_health: stored,
             options,
             io,
             wake: Notify::new(),
@@ -249,13 +276,13 @@ impl Engine {
         if self.inner.stopping.load(Ordering::SeqCst) {
             return Err(EnqueueError::ShuttingDown);
         }
-        let target = self
-            .inner
-            .targets
+        let targets = self.inner.targets.load();
+        let target = targets
             .get(&delivery.target)
             .ok_or(EnqueueError::UnknownTarget)?;
         match target.mode() {
             TargetMode::Active => {}
+            _ if target.spec.load().hold_when_stopped => {}
             mode => {
                 let reason = target.health.lock().await.reason.clone();
                 let reason = reason.unwrap_or_else(|| "by the operator".into());
@@ -319,7 +346,7 @@ impl Engine {
         mode: TargetMode,
         reason: Option<String>,
     ) -> Result<bool, StoreError> {
-        let Some(rt) = self.inner.targets.get(target) else {
+        let Some(rt) = self.inner.targets.load().get(target).cloned() else {
             return Ok(false);
         };
         let mut health = rt.health.lock().await;
@@ -342,10 +369,11 @@ impl Engine {
     /// Every configured target's health and attempts in flight.
     pub async fn targets(&self) -> Vec<TargetStatus> {
         let mut all = Vec::new();
-        for rt in self.inner.targets.values() {
+        let targets = self.inner.targets.load_full();
+        for rt in targets.values() {
             all.push(TargetStatus {
                 health: rt.health.lock().await.clone(),
-                in_flight: rt.spec.concurrency.max(1) - rt.permits.available_permits(),
+                in_flight: rt.in_flight(),
             });
         }
         all.sort_by(|a, b| a.health.name.cmp(&b.health.name));
@@ -354,10 +382,11 @@ impl Engine {
 
     /// One target's health and attempts in flight.
     pub async fn target(&self, name: &str) -> Option<TargetStatus> {
-        let rt = self.inner.targets.get(name)?;
+        let rt = self.inner.targets.load().get(name).cloned()?;
+        let health = rt.health.lock().await.clone();
         Some(TargetStatus {
-            health: rt.health.lock().await.clone(),
-            in_flight: rt.spec.concurrency.max(1) - rt.permits.available_permits(),
+            health,
+            in_flight: rt.in_flight(),
         })
     }
 
@@ -368,8 +397,9 @@ impl Engine {
         let in_flight = self
             .inner
             .targets
+            .load()
             .values()
-            .map(|rt| rt.spec.concurrency.max(1) - rt.permits.available_permits())
+            .map(|rt| rt.in_flight())
             .sum::<usize>();
         Ok(EngineStats {
             queue,
@@ -380,6 +410,29 @@ impl Engine {
             in_flight: in_flight as u64,
             commits: self.inner.store.commit_stats(),
         })
+    }
+
+    /// Adds targets, and gives existing ones (by name) their new URL, client, retry policy and
+    /// health rules; their health, waiting deliveries and attempts in flight stay. Targets
+    /// not named stay too: what they hold is still delivered. A new concurrency takes effect
+    /// at the next start. A new target starts with the health stored by an earlier process.
+    pub fn update_targets(&self, specs: Vec<TargetSpec>) {
+        let mut targets: Targets = (**self.inner.targets.load()).clone();
+        for spec in specs {
+            if let Some(rt) = targets.get(&spec.name) {
+                rt.spec.store(Arc::new(spec));
+                continue;
+            }
+            let health = self
+                .inner
+                .stored_health
+                .get(&spec.name)
+                .cloned()
+                .unwrap_or_else(|| TargetHealth::active(&spec.name, self.inner.now_ms()));
+            targets.insert(spec.name.clone(), Arc::new(TargetRt::new(spec, health)));
+        }
+        self.inner.targets.store(Arc::new(targets));
+        self.inner.wake.notify_one();
     }
 
     /// Deletes delivered and failed deliveries finished longer than `age` ago.

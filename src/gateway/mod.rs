@@ -8,6 +8,7 @@ mod dedup;
 mod fields;
 mod forward;
 mod freshness;
+mod queue;
 mod rejection;
 mod route;
 mod shed;
@@ -36,6 +37,7 @@ use crate::metrics::Metrics;
 use crate::server::Limits;
 use crate::source::Source;
 
+pub use queue::queue_targets;
 pub use rejection::Rejection;
 pub use route::Routes;
 
@@ -57,6 +59,8 @@ pub enum Outcome {
     Forwarded,
     /// A repeat of a delivered event: answered 2xx, not forwarded.
     Duplicate,
+    /// Stored durably for the delivery engine and answered `202` (a queued source).
+    Queued,
     /// Refused by a layer; the code is the JSON error code.
     Rejected(&'static str),
 }
@@ -66,6 +70,7 @@ impl Outcome {
         match self {
             Outcome::Forwarded => "forwarded",
             Outcome::Duplicate => "duplicate",
+            Outcome::Queued => "queued",
             Outcome::Rejected(code) => code,
         }
     }
@@ -100,6 +105,8 @@ pub struct Gateway {
     shed: shed::ShedLayer,
     bodies: body::BodyBudget,
     outstanding: dedup::Outstanding,
+    /// The delivery engine of queued sources, once started.
+    queue: queue::QueueHandle,
     /// Wall time for freshness, uptime for dedup expiries; injectable for tests.
     clock: SharedClock,
 }
@@ -133,6 +140,7 @@ impl Gateway {
             shed: shed::ShedLayer::new(config.limits.max_concurrent_requests),
             bodies: body::BodyBudget::new(config.limits.max_pending_body_bytes),
             outstanding: dedup::Outstanding::default(),
+            queue: queue::QueueHandle::default(),
             clock,
         }
     }
@@ -152,6 +160,12 @@ impl Gateway {
             }
         }
         claims.len()
+    }
+
+    /// Hands queued sources the delivery engine (every clone of the stack sees it). Until
+    /// then, a queued source answers `503`.
+    pub fn set_engine(&self, engine: crate::delivery::Engine) {
+        self.queue.set(engine);
     }
 
     /// The listener limits from the configuration.
@@ -219,9 +233,11 @@ impl Gateway {
                 self.outstanding.clone(),
                 self.metrics.clone(),
             ))
-            .service(forward::Forward::new(
-                self.client.clone(),
-                self.metrics.clone(),
+            // The branch point of the delivery mode: a queued source's delivery is stored
+            // and answered 202; a sync source's is forwarded and the upstream's answer passed back.
+            .service(queue::QueueOrForward::new(
+                forward::Forward::new(self.client.clone(), self.metrics.clone()),
+                self.queue.clone(),
             ))
     }
 }

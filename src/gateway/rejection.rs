@@ -51,6 +51,8 @@ pub enum Rejection {
     Overloaded { retry_after: Duration },
     #[error("the deduplication store is unavailable; retry later")]
     DedupUnavailable { retry_after: Duration },
+    #[error("the event could not be stored for delivery; retry later")]
+    QueueUnavailable { retry_after: Duration },
     #[error("the upstream could not be reached")]
     UpstreamUnavailable,
     #[error("the upstream did not answer in time")]
@@ -76,9 +78,11 @@ impl Rejection {
             | FutureTimestamp { .. } => StatusCode::UNAUTHORIZED,
             ForbiddenAddress => StatusCode::FORBIDDEN,
             // 503, not 409: a 4xx is final for senders that never retry one (CertifyClouds).
-            InFlight { .. } | DedupUnavailable { .. } | Overloaded { .. } | BodyBudget { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            InFlight { .. }
+            | DedupUnavailable { .. }
+            | Overloaded { .. }
+            | BodyBudget { .. }
+            | QueueUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -107,6 +111,7 @@ impl Rejection {
             DedupUnavailable { .. } => "dedup_unavailable",
             Overloaded { .. } => "overloaded",
             BodyBudget { .. } => "body_budget_exhausted",
+            QueueUnavailable { .. } => "queue_unavailable",
             UpstreamUnavailable => "upstream_unavailable",
             UpstreamTimeout => "upstream_timeout",
         }
@@ -126,7 +131,8 @@ impl Rejection {
             Rejection::InFlight { retry_after }
             | Rejection::DedupUnavailable { retry_after }
             | Rejection::Overloaded { retry_after }
-            | Rejection::BodyBudget { retry_after } => {
+            | Rejection::BodyBudget { retry_after }
+            | Rejection::QueueUnavailable { retry_after } => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after.as_secs()),

@@ -108,6 +108,12 @@ pub struct Sender {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
 impl Default for Sender {
     /// A client trusting the system's roots.
     fn default() -> Self {
