@@ -26,9 +26,9 @@ use crate::delivery::{
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::sender::deliver::Sender;
-use crate::source::DeliveryMode;
 use crate::server;
 use crate::sidecar::Sidecar;
+use crate::source::DeliveryMode;
 use crate::tls::TlsReloader;
 
 pub use crate::reload::ConfigOrigin;
@@ -201,8 +201,7 @@ pub async fn run(
     }
     let started = start_engine(&config).await?;
     let mut bound = vec![("gateway", gateway_addr)];
-    let mut reloader =
-        crate::reload::Reloader::new(origin, gateway.clone(), &config, tls.clone());
+    let mut reloader = crate::reload::Reloader::new(origin, gateway.clone(), &config, tls.clone());
     if let Some((engine, client)) = &started {
         gateway.set_engine(engine.clone());
         reloader = reloader.with_engine(engine.clone(), client.clone());

@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{self, Config, ConfigError, EMBEDDED_DEFAULT};
 use crate::delivery::Engine;
+use crate::secret::ProcessEnv;
 use crate::sender::deliver::Sender;
 use crate::source::DeliveryMode;
-use crate::secret::ProcessEnv;
 use crate::tls::TlsReloader;
 use crate::Gateway;
 

@@ -249,7 +249,8 @@ pub struct SourceSpec {
     pub max_body_bytes: Option<usize>,
     /// Time the upstream gets to answer; default: the preset's, else `[server] upstream_timeout`.
     #[serde(default, with = "humantime_serde")]
-    pub upstream_timeout: Option<Duration>,    /// `sync` (default): forward at once and pass the upstream's answer back; `queue`: store
+    pub upstream_timeout: Option<Duration>,
+    /// `sync` (default): forward at once and pass the upstream's answer back; `queue`: store
     /// the verified delivery durably (`[delivery] data_dir`), answer `202`, deliver it with
     /// `retry`.
     pub delivery: Option<String>,

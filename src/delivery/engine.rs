@@ -175,7 +175,8 @@ impl TargetRt {
     }
 
     fn in_flight(&self) -> usize {
-        self.capacity.saturating_sub(self.permits.available_permits())
+        self.capacity
+            .saturating_sub(self.permits.available_permits())
     }
 }
 

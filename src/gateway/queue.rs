@@ -212,7 +212,9 @@ async fn enqueue(
                 EnqueueError::Store(_) => {
                     tracing::error!(source = %source.name, %error, "a verified event could not be stored; answered 503 so the sender retries");
                 }
-                _ => tracing::warn!(source = %source.name, %error, "a verified event was not queued; answered 503"),
+                _ => {
+                    tracing::warn!(source = %source.name, %error, "a verified event was not queued; answered 503")
+                }
             }
             unavailable()
         }
