@@ -26,14 +26,9 @@ fn secret() -> String {
 
 /// A Standard Webhooks delivery of event `id` (the id is signed), stamped now.
 fn signed(id: &str, body: &[u8]) -> Vec<(String, String)> {
-    let ts = now_secs().to_string();
-    let sig = sign::standard_webhooks(KEY, id, &ts, body);
-    headers(&[
-        ("webhook-id", id),
-        ("webhook-timestamp", &ts),
-        ("webhook-signature", &sig),
-        ("Content-Type", "application/json"),
-    ])
+    let mut h = sign::standard_webhooks_headers(KEY, id, now_secs(), body);
+    h.push(("Content-Type".into(), "application/json".into()));
+    h
 }
 
 /// A queued Standard Webhooks source at `/hooks/q` delivering to `{upstream}/in`.
