@@ -211,7 +211,12 @@ async fn queued_beside_sync_listed_by_admin_and_following_a_reload() {
     let targets = json(&admin_get(admin, "/targets").await);
     assert_eq!(targets["targets"][0]["name"], "source:q");
     let metrics = admin_get(admin, "/metrics").await.text();
-    assert!(metrics.contains("hookgate_delivery_attempts"), "{metrics}");
+    for line in [
+        r#"hookgate_delivery_target_attempts_total{target="source:q",result="success"} 1"#,
+        r#"hookgate_delivery_target_attempts_total{target="source:q",result="retry"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
 
     // A reload moves the queued source's upstream; the next event goes there.
     std::fs::write(dir.join("gw.toml"), side_by_side(&upstream.url(), "/moved")).unwrap();

@@ -21,7 +21,7 @@ use http::Uri;
 use tokio::sync::{Mutex, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::metrics::{Counters, EngineStats};
+use super::metrics::{AttemptCounts, Counters, EngineStats};
 use super::policy::{HealthRules, Limits};
 use super::store::*;
 use crate::clock::{SharedClock, SystemClock};
@@ -156,6 +156,8 @@ pub(super) struct TargetRt {
     pub health: Mutex<TargetHealth>,
     /// The mode, readable without waiting (0 active, 1 paused, 2 disabled).
     pub mode: AtomicI64,
+    /// This target's attempts by outcome since start.
+    pub counters: Counters,
 }
 
 impl TargetRt {
@@ -171,6 +173,7 @@ impl TargetRt {
             mode: AtomicI64::new(health.mode.code()),
             health: Mutex::new(health),
             spec: ArcSwap::from_pointee(spec),
+            counters: Counters::default(),
         }
     }
 
@@ -411,6 +414,18 @@ impl Engine {
             in_flight: in_flight as u64,
             commits: self.inner.store.commit_stats(),
         })
+    }
+
+    /// Attempts and outcomes since start per configured target, by name (the labels of a
+    /// per-target metric: only targets the configuration names, so their number is bounded).
+    pub fn target_attempts(&self) -> Vec<(String, AttemptCounts)> {
+        let targets = self.inner.targets.load();
+        let mut all: Vec<_> = targets
+            .iter()
+            .map(|(name, rt)| (name.clone(), rt.counters.snapshot()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     /// Adds targets, and gives existing ones (by name) their new URL, client, retry policy and

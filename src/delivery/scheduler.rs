@@ -202,6 +202,7 @@ async fn attempt(
     {
         Ok(()) => {
             inner.counters.attempt(kind, no_answer);
+            rt.counters.attempt(kind, no_answer);
             if next.mode != health.mode {
                 tracing::warn!(
                     target = %spec.name,
