@@ -453,3 +453,38 @@ async fn forged_and_unverified_deliveries_never_reach_the_store() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_queued_source_still_stores_and_delivers_on_resume() {
+    let dir = temp_dir("queued-paused");
+    let upstream = Upstream::start().await;
+    std::fs::write(dir.join("gw.toml"), side_by_side(&upstream.url(), "/in")).unwrap();
+    let (gateway, admin, stop) = run_app(&dir).await;
+    let auth = format!("Bearer {ADMIN}");
+    let h = headers(&[
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ]);
+    let paused = send(admin, "POST", "/targets/source:q/pause", &h, b"{}").await;
+    assert_eq!(paused.status, 200, "{}", paused.text());
+
+    let body = br#"{"n":"while paused"}"#;
+    let answer = send(gateway, "POST", "/hooks/q", &signed("msg_p1", body), body).await;
+    assert_eq!(
+        answer.status,
+        202,
+        "stored, not turned away: {}",
+        answer.text()
+    );
+    let delivery = json(&answer)["delivery_id"].as_str().unwrap().to_string();
+    let detail = json(&admin_get(admin, &format!("/deliveries/{delivery}")).await);
+    assert_eq!(detail["delivery"]["state"], "pending", "{detail}");
+    assert_eq!(detail["delivery"]["attempts"], 0, "{detail}");
+
+    let resumed = send(admin, "POST", "/targets/source:q/resume", &h, b"{}").await;
+    assert_eq!(resumed.status, 200, "{}", resumed.text());
+    let got = upstream.wait_for_requests(1, LIMIT).await;
+    assert_eq!(got[0].body.as_ref(), body);
+    assert_eq!(upstream.count(), 1);
+    let _ = stop.send(());
+}
