@@ -488,3 +488,33 @@ async fn a_paused_queued_source_still_stores_and_delivers_on_resume() {
     assert_eq!(upstream.count(), 1);
     let _ = stop.send(());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_queue_answers_503_with_retry_after_and_drops_nothing() {
+    let dir = temp_dir("queued-full");
+    let down = reserved_port();
+    let config = format!(
+        "{}[delivery]\ndata_dir = \"store\"\nmax_pending = 2\n[admin]\ntoken = {{ value = \"{ADMIN}\" }}\n",
+        queued_source(&format!("http://{down}"), "custom:1h")
+    );
+    std::fs::write(dir.join("gw.toml"), config).unwrap();
+    let (gateway, admin, stop) = run_app(&dir).await;
+    for n in 1..=2 {
+        let id = format!("msg_full_{n}");
+        let answer = send(gateway, "POST", "/hooks/q", &signed(&id, b"{}"), b"{}").await;
+        assert_eq!(answer.status, 202, "{}", answer.text());
+    }
+    let third = signed("msg_full_3", b"{}");
+    let refused = send(gateway, "POST", "/hooks/q", &third, b"{}").await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.error_code(), "queue_full");
+    assert_eq!(refused.headers["retry-after"], "30");
+    // Refused, not swallowed: the claim was released, so the same event is refused again
+    // (not answered as a duplicate) until there is room.
+    let again = send(gateway, "POST", "/hooks/q", &third, b"{}").await;
+    assert_eq!(again.error_code(), "queue_full");
+    let listed = json(&admin_get(admin, "/deliveries?state=pending").await);
+    let pending = listed["deliveries"].as_array().unwrap();
+    assert_eq!(pending.len(), 2, "{listed}");
+    let _ = stop.send(());
+}

@@ -103,6 +103,9 @@ pub struct DeliverySpec {
     pub max_attempts: Option<u32>,
     /// Attempts kept per delivery in its history. Default 20.
     pub history: Option<u32>,
+    /// Pending deliveries at most (outbound and queued sources together); new events are
+    /// refused with `503` past it. Default: no bound but the disk.
+    pub max_pending: Option<u64>,
 }
 
 /// `[upstream_tls]`: extra trust for `https://` upstreams.

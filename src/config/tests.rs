@@ -169,3 +169,11 @@ fn delivery_mode_mistakes_are_named() {
         crate::source::DeliveryMode::Sync
     );
 }
+
+#[test]
+fn delivery_max_pending_is_at_least_one() {
+    let text = format!("{MINIMAL}[delivery]\nmax_pending = 0\n");
+    assert!(parse_err(&text).contains("delivery.max_pending"));
+    let text = format!("{MINIMAL}[delivery]\nmax_pending = 5000\n");
+    assert_eq!(parse_ok(&text).delivery.limits.max_pending, Some(5000));
+}

@@ -131,6 +131,9 @@ pub enum EnqueueError {
     /// The engine is shutting down and takes no new events.
     #[error("the delivery engine is shutting down")]
     ShuttingDown,
+    /// `max_pending` deliveries are waiting already.
+    #[error("the delivery queue is full ({0} pending)")]
+    Full(u64),
     /// The store could not commit the event.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -196,6 +199,8 @@ pub(super) struct Inner {
     pub wake: Notify,
     pub stopping: AtomicBool,
     pub counters: Counters,
+    /// Pending deliveries, counted from the store at start (for `max_pending`).
+    pub pending: AtomicI64,
 }
 
 impl Inner {
@@ -246,6 +251,7 @@ impl Engine {
             .map(|h| (h.name.clone(), h))
             .collect();
         let now = io.clock.wall_ms();
+        let pending = i64::try_from(store.queue_stats().await?.pending).unwrap_or(i64::MAX);
         let targets = targets
             .into_iter()
             .map(|spec| {
@@ -265,6 +271,7 @@ impl Engine {
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
             counters: Counters::default(),
+            pending: AtomicI64::new(pending),
         });
         let task = tokio::spawn(super::scheduler::run(inner.clone()));
         Ok(Engine {
@@ -296,11 +303,20 @@ impl Engine {
                 });
             }
         }
+        if let Some(max) = self.inner.options.limits.max_pending {
+            let pending = self.inner.pending.load(Ordering::SeqCst);
+            if u64::try_from(pending).unwrap_or(0) >= max {
+                return Err(EnqueueError::Full(max));
+            }
+        }
         let enqueued = self
             .inner
             .store
             .enqueue(delivery, self.inner.now_ms())
             .await?;
+        if enqueued.created {
+            self.inner.pending.fetch_add(1, Ordering::SeqCst);
+        }
         self.inner.wake.notify_one();
         Ok(enqueued)
     }
@@ -318,6 +334,7 @@ impl Engine {
     /// Attempts a failed (or delivered) delivery again now, with a fresh retry cycle.
     pub async fn redeliver(&self, id: DeliveryId) -> Result<DeliverySummary, StoreError> {
         let summary = self.inner.store.redeliver(id, self.inner.now_ms()).await?;
+        self.inner.pending.fetch_add(1, Ordering::SeqCst);
         self.inner.wake.notify_one();
         Ok(summary)
     }

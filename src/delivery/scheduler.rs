@@ -202,6 +202,9 @@ async fn attempt(
     {
         Ok(()) => {
             inner.counters.attempt(kind, no_answer);
+            if kind != AttemptKind::Retry {
+                inner.pending.fetch_sub(1, Ordering::SeqCst);
+            }
             rt.counters.attempt(kind, no_answer);
             if next.mode != health.mode {
                 tracing::warn!(

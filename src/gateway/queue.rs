@@ -9,8 +9,9 @@
 //!   releases it on anything else, so a sender's retry after a refusal goes through.
 //! - The same event id stored again (a retry that crossed a restart, when the dedup memory was
 //!   lost) is answered as a duplicate, not stored twice.
-//! - A store that cannot commit, or no engine, answers `503` + `Retry-After`: nothing is
-//!   acknowledged that is not durable.
+//! - A store that cannot commit, or no engine, answers `503 queue_unavailable`, and a queue
+//!   holding `[delivery] max_pending` deliveries `503 queue_full`, both with `Retry-After`:
+//!   nothing is acknowledged that is not durable, nothing is dropped silently.
 //! - Sync sources go to the forward, untouched.
 
 use std::convert::Infallible;
@@ -36,6 +37,8 @@ use crate::source::{DeliveryMode, Source};
 
 /// How long a sender is asked to wait when the store cannot take an event.
 const STORE_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// How long a sender is asked to wait when `[delivery] max_pending` deliveries wait already.
+const FULL_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// The engine queued sources deliver through; set once it has started (shared by clones).
 #[derive(Clone, Default)]
@@ -207,6 +210,13 @@ async fn enqueue(
             response
         }
         Ok(_) => duplicate_response(),
+        Err(error @ EnqueueError::Full(_)) => {
+            tracing::warn!(source = %source.name, %error, "a verified event was not queued; answered 503");
+            Rejection::QueueFull {
+                retry_after: FULL_RETRY_AFTER,
+            }
+            .into_response()
+        }
         Err(error) => {
             match &error {
                 EnqueueError::Store(_) => {

@@ -53,6 +53,8 @@ pub enum Rejection {
     DedupUnavailable { retry_after: Duration },
     #[error("the event could not be stored for delivery; retry later")]
     QueueUnavailable { retry_after: Duration },
+    #[error("the delivery queue is full; retry later")]
+    QueueFull { retry_after: Duration },
     #[error("the upstream could not be reached")]
     UpstreamUnavailable,
     #[error("the upstream did not answer in time")]
@@ -82,7 +84,8 @@ impl Rejection {
             | DedupUnavailable { .. }
             | Overloaded { .. }
             | BodyBudget { .. }
-            | QueueUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | QueueUnavailable { .. }
+            | QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -112,6 +115,7 @@ impl Rejection {
             Overloaded { .. } => "overloaded",
             BodyBudget { .. } => "body_budget_exhausted",
             QueueUnavailable { .. } => "queue_unavailable",
+            QueueFull { .. } => "queue_full",
             UpstreamUnavailable => "upstream_unavailable",
             UpstreamTimeout => "upstream_timeout",
         }
@@ -132,7 +136,8 @@ impl Rejection {
             | Rejection::DedupUnavailable { retry_after }
             | Rejection::Overloaded { retry_after }
             | Rejection::BodyBudget { retry_after }
-            | Rejection::QueueUnavailable { retry_after } => {
+            | Rejection::QueueUnavailable { retry_after }
+            | Rejection::QueueFull { retry_after } => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after.as_secs()),
