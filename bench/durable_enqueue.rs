@@ -92,6 +92,8 @@ async fn main() {
         retry: RetryPolicy::parse("corgea").unwrap(),
         health: HealthRules::default(),
         concurrency: 4,
+        client: None,
+        hold_when_stopped: false,
     };
     let engine = Engine::start(
         store,

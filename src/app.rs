@@ -5,9 +5,10 @@
 //! of requests that did not. `hookgate serve` is argument parsing around this function, and
 //! the integration tests run the same function in-process.
 //!
-//! With `[outbound]`, the durable delivery store (`[delivery] data_dir`) is opened before any
-//! listener is served (a corrupt or locked store stops the start with its path), and the
-//! delivery engine resumes the deliveries a previous process left.
+//! With `[outbound]` or a queued source (`delivery = "queue"`), the durable delivery store
+//! (`[delivery] data_dir`) is opened before any listener is served (a corrupt or locked store
+//! stops the start with its path), and the delivery engine resumes the deliveries a previous
+//! process left.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::sender::deliver::Sender;
 use crate::server;
 use crate::sidecar::Sidecar;
+use crate::source::DeliveryMode;
 use crate::tls::TlsReloader;
 
 pub use crate::reload::ConfigOrigin;
@@ -119,22 +121,34 @@ pub struct Options {
     pub clock: Option<SharedClock>,
 }
 
-/// Opens the delivery store of `config` and starts the engine with its outbound targets.
-async fn start_engine(config: &Config) -> Result<Option<Engine>, AppError> {
-    let Some(outbound) = &config.outbound else {
+/// Opens the delivery store of `config` and starts the engine with its outbound targets and
+/// its queued sources' upstreams; `None` when nothing delivers through it. Also returns the
+/// client queued sources' upstreams are reached with (it trusts `[upstream_tls] ca`).
+async fn start_engine(config: &Config) -> Result<Option<(Engine, Sender)>, AppError> {
+    let queued = config
+        .sources
+        .iter()
+        .any(|s| s.delivery != DeliveryMode::Sync);
+    if config.outbound.is_none() && !queued {
         return Ok(None);
-    };
-    let sender = Sender::with_ca(outbound.ca.as_deref())?;
+    }
+    let sender = Sender::with_ca(config.outbound.as_ref().and_then(|o| o.ca.as_deref()))?;
+    let upstream_client = Sender::with_ca(config.upstream_ca.as_deref())?;
     let data_dir = config.delivery.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(data_dir))
         .await
         .map_err(|e| AppError::Store(StoreError::Backend(e.to_string())))??;
     tracing::info!(store = %store.path().display(), "delivery store open");
-    let targets = outbound
-        .targets
+    let mut targets: Vec<EngineTarget> = config
+        .outbound
         .iter()
+        .flat_map(|o| o.targets.iter())
         .map(EngineTarget::from_outbound)
         .collect();
+    targets.extend(crate::gateway::queue_targets(
+        &config.sources,
+        &upstream_client,
+    ));
     let options = EngineOptions {
         limits: config.delivery.limits,
         ..EngineOptions::default()
@@ -143,9 +157,8 @@ async fn start_engine(config: &Config) -> Result<Option<Engine>, AppError> {
         sender,
         ..EngineIo::real()
     };
-    Ok(Some(
-        Engine::start(Arc::new(store), targets, options, io).await?,
-    ))
+    let engine = Engine::start(Arc::new(store), targets, options, io).await?;
+    Ok(Some((engine, upstream_client)))
 }
 
 /// Serves `config` (loaded from `origin`, which reloads re-read) on `listeners` until
@@ -186,14 +199,15 @@ pub async fn run(
             "source ready"
         );
     }
-    let engine = start_engine(&config).await?;
+    let started = start_engine(&config).await?;
     let mut bound = vec![("gateway", gateway_addr)];
-    let reloader = Arc::new(crate::reload::Reloader::new(
-        origin,
-        gateway.clone(),
-        &config,
-        tls.clone(),
-    ));
+    let mut reloader = crate::reload::Reloader::new(origin, gateway.clone(), &config, tls.clone());
+    if let Some((engine, client)) = &started {
+        gateway.set_engine(engine.clone());
+        reloader = reloader.with_engine(engine.clone(), client.clone());
+    }
+    let reloader = Arc::new(reloader);
+    let engine = started.map(|(engine, _)| engine);
 
     let (stop, stopped) = watch::channel(false);
     let until_stopped = move || {

@@ -5,14 +5,20 @@
 //! how secrets rotate: add the new secret, reload, remove the old one later, reload again.
 //!
 //! The listen addresses, dedup capacity and outbound targets are read at start only; changing
-//! them needs a restart (a reload logs a warning when they differ).
+//! them needs a restart (a reload logs a warning when they differ). Queued sources follow a
+//! reload: their delivery targets get the new upstream and retry policy before the new sources
+//! are served; deliveries already stored keep their bytes and headers. A reload that makes a
+//! source queued when no delivery store was opened at start is refused (restart instead).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::config::{self, Config, ConfigError, EMBEDDED_DEFAULT};
+use crate::delivery::Engine;
 use crate::secret::ProcessEnv;
+use crate::sender::deliver::Sender;
+use crate::source::DeliveryMode;
 use crate::tls::TlsReloader;
 use crate::Gateway;
 
@@ -49,6 +55,8 @@ pub struct Reloader {
     fixed: Mutex<(std::net::SocketAddr, Option<u64>)>,
     /// One reload at a time.
     running: Mutex<()>,
+    /// The delivery engine and the client queued sources' upstreams are reached with.
+    engine: Option<(Engine, Sender)>,
 }
 
 impl Reloader {
@@ -65,6 +73,31 @@ impl Reloader {
             generation: AtomicU64::new(1),
             fixed: Mutex::new((started_with.listen, started_with.dedup_backend.capacity())),
             running: Mutex::new(()),
+            engine: None,
+        }
+    }
+
+    /// Keeps the delivery targets of queued sources in step with reloads.
+    pub fn with_engine(mut self, engine: Engine, client: Sender) -> Self {
+        self.engine = Some((engine, client));
+        self
+    }
+
+    /// Refuses a configuration that queues without an engine.
+    fn check_queue(&self, config: &Config) -> Result<(), ConfigError> {
+        match &self.engine {
+            Some(_) => Ok(()),
+            None => match config
+                .sources
+                .iter()
+                .find(|s| s.delivery != DeliveryMode::Sync)
+            {
+                Some(source) => Err(ConfigError(format!(
+                    "source[{}].delivery: \"queue\" needs the delivery store, which opens at start; restart hookgate to queue this source",
+                    source.name
+                ))),
+                None => Ok(()),
+            },
         }
     }
 
@@ -77,8 +110,13 @@ impl Reloader {
         let _one_at_a_time = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let metrics = self.gateway.metrics().clone();
         let outcome = self.origin.load().and_then(|config| {
+            self.check_queue(&config)?;
             if let Some(tls) = &self.tls {
                 tls.reload(config.tls.as_ref())?;
+            }
+            if let Some((engine, client)) = &self.engine {
+                // Before the swap, so a newly queued source finds its target.
+                engine.update_targets(crate::gateway::queue_targets(&config.sources, client));
             }
             Ok(config)
         });

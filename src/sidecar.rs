@@ -232,6 +232,7 @@ fn refusal(e: &EnqueueError) -> Answer {
         EnqueueError::Paused(_) => (StatusCode::SERVICE_UNAVAILABLE, "target_paused"),
         EnqueueError::Disabled(_) => (StatusCode::SERVICE_UNAVAILABLE, "target_disabled"),
         EnqueueError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+        EnqueueError::Full(_) => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
         EnqueueError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
     };
     if let EnqueueError::Store(error) = e {

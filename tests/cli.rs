@@ -324,3 +324,77 @@ fn sample_renders_certifyclouds_for_each_destination() {
     assert_eq!(render("teams")["@type"], "MessageCard");
     assert!(render("secret_expiring").get("attachments").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_prints_the_id_the_receiver_reads_and_says_when_it_was_a_duplicate() {
+    let upstream = Upstream::start().await;
+    let dir = temp_dir("send-receiver-id");
+    std::fs::write(
+        dir.join("gw.toml"),
+        format!(
+            "[[source]]\nname = \"ck\"\npath = \"/hooks/ck\"\npreset = \"cloudkeep\"\nupstream = \"{}/ck\"\nsecrets = [{{ value = \"dup-secret\" }}]\n",
+            upstream.url()
+        ),
+    )
+    .unwrap();
+    // CloudKeep takes the event id from the body: the file's, not `--event-id`'s.
+    let body = format!(
+        r#"{{"id":"evt_in_the_body","event":"secret.created","timestamp":"{}"}}"#,
+        iso(now_secs())
+    );
+    std::fs::write(dir.join("event.json"), &body).unwrap();
+    let server = Server::start(&dir, &["--config", "gw.toml"], &[]);
+    let url = format!("http://{}/hooks/ck", server.addr);
+    let run = |url: String, dir: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            hookgate()
+                .current_dir(&dir)
+                .args(["send", "--preset", "cloudkeep", "--secret-env", "DUP"])
+                .args(["--url", &url, "--body", "event.json"])
+                .args(["--event-id", "evt_generated_elsewhere", "--retry", "none"])
+                .env("DUP", "dup-secret")
+                .output()
+                .unwrap()
+        })
+    };
+    let first = run(url.clone(), dir.clone()).await.unwrap();
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{text}");
+    assert!(
+        text.contains("sending event evt_in_the_body (from the body at `id`)"),
+        "{text}"
+    );
+    assert!(!text.contains("evt_generated_elsewhere"), "{text}");
+    assert!(text.contains("delivered after 1 attempt(s)"), "{text}");
+    assert!(!text.contains("duplicate"), "{text}");
+
+    let second = run(url, dir.clone()).await.unwrap();
+    let text = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success(), "{text}");
+    assert!(
+        text.contains("the receiver answered that this event was a duplicate"),
+        "{text}"
+    );
+    assert_eq!(upstream.count(), 1, "passed on once");
+    let _ = tokio::task::spawn_blocking(move || server.stop()).await;
+
+    // A body without the preset's id field: said so, no invented id.
+    std::fs::write(dir.join("event.json"), r#"{"event":"x"}"#).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        hookgate()
+            .current_dir(&dir)
+            .args(["send", "--preset", "cloudkeep", "--secret-env", "DUP"])
+            .args(["--url", "http://127.0.0.1:9/", "--body", "event.json"])
+            .args(["--retry", "none"])
+            .env("DUP", "dup-secret")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("sending event without an id (the body has no `id`)"),
+        "{text}"
+    );
+}

@@ -1,7 +1,9 @@
 //! The durable delivery engine across crashes: this test binary re-runs itself as a child
 //! process (`child_entry`) that accepts events and is SIGKILLed; the parent reopens the same
 //! file and checks that nothing acknowledged is lost and that deliveries resume at their
-//! stored times (virtual time: a manual clock moved by a recording sleeper).
+//! stored times (virtual time: a manual clock moved by a recording sleeper). The inbound
+//! queued mode gets the same loop through the real binary: every event answered `202` is in
+//! the store exactly once after each SIGKILL.
 
 mod common;
 
@@ -231,4 +233,117 @@ async fn kill_9_in_a_loop_loses_no_acknowledged_event() {
         drop(store);
     }
     assert!(acked_total.len() >= 10 * 20);
+}
+
+// ---------------------------------------------------------------- the inbound queued mode
+
+/// One POST on `client`; `None` when no answer came (the process died).
+async fn try_post(
+    client: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+    addr: std::net::SocketAddr,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Option<u16> {
+    let mut request = http::Request::post(format!("http://{addr}/hooks/q"));
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let request = request
+        .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(
+            body,
+        )))
+        .unwrap();
+    let answer = client.request(request).await.ok()?;
+    Some(answer.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_a_loop_loses_no_queued_inbound_event() {
+    const KEY: &[u8] = b"queued-crash-loop-key-0123456789";
+    let dir = temp_dir("queued-crash-loop");
+    let secret = format!(
+        "whsec_{}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, KEY)
+    );
+    // The upstream never answers (port 9, nothing listens): every event stays pending.
+    let config = format!(
+        "[[source]]\nname = \"q\"\npath = \"/hooks/q\"\npreset = \"standard-webhooks\"\n\
+         upstream = \"http://127.0.0.1:9/in\"\nsecrets = [{{ value = \"{secret}\" }}]\n\
+         delivery = \"queue\"\nretry = \"custom:1h\"\n[delivery]\ndata_dir = \"store\"\n"
+    );
+    std::fs::write(dir.join("gw.toml"), config).unwrap();
+    let mut acked_total: Vec<String> = Vec::new();
+    for cycle in 0..6 {
+        let server = common::Server::start(&dir, &["--config", "gw.toml"], &[]);
+        let addr = server.addr;
+        let (tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let mut senders = Vec::new();
+        for task in 0..8 {
+            let tx = tx.clone();
+            senders.push(tokio::spawn(async move {
+                let client = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .build_http();
+                for n in 0.. {
+                    let id = format!("msg_c{cycle}_t{task}_{n}");
+                    let body = format!(r#"{{"id":"{id}"}}"#);
+                    let h = common::sign::standard_webhooks_headers(
+                        KEY,
+                        &id,
+                        common::now_secs(),
+                        body.as_bytes(),
+                    );
+                    match try_post(&client, addr, &h, body.as_bytes()).await {
+                        Some(202) => {
+                            let _ = tx.send(id);
+                        }
+                        Some(status) => panic!("{id}: answered {status}"),
+                        None => return,
+                    }
+                }
+            }));
+        }
+        drop(tx);
+        let wanted = 20 + (cycle * 37) % 100;
+        let mut acked = Vec::new();
+        while acked.len() < wanted {
+            let id = tokio::time::timeout(common::LIMIT, acks.recv()).await;
+            acked.push(id.expect("202s keep coming").expect("senders run"));
+        }
+        server.kill();
+        for sender in senders {
+            tokio::time::timeout(common::LIMIT, sender)
+                .await
+                .expect("senders stop once the process is gone")
+                .unwrap();
+        }
+        // Every 202 answered before the kill counts.
+        while let Ok(id) = acks.try_recv() {
+            acked.push(id);
+        }
+        acked_total.extend(acked);
+        let store = open_store(&dir.join("store"));
+        let all = ListFilter {
+            limit: 100_000,
+            ..ListFilter::default()
+        };
+        let mut stored: HashMap<String, usize> = HashMap::new();
+        for d in store.list(all).await.unwrap() {
+            assert_eq!(d.target, "source:q");
+            *stored.entry(d.event_id).or_default() += 1;
+        }
+        for id in &acked_total {
+            assert_eq!(
+                stored.get(id),
+                Some(&1),
+                "cycle {cycle}: {id} answered 202, not stored once"
+            );
+        }
+        drop(store);
+    }
+    assert!(acked_total.len() >= 6 * 20);
 }

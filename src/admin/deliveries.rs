@@ -8,7 +8,7 @@
 //! - `POST /deliveries/<id>/redeliver`: a delivered or failed delivery attempted again now.
 //! - `GET /targets`, `POST /targets/<name>/pause`, `POST /targets/<name>/resume`.
 //!
-//! Without an engine (no `[outbound]`) they answer `404 delivery_off`.
+//! Without an engine (no `[outbound]` and no queued source) they answer `404 delivery_off`.
 
 use http::{Method, StatusCode};
 

@@ -160,7 +160,10 @@ impl Admin {
         let metrics = self.gateway.metrics();
         if let Some(engine) = &self.engine {
             match engine.stats().await {
-                Ok(stats) => metrics.delivery(&stats),
+                Ok(stats) => {
+                    metrics.delivery(&stats);
+                    metrics.delivery_targets(&engine.target_attempts());
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "delivery figures unavailable for this scrape")
                 }

@@ -6,6 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use hookgate::extract::{json_field, ValueSource};
 use hookgate::secret::{ProcessEnv, SecretRef};
 use hookgate::sender::deliver::{DeliveryOutcome, Sender, TokioSleeper};
 use hookgate::sender::retry::RetryPolicy;
@@ -103,7 +104,7 @@ pub(crate) async fn run_send(
     let event = event_args.event(now_secs())?;
     println!(
         "sending event {} ({} bytes) to {url} as {} with retry policy {}",
-        event.id,
+        receiver_id(&signer, &event),
         event.body.len(),
         signer.preset().name,
         policy.name
@@ -114,6 +115,13 @@ pub(crate) async fn run_send(
         })
         .await;
     match report.outcome {
+        DeliveryOutcome::Delivered if report.duplicate => {
+            println!(
+                "the receiver answered that this event was a duplicate: already delivered, not passed on again ({} attempt(s))",
+                report.attempts.len()
+            );
+            Ok(())
+        }
         DeliveryOutcome::Delivered => {
             println!("delivered after {} attempt(s)", report.attempts.len());
             Ok(())
@@ -154,6 +162,32 @@ pub(crate) fn run_sign(
         println!("{name}: {}", value.to_str().unwrap_or_default());
     }
     Ok(())
+}
+
+/// The event id as the receiver reads it, with where it reads it from: the preset's dedup id
+/// (a header the signer sets, or a path in the body, which a `--body` file may fill with
+/// another id than `--event-id`), else a note that the receiver has no id to go by.
+fn receiver_id(signer: &Signer, event: &OutboundEvent) -> String {
+    match &signer.preset().dedup.id {
+        Some(ValueSource::Body(path)) => match json_field(&event.body, path) {
+            Ok(Some(value)) => match value.as_id() {
+                Some(id) => format!("{id} (from the body at `{path}`)"),
+                None => format!("without an id (`{path}` in the body is not an id)"),
+            },
+            _ => format!("without an id (the body has no `{path}`)"),
+        },
+        Some(ValueSource::Header(name)) => {
+            let headers = signer.headers(event, now_secs(), 1);
+            match headers.get(name).and_then(|v| v.to_str().ok()) {
+                Some(id) => format!("{id} (in {name})"),
+                None => format!("{} (not sent: the preset has no {name} header)", event.id),
+            }
+        }
+        Some(ValueSource::SignatureParam(_)) | None => format!(
+            "{} (the receiver has no event id to go by: it deduplicates on the body)",
+            event.id
+        ),
+    }
 }
 
 fn check_preset(preset: &str) -> anyhow::Result<()> {

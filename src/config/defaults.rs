@@ -35,3 +35,6 @@ pub const TARGET_CONCURRENCY: usize = 4;
 pub const MIN_ADMIN_TOKEN: usize = 16;
 /// Shortest path token accepted.
 pub const MIN_PATH_TOKEN: usize = 16;
+
+/// The retry policy of a queued source that names none (about 28 h of retries).
+pub const QUEUE_RETRY: &str = "standard-webhooks";

@@ -144,6 +144,10 @@ pub(super) fn resolve_delivery(
             retry_after_floor: spec.retry_after_floor.unwrap_or(d.retry_after_floor),
             max_attempts,
             history,
+            max_pending: match spec.max_pending {
+                Some(0) => return err("delivery.max_pending", "must be at least 1"),
+                other => other,
+            },
             ..d
         },
     })

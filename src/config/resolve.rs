@@ -16,7 +16,7 @@ use crate::dedup::{RedisSettings, RedisStore, UnavailablePolicy};
 use crate::redact;
 use crate::secret::{Env, Secret, SecretRef};
 use crate::server::Limits;
-use crate::source::Source;
+use crate::source::{DeliveryMode, Source};
 use crate::tls::{upstream_client_config, TlsFiles, TlsReloader};
 
 pub(super) fn resolve(
@@ -61,6 +61,29 @@ pub(super) fn resolve(
         Some(spec) => Some(resolve_outbound(spec, base_dir, env, &mut warnings)?),
         None => None,
     };
+    let queued: Vec<&Arc<Source>> = sources
+        .iter()
+        .filter(|s| s.delivery != DeliveryMode::Sync)
+        .collect();
+    if let Some(first) = queued.first() {
+        if file.delivery.data_dir.is_none() {
+            return err(
+                &format!("source[{}].delivery", first.name),
+                "\"queue\" stores deliveries durably: set [delivery] data_dir (a folder only hookgate writes)",
+            );
+        }
+    }
+    if let Some(outbound) = &outbound {
+        for source in &queued {
+            let name = DeliveryMode::target_name(&source.name);
+            if outbound.targets.iter().any(|t| t.name == name) {
+                return err(
+                    &format!("outbound.target[{name}]"),
+                    "this name is the queued source's own delivery target; rename the target",
+                );
+            }
+        }
+    }
     let delivery = resolve_delivery(file.delivery, base_dir)?;
     let tls = match file.server.tls {
         Some(spec) => {

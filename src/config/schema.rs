@@ -94,7 +94,7 @@ pub struct AdminSpec {
 #[serde(deny_unknown_fields)]
 pub struct DeliverySpec {
     /// Folder of the delivery store (`deliveries.sqlite3` and its `-wal` file). Default
-    /// `data`, relative to the configuration file's folder.
+    /// `data`, relative to the configuration file's folder; required by a queued source.
     pub data_dir: Option<PathBuf>,
     /// The least wait after a `Retry-After`. Default 1 s.
     #[serde(default, with = "humantime_serde")]
@@ -103,6 +103,9 @@ pub struct DeliverySpec {
     pub max_attempts: Option<u32>,
     /// Attempts kept per delivery in its history. Default 20.
     pub history: Option<u32>,
+    /// Pending deliveries at most (outbound and queued sources together); new events are
+    /// refused with `503` past it. Default: no bound but the disk.
+    pub max_pending: Option<u64>,
 }
 
 /// `[upstream_tls]`: extra trust for `https://` upstreams.
@@ -260,6 +263,13 @@ pub struct SourceSpec {
     /// forwarded anyway with `X-Hookgate-Verification: failed; reason=<code>` (or `passed`).
     /// Default true.
     pub enforce: Option<bool>,
+    /// `sync` (default): forward at once and pass the upstream's answer back; `queue`: store
+    /// the verified delivery durably (`[delivery] data_dir`), answer `202`, deliver it with
+    /// `retry`.
+    pub delivery: Option<String>,
+    /// The retry policy of a queued source (the syntax of `[[outbound.target]] retry`).
+    /// Default `standard-webhooks`.
+    pub retry: Option<String>,
 }
 
 /// A static token in a header.

@@ -18,10 +18,11 @@ use crate::redact;
 use crate::scheme::keys::PublicKey;
 use crate::scheme::{Part, Scheme, SignatureMethod, SigningKey};
 use crate::secret::{Env, Secret, SecretEncoding, SecretRef};
+use crate::sender::retry::RetryPolicy;
 use crate::source::method::Method;
 use crate::source::{
-    check_replay_cover, DedupPolicy, DedupSpec, Freshness, FreshnessSpec, SignatureCheck, Source,
-    Upstream,
+    check_replay_cover, DedupPolicy, DedupSpec, DeliveryMode, Freshness, FreshnessSpec,
+    SignatureCheck, Source, Upstream,
 };
 
 /// What `[server]` sets for every source that does not set its own.
@@ -324,7 +325,14 @@ impl Source {
             secret_origins,
             handshake,
             enforce,
+            delivery: delivery_mode(spec.delivery.as_deref(), spec.retry, at)?,
         };
+        if source.delivery != DeliveryMode::Sync && source.forward_query {
+            return err(
+                &format!("{at}.forward_query"),
+                "a queued source delivers to a fixed URL; forward_query needs delivery = \"sync\"",
+            );
+        }
         if source.max_body == 0 {
             return err(&format!("{at}.max_body_bytes"), "must be at least 1");
         }
@@ -341,6 +349,32 @@ impl Source {
             ));
         }
         Ok(source)
+    }
+}
+
+/// `delivery` and `retry`: the mode, with the queued mode's policy checked now.
+fn delivery_mode(
+    mode: Option<&str>,
+    retry: Option<String>,
+    at: &str,
+) -> Result<DeliveryMode, ConfigError> {
+    match mode.unwrap_or("sync") {
+        "sync" => match retry {
+            Some(_) => err(
+                &format!("{at}.retry"),
+                "applies to queued sources only (delivery = \"queue\")",
+            ),
+            None => Ok(DeliveryMode::Sync),
+        },
+        "queue" => {
+            let retry = retry.unwrap_or_else(|| defaults::QUEUE_RETRY.to_string());
+            RetryPolicy::parse(&retry).or_else(|m| err(&format!("{at}.retry"), m))?;
+            Ok(DeliveryMode::Queue { retry })
+        }
+        other => err(
+            &format!("{at}.delivery"),
+            format!("`{other}` is not a delivery mode (sync or queue)"),
+        ),
     }
 }
 

@@ -129,3 +129,51 @@ freshness = { from = "header:X-Ts", format = "unix_ms", window = "2m" }
     let missing = text.replace(", timestamp = \"header:X-Ts\"", "");
     assert!(parse_err(&missing).contains("signature.timestamp"));
 }
+
+#[test]
+fn a_queued_source_needs_a_data_dir_and_a_valid_policy() {
+    let queued = format!("{MINIMAL}delivery = \"queue\"\n");
+    let error = parse_err(&queued);
+    assert!(
+        error.contains("source[ck].delivery") && error.contains("[delivery] data_dir"),
+        "{error}"
+    );
+    let config = parse_ok(&format!(
+        "{queued}[delivery]\ndata_dir = \"/var/lib/hookgate\"\n"
+    ));
+    let expected = crate::source::DeliveryMode::Queue {
+        retry: defaults::QUEUE_RETRY.to_string(),
+    };
+    assert_eq!(config.sources[0].delivery, expected);
+    let bad = format!(
+        "{MINIMAL}delivery = \"queue\"\nretry = \"custom:soon\"\n[delivery]\ndata_dir = \"d\"\n"
+    );
+    assert!(parse_err(&bad).contains("source[ck].retry"));
+}
+
+#[test]
+fn delivery_mode_mistakes_are_named() {
+    let unknown = parse_err(&format!("{MINIMAL}delivery = \"later\"\n"));
+    assert!(unknown.contains("source[ck].delivery") && unknown.contains("sync or queue"));
+    let retry_on_sync = parse_err(&format!("{MINIMAL}retry = \"corgea\"\n"));
+    assert!(
+        retry_on_sync.contains("source[ck].retry"),
+        "{retry_on_sync}"
+    );
+    let query = parse_err(&format!(
+        "{MINIMAL}delivery = \"queue\"\nforward_query = true\n[delivery]\ndata_dir = \"d\"\n"
+    ));
+    assert!(query.contains("forward_query"), "{query}");
+    assert_eq!(
+        parse_ok(MINIMAL).sources[0].delivery,
+        crate::source::DeliveryMode::Sync
+    );
+}
+
+#[test]
+fn delivery_max_pending_is_at_least_one() {
+    let text = format!("{MINIMAL}[delivery]\nmax_pending = 0\n");
+    assert!(parse_err(&text).contains("delivery.max_pending"));
+    let text = format!("{MINIMAL}[delivery]\nmax_pending = 5000\n");
+    assert_eq!(parse_ok(&text).delivery.limits.max_pending, Some(5000));
+}

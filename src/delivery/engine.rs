@@ -16,11 +16,12 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use http::Uri;
 use tokio::sync::{Mutex, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::metrics::{Counters, EngineStats};
+use super::metrics::{AttemptCounts, Counters, EngineStats};
 use super::policy::{HealthRules, Limits};
 use super::store::*;
 use crate::clock::{SharedClock, SystemClock};
@@ -45,6 +46,12 @@ pub struct TargetSpec {
     pub health: HealthRules,
     /// Attempts in flight at once for this target.
     pub concurrency: usize,
+    /// The client this target's attempts use, when not the engine's (an inbound source's
+    /// upstream trusts `[upstream_tls] ca`, outbound targets `[outbound] ca`).
+    pub client: Option<Sender>,
+    /// Accept new deliveries while the target is paused or disabled (they wait for a resume)
+    /// instead of refusing them: an inbound source's events are never turned away for it.
+    pub hold_when_stopped: bool,
 }
 
 impl TargetSpec {
@@ -60,6 +67,8 @@ impl TargetSpec {
             retry: target.retry.clone(),
             health,
             concurrency: target.concurrency.max(1),
+            client: None,
+            hold_when_stopped: false,
         }
     }
 }
@@ -122,6 +131,9 @@ pub enum EnqueueError {
     /// The engine is shutting down and takes no new events.
     #[error("the delivery engine is shutting down")]
     ShuttingDown,
+    /// `max_pending` deliveries are waiting already.
+    #[error("the delivery queue is full ({0} pending)")]
+    Full(u64),
     /// The store could not commit the event.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -138,28 +150,57 @@ pub struct TargetStatus {
 }
 
 pub(super) struct TargetRt {
-    pub spec: TargetSpec,
+    /// Replaced whole when a reload changes the target (its health and permits stay).
+    pub spec: ArcSwap<TargetSpec>,
+    /// The permits the target was started with (`concurrency`).
+    pub capacity: usize,
     pub permits: Arc<Semaphore>,
     /// The truth about health; held across its write to the store so writes stay in order.
     pub health: Mutex<TargetHealth>,
     /// The mode, readable without waiting (0 active, 1 paused, 2 disabled).
     pub mode: AtomicI64,
+    /// This target's attempts by outcome since start.
+    pub counters: Counters,
 }
 
 impl TargetRt {
     pub(super) fn mode(&self) -> TargetMode {
         TargetMode::from_code(self.mode.load(Ordering::SeqCst))
     }
+
+    fn new(spec: TargetSpec, health: TargetHealth) -> Self {
+        let capacity = spec.concurrency.max(1);
+        TargetRt {
+            permits: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            mode: AtomicI64::new(health.mode.code()),
+            health: Mutex::new(health),
+            spec: ArcSwap::from_pointee(spec),
+            counters: Counters::default(),
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.capacity
+            .saturating_sub(self.permits.available_permits())
+    }
 }
+
+/// The targets by name; replaced whole when targets are added.
+pub(super) type Targets = HashMap<String, Arc<TargetRt>>;
 
 pub(super) struct Inner {
     pub store: Arc<dyn DeliveryStore>,
-    pub targets: HashMap<String, Arc<TargetRt>>,
+    pub targets: ArcSwap<Targets>,
+    /// Every target's health as stored when the engine started (for targets added later).
+    pub stored_health: HashMap<String, TargetHealth>,
     pub options: EngineOptions,
     pub io: EngineIo,
     pub wake: Notify,
     pub stopping: AtomicBool,
     pub counters: Counters,
+    /// Pending deliveries, counted from the store at start (for `max_pending`).
+    pub pending: AtomicI64,
 }
 
 impl Inner {
@@ -210,6 +251,7 @@ impl Engine {
             .map(|h| (h.name.clone(), h))
             .collect();
         let now = io.clock.wall_ms();
+        let pending = i64::try_from(store.queue_stats().await?.pending).unwrap_or(i64::MAX);
         let targets = targets
             .into_iter()
             .map(|spec| {
@@ -217,23 +259,19 @@ impl Engine {
                     .get(&spec.name)
                     .cloned()
                     .unwrap_or_else(|| TargetHealth::active(&spec.name, now));
-                let rt = TargetRt {
-                    permits: Arc::new(Semaphore::new(spec.concurrency.max(1))),
-                    mode: AtomicI64::new(health.mode.code()),
-                    health: Mutex::new(health),
-                    spec,
-                };
-                (rt.spec.name.clone(), Arc::new(rt))
+                (spec.name.clone(), Arc::new(TargetRt::new(spec, health)))
             })
             .collect();
         let inner = Arc::new(Inner {
             store,
-            targets,
+            targets: ArcSwap::from_pointee(targets),
+            stored_health: stored,
             options,
             io,
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
             counters: Counters::default(),
+            pending: AtomicI64::new(pending),
         });
         let task = tokio::spawn(super::scheduler::run(inner.clone()));
         Ok(Engine {
@@ -249,13 +287,13 @@ impl Engine {
         if self.inner.stopping.load(Ordering::SeqCst) {
             return Err(EnqueueError::ShuttingDown);
         }
-        let target = self
-            .inner
-            .targets
+        let targets = self.inner.targets.load();
+        let target = targets
             .get(&delivery.target)
             .ok_or(EnqueueError::UnknownTarget)?;
         match target.mode() {
             TargetMode::Active => {}
+            _ if target.spec.load().hold_when_stopped => {}
             mode => {
                 let reason = target.health.lock().await.reason.clone();
                 let reason = reason.unwrap_or_else(|| "by the operator".into());
@@ -265,11 +303,20 @@ impl Engine {
                 });
             }
         }
+        if let Some(max) = self.inner.options.limits.max_pending {
+            let pending = self.inner.pending.load(Ordering::SeqCst);
+            if u64::try_from(pending).unwrap_or(0) >= max {
+                return Err(EnqueueError::Full(max));
+            }
+        }
         let enqueued = self
             .inner
             .store
             .enqueue(delivery, self.inner.now_ms())
             .await?;
+        if enqueued.created {
+            self.inner.pending.fetch_add(1, Ordering::SeqCst);
+        }
         self.inner.wake.notify_one();
         Ok(enqueued)
     }
@@ -287,6 +334,7 @@ impl Engine {
     /// Attempts a failed (or delivered) delivery again now, with a fresh retry cycle.
     pub async fn redeliver(&self, id: DeliveryId) -> Result<DeliverySummary, StoreError> {
         let summary = self.inner.store.redeliver(id, self.inner.now_ms()).await?;
+        self.inner.pending.fetch_add(1, Ordering::SeqCst);
         self.inner.wake.notify_one();
         Ok(summary)
     }
@@ -319,7 +367,7 @@ impl Engine {
         mode: TargetMode,
         reason: Option<String>,
     ) -> Result<bool, StoreError> {
-        let Some(rt) = self.inner.targets.get(target) else {
+        let Some(rt) = self.inner.targets.load().get(target).cloned() else {
             return Ok(false);
         };
         let mut health = rt.health.lock().await;
@@ -342,10 +390,11 @@ impl Engine {
     /// Every configured target's health and attempts in flight.
     pub async fn targets(&self) -> Vec<TargetStatus> {
         let mut all = Vec::new();
-        for rt in self.inner.targets.values() {
+        let targets = self.inner.targets.load_full();
+        for rt in targets.values() {
             all.push(TargetStatus {
                 health: rt.health.lock().await.clone(),
-                in_flight: rt.spec.concurrency.max(1) - rt.permits.available_permits(),
+                in_flight: rt.in_flight(),
             });
         }
         all.sort_by(|a, b| a.health.name.cmp(&b.health.name));
@@ -354,10 +403,11 @@ impl Engine {
 
     /// One target's health and attempts in flight.
     pub async fn target(&self, name: &str) -> Option<TargetStatus> {
-        let rt = self.inner.targets.get(name)?;
+        let rt = self.inner.targets.load().get(name).cloned()?;
+        let health = rt.health.lock().await.clone();
         Some(TargetStatus {
-            health: rt.health.lock().await.clone(),
-            in_flight: rt.spec.concurrency.max(1) - rt.permits.available_permits(),
+            health,
+            in_flight: rt.in_flight(),
         })
     }
 
@@ -368,8 +418,9 @@ impl Engine {
         let in_flight = self
             .inner
             .targets
+            .load()
             .values()
-            .map(|rt| rt.spec.concurrency.max(1) - rt.permits.available_permits())
+            .map(|rt| rt.in_flight())
             .sum::<usize>();
         Ok(EngineStats {
             queue,
@@ -380,6 +431,41 @@ impl Engine {
             in_flight: in_flight as u64,
             commits: self.inner.store.commit_stats(),
         })
+    }
+
+    /// Attempts and outcomes since start per configured target, by name (the labels of a
+    /// per-target metric: only targets the configuration names, so their number is bounded).
+    pub fn target_attempts(&self) -> Vec<(String, AttemptCounts)> {
+        let targets = self.inner.targets.load();
+        let mut all: Vec<_> = targets
+            .iter()
+            .map(|(name, rt)| (name.clone(), rt.counters.snapshot()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Adds targets, and gives existing ones (by name) their new URL, client, retry policy and
+    /// health rules; their health, waiting deliveries and attempts in flight stay. Targets
+    /// not named stay too: what they hold is still delivered. A new concurrency takes effect
+    /// at the next start. A new target starts with the health stored by an earlier process.
+    pub fn update_targets(&self, specs: Vec<TargetSpec>) {
+        let mut targets: Targets = (**self.inner.targets.load()).clone();
+        for spec in specs {
+            if let Some(rt) = targets.get(&spec.name) {
+                rt.spec.store(Arc::new(spec));
+                continue;
+            }
+            let health = self
+                .inner
+                .stored_health
+                .get(&spec.name)
+                .cloned()
+                .unwrap_or_else(|| TargetHealth::active(&spec.name, self.inner.now_ms()));
+            targets.insert(spec.name.clone(), Arc::new(TargetRt::new(spec, health)));
+        }
+        self.inner.targets.store(Arc::new(targets));
+        self.inner.wake.notify_one();
     }
 
     /// Deletes delivered and failed deliveries finished longer than `age` ago.

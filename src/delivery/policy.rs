@@ -21,6 +21,9 @@ pub struct Limits {
     pub max_window: Duration,
     /// Attempts kept per delivery; older ones are dropped (default 20).
     pub history: u32,
+    /// Pending deliveries at most; new events are refused (`503`) past it. `None`: bounded by
+    /// the disk only (default).
+    pub max_pending: Option<u64>,
 }
 
 impl Default for Limits {
@@ -30,6 +33,7 @@ impl Default for Limits {
             max_attempts: MAX_ATTEMPTS,
             max_window: Duration::from_secs(7 * 24 * 3600),
             history: 20,
+            max_pending: None,
         }
     }
 }

@@ -16,7 +16,7 @@ use http::HeaderMap;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 
-use super::engine::{Inner, TargetRt};
+use super::engine::{Inner, TargetRt, TargetSpec};
 use super::metrics::AttemptKind;
 use super::policy::{after_attempt, millis, next_step};
 use super::store::*;
@@ -37,14 +37,16 @@ pub(super) async fn run(inner: Arc<Inner>) {
         let now = inner.now_ms();
         let mut eligible = Vec::new();
         let mut failed = false;
-        for rt in inner.targets.values() {
+        let targets = inner.targets.load_full();
+        for rt in targets.values() {
             if rt.mode() != TargetMode::Active {
                 continue;
             }
+            let spec = rt.spec.load_full();
             let free = rt.permits.available_permits();
             if free > 0 {
-                let lease = now + millis(rt.spec.retry.timeout + inner.options.lease_margin);
-                match inner.store.claim_due(&rt.spec.name, now, lease, free).await {
+                let lease = now + millis(spec.retry.timeout + inner.options.lease_margin);
+                match inner.store.claim_due(&spec.name, now, lease, free).await {
                     Ok(claimed) => {
                         for delivery in claimed {
                             let Ok(permit) = rt.permits.clone().try_acquire_owned() else {
@@ -54,13 +56,13 @@ pub(super) async fn run(inner: Arc<Inner>) {
                         }
                     }
                     Err(e) => {
-                        tracing::error!(target = %rt.spec.name, error = %e, "cannot claim due deliveries");
+                        tracing::error!(target = %spec.name, error = %e, "cannot claim due deliveries");
                         failed = true;
                     }
                 }
             }
             if rt.permits.available_permits() > 0 {
-                eligible.push(rt.spec.name.clone());
+                eligible.push(spec.name.clone());
             }
         }
         let next = match inner.store.next_due(eligible).await {
@@ -101,7 +103,12 @@ pub(super) async fn run(inner: Arc<Inner>) {
 }
 
 /// The headers of one attempt: the stored ones, then the signer's.
-fn attempt_headers(rt: &TargetRt, delivery: &Claimed, unix_secs: i64, number: u32) -> HeaderMap {
+fn attempt_headers(
+    spec: &TargetSpec,
+    delivery: &Claimed,
+    unix_secs: i64,
+    number: u32,
+) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for (name, value) in &delivery.headers {
         if let (Ok(name), Ok(value)) = (
@@ -111,7 +118,7 @@ fn attempt_headers(rt: &TargetRt, delivery: &Claimed, unix_secs: i64, number: u3
             headers.append(name, value);
         }
     }
-    if let Some(signer) = &rt.spec.signer {
+    if let Some(signer) = &spec.signer {
         let event = OutboundEvent {
             body: delivery.body.clone(),
             id: delivery.event_id.clone(),
@@ -131,16 +138,15 @@ async fn attempt(
     delivery: Claimed,
     permit: OwnedSemaphorePermit,
 ) {
+    let spec = rt.spec.load_full();
     let started_ms = inner.now_ms();
     let number = delivery.attempts + 1;
-    let headers = attempt_headers(&rt, &delivery, started_ms.div_euclid(1000), number);
+    let headers = attempt_headers(&spec, &delivery, started_ms.div_euclid(1000), number);
+    let client = spec.client.as_ref().unwrap_or(&inner.io.sender);
     let timer = Instant::now();
     let posted = tokio::time::timeout(
-        rt.spec.retry.timeout,
-        inner
-            .io
-            .sender
-            .post(&rt.spec.url, headers, delivery.body.clone()),
+        spec.retry.timeout,
+        client.post(&spec.url, headers, delivery.body.clone()),
     )
     .await;
     let latency = timer.elapsed();
@@ -155,7 +161,7 @@ async fn attempt(
     };
     let now = inner.now_ms();
     let outcome = next_step(
-        &rt.spec.retry,
+        &spec.retry,
         &inner.options.limits,
         delivery.cycle_attempts + 1,
         delivery.cycle_started_ms.unwrap_or(started_ms),
@@ -177,7 +183,7 @@ async fn attempt(
         error,
     };
     tracing::info!(
-        target = %rt.spec.name,
+        target = %spec.name,
         delivery = delivery.id,
         attempt = number,
         status = ?record.status,
@@ -187,7 +193,7 @@ async fn attempt(
         "delivery attempt"
     );
     let mut health = rt.health.lock().await;
-    let next = after_attempt(&health, &rt.spec.health, now, status, &outcome);
+    let next = after_attempt(&health, &spec.health, now, status, &outcome);
     let history = inner.options.limits.history;
     match inner
         .store
@@ -196,9 +202,13 @@ async fn attempt(
     {
         Ok(()) => {
             inner.counters.attempt(kind, no_answer);
+            if kind != AttemptKind::Retry {
+                inner.pending.fetch_sub(1, Ordering::SeqCst);
+            }
+            rt.counters.attempt(kind, no_answer);
             if next.mode != health.mode {
                 tracing::warn!(
-                    target = %rt.spec.name,
+                    target = %spec.name,
                     mode = ?next.mode,
                     reason = next.reason.as_deref().unwrap_or(""),
                     "delivery target stopped; resume it to deliver again"
@@ -209,7 +219,7 @@ async fn attempt(
         }
         // The delivery stays leased until restart, when it is attempted again: not lost.
         Err(e) => tracing::error!(
-            target = %rt.spec.name,
+            target = %spec.name,
             delivery = delivery.id,
             error = %e,
             "cannot record an attempt; the delivery is retried after restart"

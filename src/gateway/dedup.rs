@@ -240,7 +240,8 @@ async fn claim_or_wait<D: DedupStore>(
     }
 }
 
-fn duplicate_response() -> Response {
+/// The answer to a repeat of a delivered (or, for a queued source, stored) event.
+pub(super) fn duplicate_response() -> Response {
     let body = r#"{"status":"duplicate","message":"this event was already delivered; it was not forwarded again"}"#;
     let mut response = http::Response::new(full_body(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = StatusCode::OK;

@@ -162,6 +162,43 @@ fn set_forwarding_headers(headers: &mut HeaderMap, peer: Option<PeerAddr>, trust
     }
 }
 
+/// Turns a verified request's headers into the upstream's: hop-by-hop, `Expect` and
+/// incoming `X-Hookgate-*` headers removed, `Host` set to the upstream's, the forwarding
+/// headers set ([`set_forwarding_headers`]), and hookgate's `X-Hookgate-Source`,
+/// `X-Hookgate-Event-Id` (or `X-Hookgate-Unsigned-Event-Id`) and `X-Hookgate-Request-Id`.
+/// Shared by the forward and the queued mode, so the upstream sees the same either way.
+pub(super) fn upstream_headers(
+    headers: &mut HeaderMap,
+    source: &Source,
+    peer: Option<PeerAddr>,
+    event_id: Option<&EventId>,
+    request_id: Option<RequestId>,
+    verdict: Verdict,
+) {
+    strip_hop_by_hop(headers);
+    strip_own_headers(headers);
+    headers.remove(header::EXPECT);
+    headers.insert(header::HOST, source.upstream.host_header.clone());
+    set_forwarding_headers(headers, peer, &source.trusted_proxies);
+    headers.insert("x-hookgate-source", source.upstream.source_header.clone());
+    if let Some(event) = event_id {
+        if let Ok(value) = HeaderValue::from_str(&event.id) {
+            let name = if event.signed {
+                "x-hookgate-event-id"
+            } else {
+                "x-hookgate-unsigned-event-id"
+            };
+            headers.insert(name, value);
+        }
+    }
+    if let Some(RequestId(id)) = request_id {
+        headers.insert("x-hookgate-request-id", id);
+    }
+    if !source.enforce {
+        headers.insert(shadow::HEADER, verdict.header_value());
+    }
+}
+
 /// The innermost service: sends the delivery upstream.
 #[derive(Clone)]
 pub(super) struct Forward {
@@ -210,29 +247,15 @@ impl Service<http::Request<Bytes>> for Forward {
             };
 
             let mut headers = parts.headers;
-            strip_hop_by_hop(&mut headers);
-            strip_own_headers(&mut headers);
-            headers.remove(header::EXPECT);
-            headers.insert(header::HOST, source.upstream.host_header.clone());
+            upstream_headers(
+                &mut headers,
+                &source,
+                peer,
+                event_id.as_ref(),
+                request_id,
+                verdict,
+            );
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-            set_forwarding_headers(&mut headers, peer, &source.trusted_proxies);
-            headers.insert("x-hookgate-source", source.upstream.source_header.clone());
-            if let Some(event) = event_id {
-                if let Ok(value) = HeaderValue::from_str(&event.id) {
-                    let name = if event.signed {
-                        "x-hookgate-event-id"
-                    } else {
-                        "x-hookgate-unsigned-event-id"
-                    };
-                    headers.insert(name, value);
-                }
-            }
-            if let Some(RequestId(id)) = request_id {
-                headers.insert("x-hookgate-request-id", id);
-            }
-            if !source.enforce {
-                headers.insert(shadow::HEADER, verdict.header_value());
-            }
 
             let mut upstream = http::Request::new(Full::new(body));
             *upstream.method_mut() = parts.method;

@@ -10,6 +10,7 @@ mod forward;
 mod freshness;
 mod handshake;
 mod keyed;
+mod queue;
 mod rejection;
 mod route;
 mod shadow;
@@ -39,6 +40,7 @@ use crate::metrics::Metrics;
 use crate::server::Limits;
 use crate::source::Source;
 
+pub use queue::queue_targets;
 pub use rejection::Rejection;
 pub use route::Routes;
 
@@ -60,6 +62,8 @@ pub enum Outcome {
     Forwarded,
     /// A repeat of a delivered event: answered 2xx, not forwarded.
     Duplicate,
+    /// Stored durably for the delivery engine and answered `202` (a queued source).
+    Queued,
     /// Refused by a layer; the code is the JSON error code.
     Rejected(&'static str),
     /// A handshake the gateway answered itself (never forwarded).
@@ -71,6 +75,7 @@ impl Outcome {
         match self {
             Outcome::Forwarded => "forwarded",
             Outcome::Duplicate => "duplicate",
+            Outcome::Queued => "queued",
             Outcome::Rejected(code) => code,
             Outcome::Handshake => "handshake",
         }
@@ -106,6 +111,8 @@ pub struct Gateway {
     shed: shed::ShedLayer,
     bodies: body::BodyBudget,
     outstanding: dedup::Outstanding,
+    /// The delivery engine of queued sources, once started.
+    queue: queue::QueueHandle,
     /// Wall time for freshness, uptime for dedup expiries; injectable for tests.
     clock: SharedClock,
 }
@@ -139,6 +146,7 @@ impl Gateway {
             shed: shed::ShedLayer::new(config.limits.max_concurrent_requests),
             bodies: body::BodyBudget::new(config.limits.max_pending_body_bytes),
             outstanding: dedup::Outstanding::default(),
+            queue: queue::QueueHandle::default(),
             clock,
         }
     }
@@ -158,6 +166,12 @@ impl Gateway {
             }
         }
         claims.len()
+    }
+
+    /// Hands queued sources the delivery engine (every clone of the stack sees it). Until
+    /// then, a queued source answers `503`.
+    pub fn set_engine(&self, engine: crate::delivery::Engine) {
+        self.queue.set(engine);
     }
 
     /// The listener limits from the configuration.
@@ -237,9 +251,11 @@ impl Gateway {
                 self.outstanding.clone(),
                 self.metrics.clone(),
             ))
-            .service(forward::Forward::new(
-                self.client.clone(),
-                self.metrics.clone(),
+            // The branch point of the delivery mode: a queued source's delivery is stored
+            // and answered 202; a sync source's is forwarded and the upstream's answer passed back.
+            .service(queue::QueueOrForward::new(
+                forward::Forward::new(self.client.clone(), self.metrics.clone()),
+                self.queue.clone(),
             ))
     }
 }

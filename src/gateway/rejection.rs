@@ -57,6 +57,10 @@ pub enum Rejection {
     BadVerifyToken,
     #[error("the provider's signing keys could not be fetched; retry later")]
     KeyFetchFailed { retry_after: Duration },
+    #[error("the event could not be stored for delivery; retry later")]
+    QueueUnavailable { retry_after: Duration },
+    #[error("the delivery queue is full; retry later")]
+    QueueFull { retry_after: Duration },
     #[error("the upstream could not be reached")]
     UpstreamUnavailable,
     #[error("the upstream did not answer in time")]
@@ -89,7 +93,9 @@ impl Rejection {
             | DedupUnavailable { .. }
             | Overloaded { .. }
             | BodyBudget { .. }
-            | KeyFetchFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | KeyFetchFailed { .. }
+            | QueueUnavailable { .. }
+            | QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -121,6 +127,8 @@ impl Rejection {
             BadHandshake { .. } => "bad_handshake",
             BadVerifyToken => "bad_verify_token",
             KeyFetchFailed { .. } => "key_fetch_failed",
+            QueueUnavailable { .. } => "queue_unavailable",
+            QueueFull { .. } => "queue_full",
             UpstreamUnavailable => "upstream_unavailable",
             UpstreamTimeout => "upstream_timeout",
         }
@@ -141,7 +149,9 @@ impl Rejection {
             | Rejection::DedupUnavailable { retry_after }
             | Rejection::Overloaded { retry_after }
             | Rejection::BodyBudget { retry_after }
-            | Rejection::KeyFetchFailed { retry_after } => {
+            | Rejection::KeyFetchFailed { retry_after }
+            | Rejection::QueueUnavailable { retry_after }
+            | Rejection::QueueFull { retry_after } => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after.as_secs()),

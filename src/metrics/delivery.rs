@@ -1,7 +1,8 @@
 //! Metrics of the durable delivery engine, set from [`EngineStats`] at scrape time: deliveries
 //! in the store by state, the oldest pending delivery's age, attempts by result, attempts
-//! without an answer, attempts in flight, and the store's commit (write + fsync) latency as a
-//! count, a sum and the slowest commit.
+//! without an answer, attempts per configured target (labels bounded by the configuration),
+//! attempts in flight, and the store's commit (write + fsync) latency as a count, a sum and
+//! the slowest commit.
 
 use std::sync::atomic::AtomicU64;
 
@@ -12,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::Metrics;
-use crate::delivery::EngineStats;
+use crate::delivery::{AttemptCounts, EngineStats};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
@@ -21,6 +22,12 @@ struct StateLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    target: String,
     result: &'static str,
 }
 
@@ -34,6 +41,7 @@ pub(super) struct Delivery {
     queue: Family<StateLabels, Gauge>,
     oldest_pending: Gauge<f64, AtomicU64>,
     attempts: Family<ResultLabels, Counter>,
+    target_attempts: Family<TargetLabels, Counter>,
     unanswered: Family<ReasonLabels, Counter>,
     in_flight: Gauge,
     commits: Counter,
@@ -47,6 +55,7 @@ impl Delivery {
             queue: Family::default(),
             oldest_pending: Gauge::default(),
             attempts: Family::default(),
+            target_attempts: Family::default(),
             unanswered: Family::default(),
             in_flight: Gauge::default(),
             commits: Counter::default(),
@@ -67,6 +76,11 @@ impl Delivery {
             "delivery_attempts",
             "Delivery attempts by result (success, retry: failed and retried, final: failed for good)",
             delivery.attempts.clone(),
+        );
+        registry.register(
+            "delivery_target_attempts",
+            "Delivery attempts per configured target (an outbound target, or source:<name> for a queued source) by result (success, retry, final, timeout, error)",
+            delivery.target_attempts.clone(),
         );
         registry.register(
             "delivery_attempts_unanswered",
@@ -110,6 +124,25 @@ fn raise(counter: &Counter, total: u64) {
 }
 
 impl Metrics {
+    /// Attempts per configured delivery target, as read at scrape time.
+    pub fn delivery_targets(&self, targets: &[(String, AttemptCounts)]) {
+        for (target, counts) in targets {
+            for (result, n) in [
+                ("success", counts.success),
+                ("retry", counts.retried),
+                ("final", counts.final_failures),
+                ("timeout", counts.timeouts),
+                ("error", counts.errors),
+            ] {
+                let labels = TargetLabels {
+                    target: target.clone(),
+                    result,
+                };
+                raise(&self.delivery.target_attempts.get_or_create(&labels), n);
+            }
+        }
+    }
+
     /// The delivery engine's figures, as read at scrape time.
     pub fn delivery(&self, stats: &EngineStats) {
         let d = &self.delivery;

@@ -96,7 +96,13 @@ pub struct Report {
     pub attempts: Vec<Attempt>,
     /// How the delivery ended.
     pub outcome: DeliveryOutcome,
+    /// The last answer said the event was a duplicate, already delivered and not passed on
+    /// again (a hookgate receiver's `X-Hookgate-Duplicate` header).
+    pub duplicate: bool,
 }
+
+/// The header a hookgate receiver marks the answer to an already-delivered event with.
+pub const DUPLICATE_HEADER: &str = "x-hookgate-duplicate";
 
 /// Answers longer than this are not read further (the body is only drained for reuse).
 const MAX_ANSWER: usize = 64 * 1024;
@@ -106,6 +112,12 @@ const MAX_ANSWER: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct Sender {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
 }
 
 impl Default for Sender {
@@ -171,6 +183,7 @@ impl Sender {
         let mut attempts = Vec::new();
         let mut waited = Duration::ZERO;
         let mut scheduled = Duration::ZERO;
+        let mut duplicate = false;
         for number in 1u32.. {
             let headers = signer.headers(event, now_secs(), number);
             let mut request = http::Request::new(Full::new(event.body.clone()));
@@ -189,6 +202,7 @@ impl Sender {
                     Ok(Ok(response)) => {
                         let verdict = classify(response.status(), response.headers());
                         let status = response.status().as_u16();
+                        duplicate = response.headers().contains_key(DUPLICATE_HEADER);
                         let _ = Limited::new(response.into_body(), MAX_ANSWER)
                             .collect()
                             .await;
@@ -232,7 +246,11 @@ impl Sender {
                 },
             };
             if let Some(outcome) = outcome {
-                return Report { attempts, outcome };
+                return Report {
+                    attempts,
+                    outcome,
+                    duplicate,
+                };
             }
         }
         unreachable!("the attempt loop returns")

@@ -33,6 +33,17 @@ impl Source {
         if let Some(reason) = self.timeout_reason {
             let _ = writeln!(out, "               why: {reason}");
         }
+        match &self.delivery {
+            super::DeliveryMode::Sync => {
+                let _ = writeln!(out, "  delivery:    sync (the upstream's answer goes back)");
+            }
+            super::DeliveryMode::Queue { retry } => {
+                let _ = writeln!(
+                    out,
+                    "  delivery:    queue (stored, answered 202; retry {retry})"
+                );
+            }
+        }
         match &self.signature {
             Some(check) => {
                 let s = &check.scheme;

@@ -56,6 +56,28 @@ pub struct Source {
     /// False in shadow mode: every check runs, is logged and counted, and the delivery is
     /// forwarded anyway, marked with `X-Hookgate-Verification`.
     pub enforce: bool,
+    /// Forwarded at once, or stored and delivered by the delivery engine.
+    pub delivery: DeliveryMode,
+}
+
+/// How a source's verified deliveries reach its upstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// Forwarded at once; the upstream's answer goes back to the sender.
+    #[default]
+    Sync,
+    /// Stored durably, answered `202`, then delivered by the delivery engine.
+    Queue {
+        /// The retry policy's text (validated with the configuration).
+        retry: String,
+    },
+}
+
+impl DeliveryMode {
+    /// The delivery engine's target name for a queued source's upstream.
+    pub fn target_name(source: &str) -> String {
+        format!("source:{source}")
+    }
 }
 
 #[derive(Debug)]

@@ -37,6 +37,8 @@ pub(crate) fn spec(url: &str, retry: &str, preset: &str) -> TargetSpec {
         retry: RetryPolicy::parse(retry).unwrap(),
         health: HealthRules::for_preset(preset),
         concurrency: 4,
+        client: None,
+        hold_when_stopped: false,
     }
 }
 

@@ -97,3 +97,19 @@ pub(crate) fn whsec_key(secret: &str) -> Vec<u8> {
     )
     .unwrap()
 }
+
+/// The headers of a Standard Webhooks delivery of event `id` stamped `ts` (unix seconds).
+pub(crate) fn standard_webhooks_headers(
+    key: &[u8],
+    id: &str,
+    ts: i64,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let ts = ts.to_string();
+    let signature = standard_webhooks(key, id, &ts, body);
+    headers(&[
+        ("webhook-id", id),
+        ("webhook-timestamp", &ts),
+        ("webhook-signature", &signature),
+    ])
+}
