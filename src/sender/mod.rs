@@ -71,8 +71,19 @@ impl Signer {
                     .method
                     .filter(|m| *m != crate::scheme::SignatureMethod::Header)
                 {
+                    use crate::scheme::SignatureMethod as M;
+                    let why = match method {
+                        M::Mailgun => {
+                            "carries its signature inside the body; hookgate's \
+                                       sender signs headers only"
+                        }
+                        M::AwsSns | M::GoogleOidc | M::PlaidJwt | M::Header => {
+                            "is signed with the provider's private key; hookgate can only \
+                             send as providers that sign with a shared secret"
+                        }
+                    };
                     return Err(SignerError(format!(
-                        "preset `{}` is signed in a way hookgate's sender does not produce ({})",
+                        "preset `{}` {why} ({})",
                         preset.name,
                         method.name()
                     )));
