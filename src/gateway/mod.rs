@@ -5,6 +5,7 @@
 mod admit;
 mod body;
 mod dedup;
+mod detach;
 mod fields;
 mod forward;
 mod freshness;
@@ -12,6 +13,7 @@ mod rejection;
 mod route;
 mod shed;
 mod trace;
+mod upstream;
 mod verify;
 
 use std::convert::Infallible;
@@ -94,7 +96,7 @@ pub struct Gateway {
     /// Swapped whole on reload; each request keeps the snapshot it was routed with.
     routes: Arc<ArcSwap<Routes>>,
     store: Store,
-    client: forward::UpstreamClient,
+    client: upstream::UpstreamClient,
     metrics: Arc<Metrics>,
     limits: Limits,
     shed: shed::ShedLayer,
@@ -127,7 +129,7 @@ impl Gateway {
                         .expect("the URL was validated with the configuration"),
                 ),
             },
-            client: forward::UpstreamClient::new(config.upstream_ca.as_deref()),
+            client: upstream::UpstreamClient::new(config.upstream_ca.as_deref()),
             metrics,
             limits: config.limits,
             shed: shed::ShedLayer::new(config.limits.max_concurrent_requests),
