@@ -29,7 +29,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use tower::{Layer, Service};
-use tracing::Instrument;
 
 use super::detach::Detached;
 use super::fields::BodyFields;
@@ -343,23 +342,20 @@ where
             let ttl = policy.ttl;
             claims.tracked = Some((outstanding.clone(), outstanding.track(claims.held.clone())));
             // Inline on the request's own future; handed to a task only if the sender hangs up
-            // before the upstream has answered (the claim must follow what the upstream did).
-            let delivery = Detached::new(
-                async move {
-                    let response = match inner.call(req).await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    };
-                    if response.status().is_success() {
-                        claims.complete(ttl).await;
-                    } else {
-                        claims.release().await;
-                    }
-                    response
+            // before the upstream has answered (the claim must follow what the upstream did); then
+            // it takes the request's span along, so the forward's warnings name the request.
+            let delivery = Detached::new(async move {
+                let response = match inner.call(req).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                if response.status().is_success() {
+                    claims.complete(ttl).await;
+                } else {
+                    claims.release().await;
                 }
-                // The request's span goes with it, so the forward's warnings name the request.
-                .instrument(tracing::Span::current()),
-            );
+                response
+            });
             Ok(delivery.await)
         })
     }

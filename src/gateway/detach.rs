@@ -2,21 +2,27 @@
 //! dedup claim has to be settled by what the upstream actually did. [`Detached`] runs the
 //! work inline in the request's own future (no task, no hand-off between threads on the
 //! normal path); only if that future is dropped before the work is done — the sender hung up
-//! and hyper dropped the request — does it move the rest of the work into a task of its own.
+//! and hyper dropped the request — does it move the rest of the work into a task of its own,
+//! carrying the tracing span that was current when the work was created (inline, the work
+//! runs inside the request's span already, so it is not instrumented twice on every poll).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use tracing::Instrument;
+
 /// A future that, when dropped unfinished, is spawned to completion instead of cancelled.
 pub(super) struct Detached<T: Send + 'static> {
     work: Option<Pin<Box<dyn Future<Output = T> + Send + 'static>>>,
+    span: tracing::Span,
 }
 
 impl<T: Send + 'static> Detached<T> {
     pub(super) fn new(work: impl Future<Output = T> + Send + 'static) -> Self {
         Detached {
             work: Some(Box::pin(work)),
+            span: tracing::Span::current(),
         }
     }
 }
@@ -40,7 +46,9 @@ impl<T: Send + 'static> Drop for Detached<T> {
         if let Some(work) = self.work.take() {
             // Outside a runtime (the process is ending) there is nothing left to run it on.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(work);
+                runtime.spawn(
+                    work.instrument(std::mem::replace(&mut self.span, tracing::Span::none())),
+                );
             }
         }
     }
