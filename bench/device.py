@@ -39,10 +39,16 @@ ROOT = base.ROOT
 DRY = os.environ.get("DEVICE_DRY") == "1"
 KIT = os.path.abspath(os.environ.get("KIT", os.path.join(ROOT, ".bench-kit")))
 HOOKGATE = os.path.abspath(os.environ.get("HOOKGATE", os.path.join(ROOT, ".bench-bin/hookgate")))
-# An earlier build to compare against (before/after of a change), when given.
-BASELINE = os.environ.get("DEVICE_BASELINE") or ""
+# An earlier build to compare against (before/after of a change): DEVICE_BASELINE, else
+# .bench-bin/hookgate-base when it is there ("none" turns it off).
+BASELINE = os.environ.get("DEVICE_BASELINE") or (
+    os.path.join(ROOT, ".bench-bin/hookgate-base")
+    if os.path.exists(os.path.join(ROOT, ".bench-bin/hookgate-base")) else "")
+BASELINE = "" if BASELINE == "none" else os.path.abspath(BASELINE) if BASELINE else ""
+# Three systems per case with a baseline: one round fewer keeps the run within 6 minutes.
+ROUNDS = int(os.environ.get("DEVICE_ROUNDS", "2" if DRY else "3" if BASELINE else "4"))
 OUT = os.path.abspath(os.environ.get("OUT") or os.path.join(ROOT, "target/device-out"))
-ROUNDS = int(os.environ.get("DEVICE_ROUNDS", "2" if DRY else "4"))
+
 SECONDS = int(os.environ.get("DEVICE_SECONDS", "1" if DRY else "5"))
 WARMUP_SECONDS = 1 if DRY else 2
 BUDGET_S = float(os.environ.get("DEVICE_BUDGET_S", "330"))

@@ -10,9 +10,9 @@
 #   printf '/.bench-bin/\n/.bench-kit/\n' >> "$(git rev-parse --git-common-dir)/info/exclude"
 # (stripped, the binary is about 11 MB and the kit 8 MB). Copy the checkout to the 16-core
 # machine with both folders (they are ignored, so name them when the copy skips ignored files).
-# Optionally also .bench-bin/hookgate-base, an earlier build, with
-# DEVICE_BASELINE=$PWD/.bench-bin/hookgate-base: a third system in each case (adds half the time;
-# then also DEVICE_CORES=1,4 to stay within 6 minutes).
+# Optionally also .bench-bin/hookgate-base (stripped), an earlier build: it is then a third
+# system in each case's rotation, reported against this build (3 rounds instead of 4, so the
+# run stays within 6 minutes; DEVICE_BASELINE=none leaves it out).
 # Then, on the 16-core machine (as root, python3 with its standard library only):
 #   bash bench/device.sh        # writes $OUT/summary.md, $OUT/results.json, $OUT/log.txt
 # A check of the script on any machine (its own cores, 1 s rounds, about a minute):
