@@ -322,6 +322,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_upstream_answering_garbage_is_an_error_and_its_connection_is_not_pooled() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut chunk = [0u8; 4096];
+                let _ = stream.read(&mut chunk).await;
+                let _ = stream.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
+            }
+        });
+        let client = UpstreamClient::new(None);
+        for _ in 0..2 {
+            let mut req = http::Request::new(Full::new(Bytes::from_static(b"{}")));
+            *req.uri_mut() = format!("http://{addr}/").parse().unwrap();
+            req.headers_mut()
+                .insert(http::header::HOST, "upstream".parse().unwrap());
+            let answer = tokio::time::timeout(Duration::from_secs(5), client.request(req)).await;
+            assert!(answer.expect("answered in time").is_err());
+        }
+        let pools = client.0.idle.lock().unwrap();
+        assert!(pools.values().all(VecDeque::is_empty));
+    }
+
+    #[tokio::test]
     async fn an_unreachable_upstream_is_an_error() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
