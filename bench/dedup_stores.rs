@@ -184,9 +184,22 @@ fn run<S: Contender>(mode: &str, n: u64) {
             }
             store.settle();
             let full = best((0..3).map(|r| measure(&store, (r + 1) * n * 2)).collect());
+            drop(store);
+            // Held: the same n keys in a store of twice the capacity, so nothing is evicted.
+            // Same table size as full, hence the same cache misses per lookup: full against
+            // held is the cost of being at capacity alone, full against empty adds the cost
+            // of a table that no longer fits the CPU's caches.
+            let store = S::build(2 * n);
+            for i in 0..n {
+                let token = store.claim(key(i), i + 1).expect("a fresh key");
+                store.promote(key(i), token);
+            }
+            store.settle();
+            let held = best((0..3).map(|r| measure(&store, (r + 20) * n * 2)).collect());
             println!(
-                "RESULT claim_empty {:.0} claim_full {:.0} pair_empty {:.0} pair_full {:.0}",
-                empty.0, full.0, empty.1, full.1
+                "RESULT claim_empty {:.0} claim_full {:.0} pair_empty {:.0} pair_full {:.0} \
+                 claim_held {:.0} pair_held {:.0}",
+                empty.0, full.0, empty.1, full.1, held.0, held.1
             );
         }
         other => panic!("unknown mode {other}"),
@@ -223,10 +236,10 @@ fn main() {
     let sizes = [1_000_000u64, 8_640_000];
     let latency_capacity = 1_000_000u64;
     println!(
-        "| store | bytes/key at 1 M | bytes/key at 8.64 M | claim empty | claim full | full/empty \
-         | claim+promote empty | claim+promote full | full/empty |"
+        "| store | bytes/key at 1 M | bytes/key at 8.64 M | claim empty | claim held | claim full \
+         | full/empty | full/held | claim+promote empty | held | full | full/empty | full/held |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for store in contenders() {
         let bytes: Vec<f64> = sizes
             .iter()
@@ -238,16 +251,22 @@ fn main() {
         let r = child(&["latency".into(), store.into(), latency_capacity.to_string()]);
         let (ce, cf) = (field(&r, "claim_empty"), field(&r, "claim_full"));
         let (pe, pf) = (field(&r, "pair_empty"), field(&r, "pair_full"));
+        let (ch, ph) = (field(&r, "claim_held"), field(&r, "pair_held"));
         println!(
-            "| {store} | {:.0} | {:.0} | {ce:.0} ns | {cf:.0} ns | {:.2}× | {pe:.0} ns | {pf:.0} ns | {:.2}× |",
+            "| {store} | {:.0} | {:.0} | {ce:.0} ns | {ch:.0} ns | {cf:.0} ns | {:.2}× | {:.2}× \
+             | {pe:.0} ns | {ph:.0} ns | {pf:.0} ns | {:.2}× | {:.2}× |",
             bytes[0],
             bytes[1],
             cf / ce,
-            pf / pe
+            cf / ch,
+            pf / pe,
+            pf / ph
         );
     }
     println!(
-        "\nlatency: one thread, store capacity {latency_capacity}, best of 3 batches of {} fresh keys",
+        "\nlatency: one thread, store capacity {latency_capacity}, best of 3 batches of {} fresh keys; \
+         empty: a fresh store; held: {latency_capacity} keys in a store of twice the capacity; \
+         full: {latency_capacity} keys at capacity (every claim evicts)",
         latency_capacity / 5
     );
 }

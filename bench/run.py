@@ -20,7 +20,9 @@ Run through bench/run.sh (it installs nginx-light and wrk and builds release bin
 
 Environment: BENCH_ROUNDS (5), BENCH_SECONDS (5), BENCH_ONLY (comma-separated case names;
 default the four headline cases 1k-16, 1k-64, 64k-16, 64k-64; "all" adds base64url-1k,
-standard-1k, verify-cost and redis), BENCH_CONNECTIONS (64, for the extra cases).
+standard-1k, verify-cost and redis), BENCH_CONNECTIONS (64, for the extra cases),
+BENCH_BASELINE (path of an earlier hookgate build: adds the cases baseline-1k-16 and
+baseline-1k-64, this build against that one in alternating rounds).
 """
 
 import base64
@@ -47,6 +49,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
+BASELINE = os.environ.get("BENCH_BASELINE")
 SECRET = "bench-secret"
 WH_KEY = b"bench-standard-webhooks-key-0123"
 SERVER_CPU = "1"
@@ -351,7 +354,7 @@ def main():
     wait_port(upstream_port)
     redis = None
     try:
-        def hookgate_system(label, redis_url=None):
+        def hookgate_system(label, redis_url=None, binary=HOOKGATE):
             config = os.path.join(workdir, f"{label.replace(' ', '_')}.toml")
             with open(config, "w") as f:
                 f.write(hookgate_config(upstream_port, redis_url))
@@ -361,7 +364,7 @@ def main():
                 if redis_url:
                     subprocess.run(["redis-cli", "-u", redis_url, "FLUSHALL"], check=True,
                                    capture_output=True)
-                proc = pinned(SERVER_CPU, [HOOKGATE, "serve", "--config", config,
+                proc = pinned(SERVER_CPU, [binary, "serve", "--config", config,
                                            "--listen", f"127.0.0.1:{port}"])
                 wait_port(port)
                 return {"port": port, "pid": proc.pid, "stop": lambda: stop(proc)}
@@ -416,6 +419,13 @@ def main():
             hg_redis = hookgate_system("hookgate (redis dedup)", f"redis://127.0.0.1:{rport}/0")
             extras.append(("redis", lambda: compare("dedup on Redis vs in memory, 1 KiB",
                                                     hg_redis, hg, work["hex-1k"], up)))
+        if BASELINE:
+            # Before/after of a change: this build against an earlier one, same rounds.
+            hg_base = hookgate_system("hookgate (baseline build)", binary=BASELINE)
+            for c in (16, 64):
+                extras.append((f"baseline-1k-{c}", lambda c=c: compare(
+                    f"this build vs {BASELINE}, 1 KiB, {c} connections", hg, hg_base,
+                    work["hex-1k"], up, connections=c)))
         headline = {key for key, _ in plans}
         results = []
         for key, plan in plans + extras:

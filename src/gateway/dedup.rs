@@ -15,8 +15,9 @@
 //! A promote that fails after a 2xx (Redis only) is never allowed to open a replay: the store
 //! retries it, keeps the key delivered in process, and this layer warns and counts it.
 //!
-//! The forward runs in its own task, so a sender that hangs up mid-request does not cancel it:
-//! the claim's fate always matches what the upstream actually did.
+//! The forward runs inline in the request's future under a [`Detached`] guard: if the sender
+//! hangs up mid-request, the rest of it moves to a task instead of being cancelled, so the
+//! claim's fate always matches what the upstream actually did.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,8 +29,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use tower::{Layer, Service};
-use tracing::Instrument;
 
+use super::detach::Detached;
 use super::fields::BodyFields;
 use super::rejection::Rejection;
 use super::{full_body, shadow, BoxFuture, EventId, Outcome, Response};
@@ -361,29 +362,22 @@ where
             }
             let ttl = policy.ttl;
             claims.tracked = Some((outstanding.clone(), outstanding.track(claims.held.clone())));
-            let delivery = tokio::spawn(
-                async move {
-                    let response = match inner.call(req).await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    };
-                    if response.status().is_success() {
-                        claims.complete(ttl).await;
-                    } else {
-                        claims.release().await;
-                    }
-                    response
+            // Inline on the request's own future; handed to a task only if the sender hangs up
+            // before the upstream has answered (the claim must follow what the upstream did); then
+            // it takes the request's span along, so the forward's warnings name the request.
+            let delivery = Detached::new(async move {
+                let response = match inner.call(req).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                if response.status().is_success() {
+                    claims.complete(ttl).await;
+                } else {
+                    claims.release().await;
                 }
-                // The request's span goes with it, so the forward's warnings name the request.
-                .instrument(tracing::Span::current()),
-            );
-            match delivery.await {
-                Ok(response) => Ok(response),
-                Err(error) => {
-                    tracing::error!(source = %source.name, %error, "delivery task failed");
-                    Ok(Rejection::UpstreamUnavailable.into_response())
-                }
-            }
+                response
+            });
+            Ok(delivery.await)
         })
     }
 }

@@ -1,4 +1,5 @@
-//! Forwarding a verified delivery to its source's upstream over a pooled connection: the body
+//! Forwarding a verified delivery to its source's upstream over a pooled connection
+//! (`super::upstream`): the body
 //! byte for byte, the headers minus hop-by-hop ones, minus any incoming `X-Hookgate-*` (so
 //! the upstream can trust the ones hookgate adds) and minus the client's forwarding headers
 //! (unless the peer is a trusted proxy), plus hookgate's `X-Forwarded-For`, `X-Real-IP`,
@@ -10,58 +11,22 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Extensions, Version};
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use ipnet::IpNet;
 use tower::Service;
 
 use super::rejection::Rejection;
 use super::shadow::{self, Verdict};
+use super::upstream::UpstreamClient;
 use super::{BoxFuture, EventId, Outcome, PeerAddr, RequestId, Response};
 use crate::access::contains;
 use crate::metrics::Metrics;
 use crate::source::Source;
-use crate::tls::upstream_client_config;
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The pooled HTTP(S) client shared by every request.
-#[derive(Clone)]
-pub(super) struct UpstreamClient(Arc<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>);
-
-impl UpstreamClient {
-    /// A client for `http://` and `https://` upstreams; `extra_ca` is trusted besides the
-    /// system's roots (it was validated with the configuration).
-    pub(super) fn new(extra_ca: Option<&std::path::Path>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.enforce_http(false);
-        let tls = upstream_client_config(extra_ca).unwrap_or_else(|error| {
-            tracing::error!(%error, "upstream CA unusable; trusting the system roots only");
-            upstream_client_config(None).expect("a config without extra CA always builds")
-        });
-        let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
-        UpstreamClient(Arc::new(client))
-    }
-}
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -222,7 +187,7 @@ impl Service<http::Request<Bytes>> for Forward {
     }
 
     fn call(&mut self, req: http::Request<Bytes>) -> BoxFuture {
-        let client = self.client.0.clone();
+        let client = self.client.clone();
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let source = req

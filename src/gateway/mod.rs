@@ -5,6 +5,7 @@
 mod admit;
 mod body;
 mod dedup;
+mod detach;
 mod fields;
 mod forward;
 mod freshness;
@@ -16,6 +17,7 @@ mod route;
 mod shadow;
 mod shed;
 mod trace;
+mod upstream;
 mod verify;
 
 use std::convert::Infallible;
@@ -105,7 +107,7 @@ pub struct Gateway {
     /// Swapped whole on reload; each request keeps the snapshot it was routed with.
     routes: Arc<ArcSwap<Routes>>,
     store: Store,
-    client: forward::UpstreamClient,
+    client: upstream::UpstreamClient,
     metrics: Arc<Metrics>,
     limits: Limits,
     shed: shed::ShedLayer,
@@ -140,7 +142,7 @@ impl Gateway {
                         .expect("the URL was validated with the configuration"),
                 ),
             },
-            client: forward::UpstreamClient::new(config.upstream_ca.as_deref()),
+            client: upstream::UpstreamClient::new(config.upstream_ca.as_deref()),
             metrics,
             limits: config.limits,
             shed: shed::ShedLayer::new(config.limits.max_concurrent_requests),

@@ -1,0 +1,358 @@
+//! The client that carries verified deliveries to upstreams: HTTP/1.1 over plain TCP or TLS
+//! (`http://` and `https://`, verified against the system's roots plus an optional configured
+//! CA), with a bounded pool of idle connections per upstream (scheme and authority).
+//!
+//! Each pooled connection is a `hyper::client::conn::http1` sender whose connection future
+//! runs in a task of its own. A request takes the most recently used idle sender (or
+//! connects), sends, and the sender goes back to the pool when the response body has been
+//! read to its end — no task and no channel besides hyper's own per request. A response body
+//! dropped before its end (the sender hung up, a timeout) takes its connection down with it,
+//! as HTTP/1.1 cannot abandon one response and reuse the connection.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::uri::{Authority, Scheme};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower::ServiceExt;
+
+use super::BoxError;
+use crate::tls::upstream_client_config;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// An idle connection older than this is closed rather than reused.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections kept per upstream; more are closed as they come back.
+const POOL_MAX_IDLE: usize = 1024;
+
+type Key = (Scheme, Authority);
+
+struct Idle {
+    sender: SendRequest<Full<Bytes>>,
+    since: Instant,
+}
+
+struct Inner {
+    connector: HttpsConnector<HttpConnector>,
+    idle: Mutex<HashMap<Key, VecDeque<Idle>>>,
+}
+
+/// The pooled HTTP(S) client shared by every request.
+#[derive(Clone)]
+pub(super) struct UpstreamClient(Arc<Inner>);
+
+impl UpstreamClient {
+    /// A client for `http://` and `https://` upstreams; `extra_ca` is trusted besides the
+    /// system's roots (it was validated with the configuration).
+    pub(super) fn new(extra_ca: Option<&std::path::Path>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.enforce_http(false);
+        let tls = upstream_client_config(extra_ca).unwrap_or_else(|error| {
+            tracing::error!(%error, "upstream CA unusable; trusting the system roots only");
+            upstream_client_config(None).expect("a config without extra CA always builds")
+        });
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        UpstreamClient(Arc::new(Inner {
+            connector,
+            idle: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Sends `req` (absolute URI; the request is written in origin form with the `Host` header
+    /// the caller set) and returns the upstream's answer.
+    pub(super) async fn request(
+        &self,
+        mut req: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<PooledBody>, BoxError> {
+        let uri = req.uri().clone();
+        let key: Key = match (uri.scheme(), uri.authority()) {
+            (Some(scheme), Some(authority)) => (scheme.clone(), authority.clone()),
+            _ => return Err("upstream URI without scheme or authority".into()),
+        };
+        let origin_form = uri
+            .path_and_query()
+            .map_or_else(|| http::Uri::from_static("/"), |pq| pq.clone().into());
+        *req.uri_mut() = origin_form;
+        // A pooled connection the upstream closed in the meantime gives the request back
+        // unsent; it then goes on the next idle connection, or a new one.
+        loop {
+            let (mut sender, reused) = match self.take_idle(&key) {
+                Some(sender) => (sender, true),
+                None => (self.connect(&uri).await?, false),
+            };
+            if reused && sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(response) => {
+                    let (parts, body) = response.into_parts();
+                    let mut body = PooledBody {
+                        inner: body,
+                        back: Some((sender, self.0.clone(), key)),
+                    };
+                    if body.inner.is_end_stream() {
+                        body.give_back();
+                    }
+                    return Ok(http::Response::from_parts(parts, body));
+                }
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(error.into_error().into()),
+                },
+            }
+        }
+    }
+
+    fn take_idle(&self, key: &Key) -> Option<SendRequest<Full<Bytes>>> {
+        let mut pools = self.0.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = pools.get_mut(key)?;
+        while let Some(idle) = pool.pop_back() {
+            if !idle.sender.is_closed() && idle.since.elapsed() < POOL_IDLE_TIMEOUT {
+                return Some(idle.sender);
+            }
+        }
+        None
+    }
+
+    async fn connect(&self, uri: &http::Uri) -> Result<SendRequest<Full<Bytes>>, BoxError> {
+        let io = self.0.connector.clone().oneshot(uri.clone()).await?;
+        let (sender, connection) = http1::Builder::new().handshake(io).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+impl Inner {
+    fn put_back(&self, key: Key, sender: SendRequest<Full<Bytes>>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut pools = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = pools.entry(key).or_default();
+        // The least recently used connection is the first to go: past the cap, or once it has
+        // been closed or left idle too long (one checked per return, so none lingers for ever
+        // while the pool is in use).
+        if pool.len() >= POOL_MAX_IDLE
+            || pool
+                .front()
+                .is_some_and(|o| o.sender.is_closed() || o.since.elapsed() >= POOL_IDLE_TIMEOUT)
+        {
+            pool.pop_front();
+        }
+        pool.push_back(Idle {
+            sender,
+            since: Instant::now(),
+        });
+    }
+}
+
+/// An upstream response body that returns its connection to the pool once read to the end.
+pub(super) struct PooledBody {
+    inner: Incoming,
+    back: Option<(SendRequest<Full<Bytes>>, Arc<Inner>, Key)>,
+}
+
+impl PooledBody {
+    fn give_back(&mut self) {
+        if let Some((sender, inner, key)) = self.back.take() {
+            inner.put_back(key, sender);
+        }
+    }
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        match &frame {
+            None => self.give_back(),
+            Some(Ok(_)) if self.inner.is_end_stream() => self.give_back(),
+            Some(Err(_)) => self.back = None,
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// How a test upstream treats its connections after each answer.
+    #[derive(Clone, Copy)]
+    enum Close {
+        /// Keep-alive.
+        Never,
+        /// `Connection: close`, then close.
+        Announced,
+    }
+
+    /// A raw HTTP/1.1 upstream answering `200 ok` to each request head; counts connections.
+    async fn upstream(close: Close) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        // Requests here have small bodies that arrive with their heads.
+                        let Ok(n) = stream.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            continue;
+                        }
+                        buf.clear();
+                        let header = match close {
+                            Close::Announced => "Connection: close\r\n",
+                            Close::Never => "",
+                        };
+                        let answer =
+                            format!("HTTP/1.1 200 OK\r\n{header}Content-Length: 2\r\n\r\nok");
+                        if stream.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        if !matches!(close, Close::Never) {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (format!("http://{addr}/hook"), accepted)
+    }
+
+    async fn send(client: &UpstreamClient, uri: &str) -> (u16, Bytes) {
+        let mut req = http::Request::new(Full::new(Bytes::from_static(b"{}")));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = uri.parse().unwrap();
+        let host = req.uri().authority().unwrap().as_str().to_owned();
+        req.headers_mut()
+            .insert(http::header::HOST, host.parse().unwrap());
+        let response = tokio::time::timeout(Duration::from_secs(5), client.request(req))
+            .await
+            .expect("answered in time")
+            .expect("answered");
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn a_keep_alive_upstream_gets_one_connection_for_sequential_requests() {
+        let (uri, accepted) = upstream(Close::Never).await;
+        let client = UpstreamClient::new(None);
+        for _ in 0..5 {
+            assert_eq!(send(&client, &uri).await, (200, Bytes::from_static(b"ok")));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closes_is_never_reused() {
+        let (uri, accepted) = upstream(Close::Announced).await;
+        let client = UpstreamClient::new(None);
+        for _ in 0..5 {
+            assert_eq!(send(&client, &uri).await, (200, Bytes::from_static(b"ok")));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn a_response_body_dropped_unread_does_not_return_its_connection() {
+        let (uri, accepted) = upstream(Close::Never).await;
+        let client = UpstreamClient::new(None);
+        let mut req = http::Request::new(Full::new(Bytes::new()));
+        *req.uri_mut() = uri.parse().unwrap();
+        req.headers_mut()
+            .insert(http::header::HOST, "upstream".parse().unwrap());
+        let response = client.request(req).await.unwrap();
+        // "ok" may already be complete: then the connection was rightly given back.
+        let given_back = response.body().back.is_none();
+        drop(response);
+        assert_eq!(send(&client, &uri).await.0, 200);
+        let expected = if given_back { 1 } else { 2 };
+        assert_eq!(accepted.load(Ordering::SeqCst), expected);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_answering_garbage_is_an_error_and_its_connection_is_not_pooled() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut chunk = [0u8; 4096];
+                let _ = stream.read(&mut chunk).await;
+                let _ = stream.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
+            }
+        });
+        let client = UpstreamClient::new(None);
+        for _ in 0..2 {
+            let mut req = http::Request::new(Full::new(Bytes::from_static(b"{}")));
+            *req.uri_mut() = format!("http://{addr}/").parse().unwrap();
+            req.headers_mut()
+                .insert(http::header::HOST, "upstream".parse().unwrap());
+            let answer = tokio::time::timeout(Duration::from_secs(5), client.request(req)).await;
+            assert!(answer.expect("answered in time").is_err());
+        }
+        let pools = client.0.idle.lock().unwrap();
+        assert!(pools.values().all(VecDeque::is_empty));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_upstream_is_an_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let client = UpstreamClient::new(None);
+        let mut req = http::Request::new(Full::new(Bytes::new()));
+        *req.uri_mut() = format!("http://{addr}/").parse().unwrap();
+        assert!(client.request(req).await.is_err());
+    }
+}
