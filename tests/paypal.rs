@@ -30,9 +30,12 @@ fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap()
 }
 
+/// A delivery's headers and body.
+type Delivery = (Vec<(String, String)>, Vec<u8>);
+
 /// Each case's headers (with `PAYPAL-CERT-URL`, which PayPal does not sign, pointed at
 /// `cert_url`) and body.
-fn cases(cert_url: &str) -> Vec<(Vec<(String, String)>, Vec<u8>)> {
+fn cases(cert_url: &str) -> Vec<Delivery> {
     vector()["cases"]
         .as_array()
         .unwrap()

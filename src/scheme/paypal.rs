@@ -110,10 +110,10 @@ mod tests {
         assert_eq!(string_to_sign("a", "b", "c", b""), "a|b|c|0");
     }
 
-    fn headers(pairs: &[(&HeaderName, &str)]) -> HeaderMap {
+    fn headers(pairs: &[(HeaderName, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (k, v) in pairs {
-            map.append((*k).clone(), v.parse().unwrap());
+            map.append(k.clone(), v.parse().unwrap());
         }
         map
     }
@@ -121,14 +121,14 @@ mod tests {
     #[test]
     fn headers_are_required_once_and_the_algorithm_is_sha256_with_rsa() {
         let all = [
-            (&TRANSMISSION_ID, "id-1"),
-            (&TRANSMISSION_TIME, "2026-01-01T00:00:00Z"),
-            (&TRANSMISSION_SIG, "c2ln"),
+            (TRANSMISSION_ID, "id-1"),
+            (TRANSMISSION_TIME, "2026-01-01T00:00:00Z"),
+            (TRANSMISSION_SIG, "c2ln"),
             (
-                &CERT_URL,
+                CERT_URL,
                 "https://api.paypal.com/v1/notifications/certs/CERT-1",
             ),
-            (&AUTH_ALGO, "SHA256withRSA"),
+            (AUTH_ALGO, "SHA256withRSA"),
         ];
         let ok = signed(&headers(&all), "WH1", b"{}").unwrap();
         assert_eq!(ok.kind, VerifierKind::RsaPkcs1Sha256);
@@ -140,20 +140,20 @@ mod tests {
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| *i != skip)
-                .map(|(_, p)| *p)
+                .map(|(_, p)| p.clone())
                 .collect();
             assert!(signed(&headers(&some), "WH1", b"{}").is_err(), "{skip}");
         }
         let mut twice = all.to_vec();
-        twice.push((&TRANSMISSION_ID, "id-2"));
+        twice.push((TRANSMISSION_ID, "id-2"));
         assert!(signed(&headers(&twice), "WH1", b"{}").is_err());
         // A `|` in a signed field would let one field's text pass as another's.
         let mut piped = all.to_vec();
-        piped[0] = (&TRANSMISSION_ID, "id|2026");
+        piped[0] = (TRANSMISSION_ID, "id|2026");
         assert!(signed(&headers(&piped), "WH1", b"{}").is_err());
         for algo in ["SHA1withRSA", "sha256withrsa", "SHA256withECDSA", "none"] {
             let mut other = all.to_vec();
-            other[4] = (&AUTH_ALGO, algo);
+            other[4] = (AUTH_ALGO, algo);
             assert_eq!(
                 signed(&headers(&other), "WH1", b"{}").err(),
                 Some(PaypalError::Algorithm),
