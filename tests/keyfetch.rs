@@ -514,6 +514,7 @@ fn preset_snippets_of_the_new_presets_are_valid_configuration() {
     for (preset, env) in [
         ("sns", vec![]),
         ("google-pubsub", vec![]),
+        ("paypal", vec![]),
         (
             "plaid",
             vec![(

@@ -208,7 +208,8 @@ async fn every_vector_passes_the_gateway_and_nothing_altered_does() {
 
 /// Every symmetric preset (header HMAC or static token) has a vector, and every vector says
 /// honestly where it came from. Presets with their own verification method (`sns`,
-/// `google-pubsub`, `plaid`, `mailgun`) replay their vectors in `tests/keyfetch.rs`.
+/// `google-pubsub`, `plaid`, `mailgun`) replay their vectors in `tests/keyfetch.rs`, `paypal`
+/// in `tests/paypal.rs`.
 #[test]
 fn every_symmetric_preset_has_a_vector_with_its_evidence() {
     let vectors = all();

@@ -119,7 +119,7 @@ fn presets_signed_with_a_private_key_cannot_be_sent() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("private key"), "{name}: {stderr}");
     }
-    for name in ["sns", "google-pubsub", "plaid"] {
+    for name in ["sns", "google-pubsub", "plaid", "paypal"] {
         let out = send_as(name, "http://127.0.0.1:9/hooks", "x", "evt_1");
         assert!(!out.status.success(), "{name}");
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -97,6 +97,13 @@ fn method_auth(method: SignatureMethod, upper: &str) -> String {
             "# the JWK that Plaid's /webhook_verification_key/get returns\n\
              signature = {{ public_keys = [{{ env = \"{upper}_PUBLIC_KEY\" }}] }}\n"
         ),
+        SignatureMethod::Paypal => {
+            "# certificates are fetched from each delivery's PAYPAL-CERT-URL \
+             (https://api.paypal.com or https://api.sandbox.paypal.com only)\n\
+             # webhook_id: the webhook's ID in PayPal's dashboard (PayPal signs it)\n\
+             signature = { webhook_id = \"1JE4291016473214C\" }\n"
+                .to_string()
+        }
         SignatureMethod::Mailgun | SignatureMethod::Header => {
             format!("secrets = [{{ env = \"{upper}_SECRET\" }}]\n")
         }

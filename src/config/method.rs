@@ -11,7 +11,7 @@ use crate::scheme::jwt::JwtRules;
 use crate::scheme::keys::{KeyKind, PublicKey};
 use crate::scheme::{Algorithm, SignatureMethod, SignatureSpec, SigningKey};
 use crate::secret::{Env, SecretEncoding, SecretRef};
-use crate::source::method::{JwtCheck, Method, SnsCheck};
+use crate::source::method::{JwtCheck, Method, PaypalCheck, SnsCheck};
 
 /// The hosts AWS serves SNS signing certificates from: `sns.<region>.amazonaws.com` (and
 /// `.amazonaws.com.cn` in China), as the AWS SDKs' validators pin them
@@ -19,6 +19,14 @@ use crate::source::method::{JwtCheck, Method, SnsCheck};
 /// AWS: "Ensure the SigningCertURL is from a trusted AWS domain … Reject any URLs outside
 /// AWS domains" (<https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message-verify-message-signature.html>).
 pub(super) const SNS_CERT_HOSTS: [&str; 2] = ["sns.*.amazonaws.com", "sns.*.amazonaws.com.cn"];
+
+/// The hosts PayPal's `PAYPAL-CERT-URL` names: its REST API hosts, live and sandbox
+/// (<https://developer.paypal.com/api/rest/webhooks/rest/>; the certificate URLs in PayPal's
+/// own samples are `https://api.paypal.com/v1/notifications/certs/CERT-…` and
+/// `https://api.sandbox.paypal.com/v1/notifications/certs/CERT-…`, e.g.
+/// <https://github.com/paypal/PayPal-PHP-SDK/blob/master/sample/notifications/ValidateWebhookEvent.php>;
+/// the API hosts are those of <https://github.com/paypal/PayPal-Python-SDK/blob/master/paypalrestsdk/config.py>).
+pub(super) const PAYPAL_CERT_HOSTS: [&str; 2] = ["api.paypal.com", "api.sandbox.paypal.com"];
 
 /// Google's OAuth 2.0 / OIDC signing keys as a JWKS.
 /// <https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions>
@@ -30,6 +38,7 @@ pub(super) fn refuse_for_header(sig: &SignatureSpec, at: &str) -> Result<(), Con
         ("audience", sig.audience.is_some()),
         ("email", sig.email.is_some()),
         ("topics", sig.topics.is_some()),
+        ("webhook_id", sig.webhook_id.is_some()),
         ("key_url", sig.key_url.is_some()),
         ("key_host_pattern", sig.key_host_pattern.is_some()),
         ("key_server_ca", sig.key_server_ca.is_some()),
@@ -38,7 +47,7 @@ pub(super) fn refuse_for_header(sig: &SignatureSpec, at: &str) -> Result<(), Con
     match set.iter().find(|(_, on)| *on) {
         Some((name, _)) => err(
             &format!("{at}.signature.{name}"),
-            "applies only to the aws-sns, google-oidc, plaid-jwt and mailgun methods",
+            "applies only to the aws-sns, google-oidc, plaid-jwt, mailgun and paypal methods",
         ),
         None => Ok(()),
     }
@@ -73,7 +82,7 @@ pub(super) fn build(
     };
     let fetches = matches!(
         method,
-        SignatureMethod::AwsSns | SignatureMethod::GoogleOidc
+        SignatureMethod::AwsSns | SignatureMethod::GoogleOidc | SignatureMethod::Paypal
     );
     fetched_only("key_url", !fetches && sig.key_url.is_some())?;
     fetched_only(
@@ -93,6 +102,10 @@ pub(super) fn build(
     fetched_only(
         "topics",
         method != SignatureMethod::AwsSns && sig.topics.is_some(),
+    )?;
+    fetched_only(
+        "webhook_id",
+        method != SignatureMethod::Paypal && sig.webhook_id.is_some(),
     )?;
     fetched_only(
         "public_keys",
@@ -127,6 +140,10 @@ pub(super) fn build(
                     .iter()
                     .map(|p| HostPattern::parse(p).expect("the pinned hosts parse"))
                     .collect(),
+                (None, SignatureMethod::Paypal) => PAYPAL_CERT_HOSTS
+                    .iter()
+                    .map(|p| HostPattern::parse(p).expect("the pinned hosts parse"))
+                    .collect(),
                 (None, _) => vec![HostPattern::parse("www.googleapis.com").expect("parses")],
             };
         Ok((KeyFetcher::new(format, ca, sig.key_cache_ttl), hosts))
@@ -143,6 +160,41 @@ pub(super) fn build(
             built
                 .origins
                 .push("certificates from SigningCertURL".into());
+        }
+        SignatureMethod::Paypal => {
+            // PayPal's verify-webhook-signature request: `webhook_id` matches
+            // `^[a-zA-Z0-9]+$`, at most 50 characters
+            // (<https://developer.paypal.com/api/webhooks/v1/definitions/verify_webhook_signature>).
+            let webhook_id = match sig.webhook_id.as_deref() {
+                Some(id)
+                    if !id.is_empty()
+                        && id.len() <= 50
+                        && id.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+                {
+                    id.to_string()
+                }
+                Some(_) => {
+                    return err(
+                        &format!("{key_at}.webhook_id"),
+                        "must be PayPal's webhook ID: 1 to 50 letters and digits",
+                    )
+                }
+                None => {
+                    return err(
+                        &format!("{key_at}.webhook_id"),
+                        "set the webhook's ID from PayPal's dashboard; PayPal signs it",
+                    )
+                }
+            };
+            let (certs, hosts) = fetcher(KeyFormat::Pem(KeyKind::Rsa))?;
+            built.method = Method::Paypal(PaypalCheck {
+                certs,
+                hosts,
+                webhook_id,
+            });
+            built
+                .origins
+                .push("certificates from PAYPAL-CERT-URL".into());
         }
         SignatureMethod::GoogleOidc => {
             let audience = sig.audience.clone().ok_or_else(|| {

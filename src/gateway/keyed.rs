@@ -1,12 +1,14 @@
 //! Verifying the signatures that do not travel in one header ([`Method`]): AWS SNS messages
 //! (certificate fetched from a pinned AWS host), JWTs (Google's fetched JWKS, Plaid's
-//! configured keys) and Mailgun's body signature.
+//! configured keys), Mailgun's body signature and PayPal's transmission signature
+//! (certificate fetched from a pinned PayPal host).
 //!
 //! A key that cannot be fetched is never a reason to let a delivery through, nor to refuse it
 //! for good: it is answered `503` with `Retry-After` ([`Rejection::KeyFetchFailed`]), so the
 //! provider retries. A certificate URL off the pinned hosts is refused (401) without being
 //! fetched.
 
+use base64::Engine as _;
 use bytes::Bytes;
 
 use super::rejection::Rejection;
@@ -16,9 +18,10 @@ use crate::keyfetch::{pinned, FetchError, REFETCH_UNKNOWN_KID_AFTER, RETRY_AFTER
 use crate::scheme::asymmetric::{verify, VerifyError};
 use crate::scheme::jwt::{verify_jwt_with, JwtError};
 use crate::scheme::keys::PublicKey;
+use crate::scheme::paypal::{self, PaypalError};
 use crate::scheme::signed::{sns_string_to_sign, SnsError};
 use crate::scheme::{mailgun, SignatureError};
-use crate::source::method::{JwtCheck, Method, SnsCheck};
+use crate::source::method::{JwtCheck, Method, PaypalCheck, SnsCheck};
 use crate::source::SignatureCheck;
 
 fn bad(reason: &'static str) -> Rejection {
@@ -28,7 +31,7 @@ fn bad(reason: &'static str) -> Rejection {
 /// Whether verifying needs keys from the network (so the check is asynchronous).
 pub(super) fn fetches(check: &SignatureCheck) -> bool {
     match &check.method {
-        Method::Sns(_) => true,
+        Method::Sns(_) | Method::Paypal(_) => true,
         Method::Jwt(jwt) => jwt.jwks.is_some(),
         Method::Header | Method::Mailgun => false,
     }
@@ -56,7 +59,7 @@ pub(super) fn verify_local(
                 .map(|()| None)
                 .map_err(Refused::into_inner)
         }
-        Method::Sns(_) | Method::Jwt(_) => Err(Rejection::KeyFetchFailed {
+        Method::Sns(_) | Method::Jwt(_) | Method::Paypal(_) => Err(Rejection::KeyFetchFailed {
             retry_after: RETRY_AFTER,
         }),
         // Verified by the scheme in the verify layer, never here; refused all the same.
@@ -71,7 +74,7 @@ pub(super) async fn verify_fetched(
     clock: &SharedClock,
 ) -> Result<Option<usize>, Rejection> {
     match &check.method {
-        Method::Sns(_) | Method::Jwt(_) => {
+        Method::Sns(_) | Method::Jwt(_) | Method::Paypal(_) => {
             // Fetched keys have no configured position to report.
             verify_remote(check, req, clock).await.map(|()| None)
         }
@@ -86,6 +89,7 @@ async fn verify_remote(
 ) -> Result<(), Rejection> {
     match &check.method {
         Method::Sns(sns) => verify_sns(sns, req.body(), clock).await,
+        Method::Paypal(paypal) => verify_paypal(paypal, req, clock).await,
         Method::Jwt(jwt) => match &jwt.jwks {
             Some((fetcher, url)) => {
                 let keys = fetcher.keys(url, clock).await.map_err(fetch_failed)?;
@@ -141,6 +145,34 @@ async fn verify_sns(sns: &SnsCheck, body: &[u8], clock: &SharedClock) -> Result<
         &message.signature,
     )
     .map_err(|_| bad("the SNS signature does not verify with the signing certificate"))
+}
+
+/// PayPal: the signed string from the transmission headers, the configured webhook id and
+/// the body's CRC32; `PAYPAL-CERT-URL` on a pinned PayPal host; SHA256withRSA.
+/// <https://developer.paypal.com/api/rest/webhooks/rest/>
+async fn verify_paypal(
+    paypal: &PaypalCheck,
+    req: &http::Request<Bytes>,
+    clock: &SharedClock,
+) -> Result<(), Rejection> {
+    let signed =
+        paypal::signed(req.headers(), &paypal.webhook_id, req.body()).map_err(|e| match e {
+            PaypalError::Header(reason) => bad(reason),
+            PaypalError::Algorithm => bad("PAYPAL-AUTH-ALGO is not SHA256withRSA"),
+        })?;
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(&signed.signature)
+        .map_err(|_| bad("PAYPAL-TRANSMISSION-SIG is not base64"))?;
+    let url = pinned::check(&signed.cert_url, &paypal.hosts, None)
+        .map_err(|_| bad("PAYPAL-CERT-URL is not an https:// URL on a PayPal API host"))?;
+    let keys = paypal.certs.keys(&url, clock).await.map_err(fetch_failed)?;
+    verify(
+        signed.kind,
+        &keys,
+        signed.string_to_sign.as_bytes(),
+        &signature,
+    )
+    .map_err(|_| bad("the PayPal signature does not verify with the signing certificate"))
 }
 
 /// Why a token was refused: for a key id that none of the keys has, or anything else.

@@ -1,4 +1,5 @@
-//! Provider keys fetched over the network: AWS SNS signing certificates and Google's JWKS.
+//! Provider keys fetched over the network: AWS SNS and PayPal signing certificates and
+//! Google's JWKS.
 //!
 //! A [`KeyFetcher`] belongs to one source. It fetches over `https://` only (the connector
 //! refuses anything else; URLs are checked against pinned host patterns by [`pinned`] before

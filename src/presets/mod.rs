@@ -131,6 +131,7 @@ pub const NAMES: &[&str] = &[
     "google-pubsub",
     "plaid",
     "mailgun",
+    "paypal",
 ];
 
 /// Aliases among [`NAMES`]: they resolve to the preset named second.

@@ -1,8 +1,9 @@
 //! Cloud and platform senders whose signature is not one header: AWS SNS (RSA, certificate
 //! fetched from the URL in the message), Google Pub/Sub push (Google-signed OIDC token,
-//! Google's JWKS), Plaid (ES256 token over the body's digest) and Mailgun (HMAC inside the
-//! JSON body). Each states where its signature, timestamp and id are, with the provider's
-//! documentation beside it.
+//! Google's JWKS), Plaid (ES256 token over the body's digest), Mailgun (HMAC inside the JSON
+//! body) and PayPal (RSA over its transmission headers and the body's CRC32, certificate
+//! fetched from the URL in a header). Each states where its signature, timestamp and id are,
+//! with the provider's documentation beside it.
 
 use super::*;
 use crate::scheme::asymmetric::VerifierKind;
@@ -129,6 +130,41 @@ pub(super) fn find(name: &str) -> Option<Preset> {
             10,
             UNDOCUMENTED_TIMEOUT,
         ),
+        // https://developer.paypal.com/api/rest/webhooks/rest/ : each delivery carries
+        // PAYPAL-TRANSMISSION-ID, PAYPAL-TRANSMISSION-TIME (RFC 3339, "the date and time of the
+        // HTTP transmission"), PAYPAL-TRANSMISSION-SIG (base64), PAYPAL-CERT-URL and
+        // PAYPAL-AUTH-ALGO (SHA256withRSA)
+        // (https://developer.paypal.com/api/webhooks/v1/definitions/verify_webhook_signature).
+        // Signed: `<transmission id>|<transmission time>|<webhook id>|<CRC32 of the body,
+        // decimal>` (PayPal's SDK: `WebhookEvent._get_expected_sig`,
+        // https://github.com/paypal/PayPal-Python-SDK/blob/master/paypalrestsdk/notifications.py),
+        // the webhook id being the receiver's, from PayPal's dashboard
+        // (`signature.webhook_id`); the certificate is fetched from PAYPAL-CERT-URL, only from
+        // https://api.paypal.com or https://api.sandbox.paypal.com. The body's `id`
+        // (WH-…) is the event's id; the transmission id is per HTTP transmission, so the
+        // event id is the dedup key. Retries: "up to 25 times over 3 days" (same page);
+        // whether a retry is re-signed with a new transmission time is not documented, so
+        // the window covers the whole schedule. The sender timeout is not documented.
+        "paypal" => basic(
+            "paypal",
+            "https://developer.paypal.com/api/rest/webhooks/rest/",
+            Some(network(
+                SignatureMethod::Paypal,
+                "paypal-transmission-sig",
+                VerifierKind::RsaPkcs1Sha256,
+            )),
+            freshness(
+                &["header:paypal-transmission-time"],
+                TimeFormat::Iso8601,
+                true,
+                3 * 24 * HOUR + 5 * MINUTE,
+            ),
+            dedup(Some("body:id"), 3 * 24 * HOUR + 5 * MINUTE + SKEW),
+            "PAYPAL-TRANSMISSION-TIME is signed; PayPal retries up to 25 times over 3 days and \
+             does not document re-signing retries, so the window covers 3 days",
+            10,
+            UNDOCUMENTED_TIMEOUT,
+        ),
         _ => return None,
     };
     Some(preset)
@@ -157,6 +193,9 @@ pub(super) fn signed_text(method: SignatureMethod) -> Option<&'static str> {
         SignatureMethod::GoogleOidc => "token only (iss, aud, exp, email); the body is not signed",
         SignatureMethod::PlaidJwt => "token with the body's SHA-256 (request_body_sha256, iat)",
         SignatureMethod::Mailgun => "{timestamp}{token} from the body's signature object",
+        SignatureMethod::Paypal => {
+            "{transmission-id}|{transmission-time}|{webhook_id}|{CRC32 of the body, decimal}"
+        }
     })
 }
 
@@ -168,5 +207,6 @@ pub(super) fn scheme_text(method: SignatureMethod) -> Option<&'static str> {
         SignatureMethod::GoogleOidc => "RS256 JWT in Authorization, Google JWKS fetched",
         SignatureMethod::PlaidJwt => "ES256 JWT in Plaid-Verification, configured JWK",
         SignatureMethod::Mailgun => "sha256 hex in the JSON body",
+        SignatureMethod::Paypal => "SHA256withRSA in PAYPAL-TRANSMISSION-SIG, certificate fetched",
     })
 }

@@ -19,6 +19,7 @@ pub mod jwt;
 pub mod keys;
 pub mod mailgun;
 mod parts;
+pub mod paypal;
 pub mod signed;
 mod spec;
 #[cfg(test)]

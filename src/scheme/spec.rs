@@ -38,6 +38,9 @@ pub enum SignatureMethod {
     PlaidJwt,
     /// Mailgun: HMAC of `timestamp + token`, all inside the JSON body.
     Mailgun,
+    /// PayPal: RSA signature over the transmission headers, the webhook id and the body's
+    /// CRC32; certificate from `PAYPAL-CERT-URL` on a pinned PayPal host.
+    Paypal,
 }
 
 impl SignatureMethod {
@@ -49,6 +52,7 @@ impl SignatureMethod {
             SignatureMethod::GoogleOidc => "google-oidc",
             SignatureMethod::PlaidJwt => "plaid-jwt",
             SignatureMethod::Mailgun => "mailgun",
+            SignatureMethod::Paypal => "paypal",
         }
     }
 }
@@ -92,7 +96,7 @@ pub struct SignatureSpec {
     /// The provider's public keys (hex, base64, PEM or `whpk_`), for `kind`.
     pub public_keys: Option<Vec<SecretRef>>,
     /// Where the signature travels (`header`, the default; `aws-sns`, `google-oidc`,
-    /// `plaid-jwt`, `mailgun`).
+    /// `plaid-jwt`, `mailgun`, `paypal`).
     pub method: Option<SignatureMethod>,
     /// `google-oidc`: the token's required `aud` (the push subscription's audience).
     pub audience: Option<String>,
@@ -100,6 +104,8 @@ pub struct SignatureSpec {
     pub email: Option<String>,
     /// `aws-sns`: the accepted `TopicArn`s; unset: any topic.
     pub topics: Option<Vec<String>>,
+    /// `paypal`: the webhook's id in PayPal's developer dashboard (PayPal signs it).
+    pub webhook_id: Option<String>,
     /// Fetched keys: where they are served (`google-oidc`: Google's JWKS by default). Must
     /// match the pinned host pattern.
     pub key_url: Option<String>,
@@ -144,6 +150,7 @@ impl SignatureSpec {
             audience: self.audience.or(base.audience),
             email: self.email.or(base.email),
             topics: self.topics.or(base.topics),
+            webhook_id: self.webhook_id.or(base.webhook_id),
             key_url: self.key_url.or(base.key_url),
             key_host_pattern: self.key_host_pattern.or(base.key_host_pattern),
             key_server_ca: self.key_server_ca.or(base.key_server_ca),

@@ -77,7 +77,7 @@ impl Signer {
                             "carries its signature inside the body; hookgate's \
                                        sender signs headers only"
                         }
-                        M::AwsSns | M::GoogleOidc | M::PlaidJwt | M::Header => {
+                        M::AwsSns | M::GoogleOidc | M::PlaidJwt | M::Paypal | M::Header => {
                             "is signed with the provider's private key; hookgate can only \
                              send as providers that sign with a shared secret"
                         }

@@ -66,6 +66,10 @@ impl Source {
                         Some("JWT, keys fetched from the provider's JWKS")
                     }
                     super::method::Method::Jwt(_) => Some("JWT, configured public keys"),
+                    super::method::Method::Paypal(_) => Some(
+                        "PayPal SHA256withRSA over transmission id, time, webhook id and body \
+                         CRC32, certificate from a pinned PayPal host",
+                    ),
                     super::method::Method::Mailgun => {
                         Some("Mailgun HMAC-SHA256 of signature.timestamp + token in the body")
                     }

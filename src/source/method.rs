@@ -1,7 +1,8 @@
 //! Signatures that do not travel in one header, and where their keys come from: AWS SNS
 //! (signature and certificate URL in the JSON message, certificate fetched from a pinned AWS
 //! host), Google OIDC tokens (Google's JWKS, fetched), Plaid's token (keys from
-//! configuration) and Mailgun (HMAC in the JSON body). The gateway's verify layer runs them.
+//! configuration), Mailgun (HMAC in the JSON body) and PayPal (RSA over its transmission
+//! headers, certificate fetched from a pinned PayPal host). The gateway's verify layer runs them.
 
 use std::sync::Arc;
 
@@ -22,6 +23,19 @@ pub enum Method {
     Jwt(JwtCheck),
     /// Mailgun's body signature, with the source's HMAC keys.
     Mailgun,
+    /// PayPal: the transmission headers' RSA signature, certificate fetched.
+    Paypal(PaypalCheck),
+}
+
+/// PayPal: where certificates may come from and the webhook id PayPal signs.
+#[derive(Debug)]
+pub struct PaypalCheck {
+    /// Fetches and caches the signing certificates.
+    pub certs: Arc<KeyFetcher>,
+    /// The hosts `PAYPAL-CERT-URL` may name.
+    pub hosts: Vec<HostPattern>,
+    /// The webhook's id in PayPal's dashboard, part of what PayPal signs.
+    pub webhook_id: String,
 }
 
 /// AWS SNS: where certificates may come from and which topics are accepted.
