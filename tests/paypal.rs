@@ -388,3 +388,106 @@ fn webhook_id_is_required_and_checked_and_only_for_paypal() {
     }
     parse(&source("paypal", "webhook_id = \"1JE4291016473214C\"")).unwrap();
 }
+
+/// The CRC-32 (IEEE, reflected) table.
+fn crc_table() -> [u32; 256] {
+    let mut table = [0u32; 256];
+    for (i, entry) in table.iter_mut().enumerate() {
+        let mut c = i as u32;
+        for _ in 0..8 {
+            c = if c & 1 == 1 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+        *entry = c;
+    }
+    table
+}
+
+/// The register before `byte` given the register `after` it (CRC-32 run backwards).
+fn crc_back(table: &[u32; 256], after: u32, byte: u8) -> u32 {
+    let j = (0..256).find(|&j| table[j] >> 24 == after >> 24).unwrap();
+    (((after ^ table[j]) << 8) | (j as u32 ^ byte as u32)) & 0xFFFF_FFFF
+}
+
+/// `prefix + 4 bytes + suffix` with the CRC-32 `target`: the attack PayPal's scheme allows
+/// (the signature covers the body's CRC-32 only). The 4 bytes are returned for the caller to
+/// check they are printable.
+fn forge(prefix: &[u8], suffix: &[u8], target: u32) -> [u8; 4] {
+    let table = crc_table();
+    // The register wanted after the 4 bytes: run the target back over the suffix.
+    let mut wanted = !target;
+    for &b in suffix.iter().rev() {
+        wanted = crc_back(&table, wanted, b);
+    }
+    // The 4 bytes that take the register after the prefix to `wanted`.
+    let mut reg = !0u32;
+    for &b in prefix {
+        reg = (reg >> 8) ^ table[((reg ^ b as u32) & 0xFF) as usize];
+    }
+    let mut w = wanted;
+    for _ in 0..4 {
+        let j = (0..256).find(|&j| table[j] >> 24 == w >> 24).unwrap();
+        w = ((w ^ table[j]) << 8) | j as u32;
+    }
+    (w ^ reg).to_le_bytes()
+}
+
+/// PayPal signs the body's CRC-32, not a hash of it: whoever captures one delivery can build
+/// another body (another event id, another amount) with the same CRC-32 and resend it with
+/// the captured signature while the transmission time is fresh. The transmission id is
+/// signed and claimed in dedup besides the event id, so such a forgery is answered as a
+/// duplicate and never reaches the upstream.
+#[tokio::test]
+async fn a_captured_signature_with_a_crc_forged_body_is_a_duplicate() {
+    let keys = KeyServer::start("paypal-crc").await;
+    let v = vector();
+    keys.route(CERT_PATH, Route::ok(text(&v, "public_key"), 300));
+    let config = paypal_source(
+        "paypal",
+        text(&v, "webhook_id"),
+        Some(&keys.pattern()),
+        &keys.ca,
+    );
+    let upstream = Upstream::start().await;
+    let gateway = TestGateway::start_with_clock(&config, &upstream, &[], clock()).await;
+    let (headers, body) = cases(&keys.url(CERT_PATH)).remove(0);
+    let target = crc32fast::hash(&body);
+    let suffix = b"\"}";
+    let forged = (0..10_000)
+        .find_map(|n| {
+            let prefix = format!(
+                "{{\"id\":\"WH-FORGED-{n}\",\"event_type\":\"PAYMENT.SALE.COMPLETED\",\"pad\":\""
+            );
+            let four = forge(prefix.as_bytes(), suffix, target);
+            let printable = four
+                .iter()
+                .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+            printable.then(|| [prefix.as_bytes(), &four, suffix].concat())
+        })
+        .expect("a printable forgery");
+    assert_eq!(
+        crc32fast::hash(&forged),
+        target,
+        "the forgery keeps the CRC-32"
+    );
+    assert_ne!(forged, body);
+
+    let answer = gateway.post("/hooks/paypal", &headers, &body).await;
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    let answer = gateway.post("/hooks/paypal", &headers, &forged).await;
+    assert_eq!(answer.status, 200, "forgery: {}", answer.text());
+    assert!(
+        answer.headers.contains_key("x-hookgate-duplicate"),
+        "{}",
+        answer.text()
+    );
+    assert_eq!(
+        upstream.received().len(),
+        1,
+        "only the genuine delivery is forwarded"
+    );
+    assert_eq!(&upstream.received()[0].body[..], &body[..]);
+}

@@ -147,13 +147,20 @@ pub(super) fn keys_for(
         Some(ValueSource::SignatureParam(_)) => None,
     };
     let body_key = || DedupKey::for_body(&policy.scope, req.body());
-    let keys = match &id {
+    let mut keys = match &id {
         Some(id) if policy.id_signed => vec![DedupKey::for_id(&policy.scope, id.as_bytes())],
         // An unsigned id can be rewritten by a replayer; the body digest cannot.
         Some(id) => vec![DedupKey::for_id(&policy.scope, id.as_bytes()), body_key()],
         None if reject_missing => return Err(Rejection::MissingEventId),
         None => vec![body_key()],
     };
+    if let Some(name) = &policy.transmission_key {
+        // Verified before this layer, so present and signed.
+        if let Some(value) = req.headers().get(name) {
+            let tagged = [b"transmission\0".as_slice(), value.as_bytes()].concat();
+            keys.push(DedupKey::for_id(&policy.scope, &tagged));
+        }
+    }
     Ok((keys, id))
 }
 

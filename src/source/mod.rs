@@ -118,6 +118,10 @@ pub struct DedupPolicy {
     /// True when the id is covered by the signature. An unsigned id can be changed by whoever
     /// replays a captured body, so the body digest is claimed as well.
     pub id_signed: bool,
+    /// A signed header unique to each signed transmission, claimed besides the event id:
+    /// where the signature covers the body only weakly (PayPal signs its CRC32), a captured
+    /// signature replayed with another body (and another event id) is still a duplicate.
+    pub transmission_key: Option<http::HeaderName>,
     pub on_missing: MissingId,
     pub ttl: Duration,
     /// How long a duplicate waits for an in-flight copy's outcome before it is answered 503.

@@ -188,9 +188,17 @@ impl DedupPolicy {
         }
         let id_signed = id.as_ref().is_some_and(|s| source.id_signed(s));
         let scope: [u8; 32] = Sha256::digest(source.name.as_bytes()).into();
+        // https://developer.paypal.com/api/webhooks/v1/definitions/verify_webhook_signature :
+        // PAYPAL-TRANSMISSION-ID is signed with the body's CRC32, which anyone can match.
+        let transmission_key = source
+            .signature
+            .as_ref()
+            .filter(|check| matches!(check.method, super::method::Method::Paypal(_)))
+            .map(|_| http::HeaderName::from_static("paypal-transmission-id"));
         Ok(Some(DedupPolicy {
             id,
             id_signed,
+            transmission_key,
             on_missing: spec.on_missing.unwrap_or(MissingId::Digest),
             ttl,
             inflight_wait,
