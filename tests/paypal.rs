@@ -409,7 +409,7 @@ fn crc_table() -> [u32; 256] {
 /// The register before `byte` given the register `after` it (CRC-32 run backwards).
 fn crc_back(table: &[u32; 256], after: u32, byte: u8) -> u32 {
     let j = (0..256).find(|&j| table[j] >> 24 == after >> 24).unwrap();
-    (((after ^ table[j]) << 8) | (j as u32 ^ byte as u32)) & 0xFFFF_FFFF
+    ((after ^ table[j]) << 8) | (j as u32 ^ byte as u32)
 }
 
 /// `prefix + 4 bytes + suffix` with the CRC-32 `target`: the attack PayPal's scheme allows
