@@ -322,3 +322,59 @@ async fn sendgrid_vector_through_the_gateway() {
 async fn standard_webhooks_v1a_vector_through_the_gateway() {
     replay_vector("standard_webhooks", "standard-webhooks-v1a").await;
 }
+
+/// `{json:path}` in a custom template signs one field of the JSON body (a string's value, an
+/// integer in decimal) besides the body itself; a body whose field differs from what was
+/// signed, or that repeats the field's key, is refused and never forwarded.
+#[tokio::test]
+async fn json_body_fields_in_the_signed_template() {
+    let upstream = Upstream::start().await;
+    let config = "[[source]]\nname = \"fields\"\npath = \"/hooks/fields\"\n\
+        upstream = \"{upstream}/fields\"\nsecrets = [{ env = \"SECRET\" }]\n\
+        signature = { header = \"X-Sig\", algorithm = \"sha256\", encoding = \"hex\", \
+        signed = \"{json:data.kind}|{json:seq}|{body}\" }\n";
+    let gateway = TestGateway::start(config, &upstream, &[("SECRET", SECRET)]).await;
+    let sign = |signed: &str| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(signed.as_bytes());
+        vec![(
+            "X-Sig".to_string(),
+            hex::encode(mac.finalize().into_bytes()),
+        )]
+    };
+    let body = r#"{"seq":42,"data":{"kind":"invoice.paid","note":"caf\u00e9"}}"#;
+    let answer = gateway
+        .post(
+            "/hooks/fields",
+            &sign(&format!("invoice.paid|42|{body}")),
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    assert_eq!(upstream.received()[0].body, body.as_bytes(), "byte-exact");
+
+    // Signed over other field values than the body holds.
+    let answer = gateway
+        .post(
+            "/hooks/fields",
+            &sign(&format!("invoice.void|42|{body}")),
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    // A repeated key reads as empty, never as either copy (the body itself is signed, so
+    // only its sender could have produced it).
+    let repeated = r#"{"seq":7,"seq":8,"data":{"kind":"a"}}"#;
+    for signed in ["a|7|", "a|8|"] {
+        let answer = gateway
+            .post(
+                "/hooks/fields",
+                &sign(&format!("{signed}{repeated}")),
+                repeated.as_bytes(),
+            )
+            .await;
+        assert_eq!(answer.status, 401, "{signed}: {}", answer.text());
+    }
+    assert_eq!(upstream.count(), 1, "nothing refused was forwarded");
+    gateway.shutdown().await;
+}

@@ -10,6 +10,7 @@ use base64::{alphabet, Engine};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Deserializer};
 
+use crate::extract::{json_field, JsonPath};
 use crate::secret::Secret;
 
 /// The largest MAC we produce (SHA-512).
@@ -137,6 +138,10 @@ pub enum Part {
     FormSorted,
     /// The value of one header (present exactly once).
     Header(http::HeaderName),
+    /// `{json:a.b}`: the text of one field of the JSON body (a string's decoded value, an
+    /// integer in decimal); empty when the field is absent, repeated, a float or not a
+    /// scalar, which then fails verification like any other difference.
+    Json(JsonPath),
     /// Text of the template between placeholders, signed as is.
     Literal(Box<[u8]>),
 }
@@ -186,14 +191,17 @@ impl Template {
                         "url" => Part::Url,
                         "method" => Part::Method,
                         "form:sorted" => Part::FormSorted,
-                        other => match other.strip_prefix("header:") {
-                            Some(name) => Part::Header(
+                        other => match (other.strip_prefix("header:"), other.strip_prefix("json:")) {
+                            (Some(name), _) => Part::Header(
                                 http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                                     format!("`{name}` in `{text}` is not a valid header name")
                                 })?,
                             ),
-                            None => return Err(format!(
-                                "unknown placeholder {{{other}}} in `{text}` (use {{body}}, {{timestamp}}, {{id}}, {{url}}, {{method}}, {{form:sorted}} or {{header:Name}})"
+                            (_, Some(path)) => Part::Json(JsonPath::parse(path).map_err(|e| {
+                                format!("{{json:{path}}} in `{text}`: {e}")
+                            })?),
+                            _ => return Err(format!(
+                                "unknown placeholder {{{other}}} in `{text}` (use {{body}}, {{timestamp}}, {{id}}, {{url}}, {{method}}, {{form:sorted}}, {{header:Name}} or {{json:path}})"
                             )),
                         },
                     });
@@ -247,6 +255,13 @@ impl Template {
                         .and_then(|h| h.get(name))
                         .map_or(&b""[..], |v| v.as_bytes());
                     sink(value)
+                }
+                Part::Json(path) => {
+                    let value = json_field(input.body, path)
+                        .ok()
+                        .flatten()
+                        .and_then(|scalar| scalar.as_id());
+                    sink(value.as_deref().unwrap_or("").as_bytes())
                 }
                 Part::Literal(bytes) => sink(bytes),
             }

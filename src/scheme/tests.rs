@@ -250,3 +250,22 @@ fn base64url_accepts_padding_either_way() {
         );
     }
 }
+
+#[test]
+fn json_placeholders_render_the_body_fields() {
+    let template = Template::parse("{json:a.b}|{json:n}|{json:missing}|{json:f}|{body}").unwrap();
+    let body = br#"{"a":{"b":"x\u00e9"},"n":-12,"f":1.5}"#;
+    let input = SignInput {
+        body,
+        ..SignInput::default()
+    };
+    let mut want = "x\u{e9}|-12|||".as_bytes().to_vec();
+    want.extend_from_slice(body);
+    assert_eq!(template.render(&input), want);
+    let err = Template::parse("{json:}.{body}").unwrap_err();
+    assert!(err.contains("{json:}"), "{err}");
+    assert!(
+        Template::parse("{json:a}").is_err(),
+        "the body must be signed too"
+    );
+}
