@@ -101,7 +101,8 @@ pub(crate) async fn run_send(
         anyhow::bail!("--jitter must be between 0 and 1");
     }
     policy.jitter = jitter;
-    let event = event_args.event(now_secs())?;
+    let mut event = event_args.event(now_secs())?;
+    signer.seal(&mut event, now_secs());
     println!(
         "sending event {} ({} bytes) to {url} as {} with retry policy {}",
         receiver_id(&signer, &event),
@@ -156,6 +157,13 @@ pub(crate) fn run_sign(
             signer
         }
     };
+    if signer.seals_body() {
+        anyhow::bail!(
+            "preset `{}` carries its signature inside the body, which `sign` does not print: \
+             use `hookgate send`",
+            signer.preset().name
+        );
+    }
     let at = timestamp.unwrap_or_else(now_secs);
     let event = event_args.event(at)?;
     for (name, value) in &signer.headers(&event, at, 1) {

@@ -86,6 +86,16 @@ pub(super) fn resolve_outbound(
         let signer = Signer::for_preset(&t.preset, secret.as_deref())
             .or_else(|e| err(&format!("{at}.preset"), e))?
             .with_url(&t.url);
+        if signer.seals_body() {
+            return err(
+                &format!("{at}.preset"),
+                format!(
+                    "preset `{}` carries its signature inside the body; outbound targets sign \
+                     headers only",
+                    t.preset
+                ),
+            );
+        }
         let mut retry =
             RetryPolicy::parse(t.retry.as_deref().unwrap_or(signer.preset().sender.retry))
                 .or_else(|m| err(&format!("{at}.retry"), m))?;

@@ -177,3 +177,15 @@ fn delivery_max_pending_is_at_least_one() {
     let text = format!("{MINIMAL}[delivery]\nmax_pending = 5000\n");
     assert_eq!(parse_ok(&text).delivery.limits.max_pending, Some(5000));
 }
+
+#[test]
+fn an_outbound_target_cannot_sign_inside_the_body() {
+    let text = "[[source]]\nname = \"a\"\npath = \"/a\"\npreset = \"github\"\n\
+        upstream = \"http://127.0.0.1:9/a\"\nsecrets = [{ env = \"S\" }]\n\
+        [outbound]\nlisten = \"127.0.0.1:0\"\n[[outbound.target]]\nname = \"mg\"\n\
+        url = \"https://hooks.example.com/mg\"\npreset = \"mailgun\"\n\
+        secret = { value = \"mailgun-signing-key\" }\n";
+    let error = parse_err(text);
+    assert!(error.contains("outbound.target[mg].preset"), "{error}");
+    assert!(error.contains("inside the body"), "{error}");
+}

@@ -93,6 +93,24 @@ pub fn verify(keys: &[SigningKey], body: &[u8]) -> Result<usize, SignatureError>
     }
 }
 
+/// The body Mailgun sends for `event_data`, signed with `key` at `timestamp` (unix seconds)
+/// with `token` as the random token: `{"signature": {...}, "event-data": <event_data>}`.
+/// `event_data` goes in as it is when it is JSON, else as a JSON string.
+pub fn signed_body(key: &SigningKey, event_data: &[u8], timestamp: i64, token: &str) -> Vec<u8> {
+    let timestamp = timestamp.to_string();
+    let signature = hex::encode(key.mac(format!("{timestamp}{token}").as_bytes()));
+    let data = match serde_json::from_slice::<serde::de::IgnoredAny>(event_data) {
+        Ok(_) => String::from_utf8_lossy(event_data).into_owned(),
+        Err(_) => serde_json::Value::from(String::from_utf8_lossy(event_data)).to_string(),
+    };
+    let fields = serde_json::json!({
+        "timestamp": timestamp,
+        "token": token,
+        "signature": signature,
+    });
+    format!("{{\"signature\":{fields},\"event-data\":{data}}}").into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,8 @@ pub struct Signer {
     id_headers: Vec<HeaderName>,
     /// The URL deliveries are sent to, for schemes that sign it (`{url}`).
     url: Option<String>,
+    /// Mailgun's key: the signature goes inside the body ([`Signer::seal`]).
+    body_key: Option<SigningKey>,
 }
 
 /// Why a signer could not be built.
@@ -65,23 +67,30 @@ impl Signer {
             ))
         })?;
         let mut id_headers = Vec::new();
+        let mut body_key = None;
         let scheme = match &preset.signature {
+            Some(spec) if spec.method == Some(crate::scheme::SignatureMethod::Mailgun) => {
+                let secret = secret.ok_or_else(|| {
+                    SignerError(format!(
+                        "preset `{}` signs: a secret is needed",
+                        preset.name
+                    ))
+                })?;
+                let key = SecretEncoding::Raw.decode(secret).map_err(SignerError)?;
+                body_key = Some(SigningKey::new(
+                    spec.algorithm.unwrap_or(crate::scheme::Algorithm::Sha256),
+                    &key,
+                ));
+                None
+            }
             Some(spec) => {
                 if let Some(method) = spec
                     .method
                     .filter(|m| *m != crate::scheme::SignatureMethod::Header)
                 {
-                    use crate::scheme::SignatureMethod as M;
-                    let why = match method {
-                        M::Mailgun => {
-                            "carries its signature inside the body; hookgate's \
-                                       sender signs headers only"
-                        }
-                        M::AwsSns | M::GoogleOidc | M::PlaidJwt | M::Paypal | M::Header => {
-                            "is signed with the provider's private key; hookgate can only \
-                             send as providers that sign with a shared secret"
-                        }
-                    };
+                    // Mailgun (the other method with a shared secret) is handled above.
+                    let why = "is signed with the provider's private key; hookgate can only \
+                               send as providers that sign with a shared secret";
                     return Err(SignerError(format!(
                         "preset `{}` {why} ({})",
                         preset.name,
@@ -121,9 +130,9 @@ impl Signer {
                 id_headers.push(name);
             }
         }
-        let token = match scheme {
-            Some(_) => None,
-            None => secret.map(Secret::new),
+        let token = match (&scheme, &body_key) {
+            (None, None) => secret.map(Secret::new),
+            _ => None,
         };
         Ok(Signer {
             preset,
@@ -131,7 +140,24 @@ impl Signer {
             token,
             id_headers,
             url: None,
+            body_key,
         })
+    }
+
+    /// True when the signature travels inside the body (Mailgun): the event's body must be
+    /// sealed with [`Signer::seal`] before it is sent, and signing headers alone is not enough.
+    pub fn seals_body(&self) -> bool {
+        self.body_key.is_some()
+    }
+
+    /// Puts the provider's in-body signature on `event`, stamped at `unix_secs` with the event
+    /// id as Mailgun's token: its body becomes the `event-data` of a signed Mailgun body. Every
+    /// attempt then sends these same bytes. A no-op for header-signed presets.
+    pub fn seal(&self, event: &mut OutboundEvent, unix_secs: i64) {
+        if let Some(key) = &self.body_key {
+            let body = crate::scheme::mailgun::signed_body(key, &event.body, unix_secs, &event.id);
+            event.body = Bytes::from(body);
+        }
     }
 
     /// This signer for deliveries sent to `url` (what `{url}` signs: the provider signs the
