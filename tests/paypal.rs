@@ -81,14 +81,10 @@ fn paypal_source(
     )
 }
 
-/// 2026-01-01T00:00:30Z, just after the vectors were stamped.
-fn clock() -> Arc<ManualClock> {
-    ManualClock::new(1767225630 * 1000, Duration::from_secs(3600))
-}
-
-#[tokio::test]
-async fn paypal_vectors_are_verified_with_the_fetched_certificate_and_forwarded_byte_exact() {
-    let keys = KeyServer::start("paypal-ok").await;
+/// A key server serving the vector's certificate, an upstream, and a gateway with one
+/// `paypal` source trusting that key server, on the manual clock.
+async fn started(name: &str) -> (KeyServer, Upstream, TestGateway) {
+    let keys = KeyServer::start(name).await;
     let v = vector();
     keys.route(CERT_PATH, Route::ok(text(&v, "public_key"), 300));
     let config = paypal_source(
@@ -99,6 +95,17 @@ async fn paypal_vectors_are_verified_with_the_fetched_certificate_and_forwarded_
     );
     let upstream = Upstream::start().await;
     let gateway = TestGateway::start_with_clock(&config, &upstream, &[], clock()).await;
+    (keys, upstream, gateway)
+}
+
+/// 2026-01-01T00:00:30Z, just after the vectors were stamped.
+fn clock() -> Arc<ManualClock> {
+    ManualClock::new(1767225630 * 1000, Duration::from_secs(3600))
+}
+
+#[tokio::test]
+async fn paypal_vectors_are_verified_with_the_fetched_certificate_and_forwarded_byte_exact() {
+    let (keys, upstream, gateway) = started("paypal-ok").await;
     let cases = cases(&keys.url(CERT_PATH));
     assert_eq!(cases.len(), 2);
     for (i, (headers, body)) in cases.iter().enumerate() {
@@ -267,17 +274,7 @@ async fn a_key_server_that_is_down_answers_503_with_retry_after_and_forwards_not
 
 #[tokio::test]
 async fn forged_headers_and_unsupported_algorithms_are_refused_without_fetching() {
-    let keys = KeyServer::start("paypal-forged").await;
-    let v = vector();
-    keys.route(CERT_PATH, Route::ok(text(&v, "public_key"), 300));
-    let config = paypal_source(
-        "paypal",
-        text(&v, "webhook_id"),
-        Some(&keys.pattern()),
-        &keys.ca,
-    );
-    let upstream = Upstream::start().await;
-    let gateway = TestGateway::start_with_clock(&config, &upstream, &[], clock()).await;
+    let (keys, upstream, gateway) = started("paypal-forged").await;
     let (good, body) = cases(&keys.url(CERT_PATH)).remove(0);
     let mut forged = Vec::new();
     for algo in [
@@ -442,17 +439,7 @@ fn forge(prefix: &[u8], suffix: &[u8], target: u32) -> [u8; 4] {
 /// duplicate and never reaches the upstream.
 #[tokio::test]
 async fn a_captured_signature_with_a_crc_forged_body_is_a_duplicate() {
-    let keys = KeyServer::start("paypal-crc").await;
-    let v = vector();
-    keys.route(CERT_PATH, Route::ok(text(&v, "public_key"), 300));
-    let config = paypal_source(
-        "paypal",
-        text(&v, "webhook_id"),
-        Some(&keys.pattern()),
-        &keys.ca,
-    );
-    let upstream = Upstream::start().await;
-    let gateway = TestGateway::start_with_clock(&config, &upstream, &[], clock()).await;
+    let (keys, upstream, gateway) = started("paypal-crc").await;
     let (headers, body) = cases(&keys.url(CERT_PATH)).remove(0);
     let target = crc32fast::hash(&body);
     let suffix = b"\"}";
