@@ -33,7 +33,7 @@ use tower::{Layer, Service};
 use super::detach::Detached;
 use super::fields::BodyFields;
 use super::rejection::Rejection;
-use super::{full_body, shadow, BoxFuture, EventId, Outcome, Response};
+use super::{full_body, shadow, BoxFuture, EventId, Outcome, RequestId, Response};
 use crate::dedup::{ClaimOutcome, ClaimToken, DedupKey, DedupStore, StoreError};
 use crate::extract::{HeaderLookup, JsonError, ValueSource};
 use crate::metrics::Metrics;
@@ -169,6 +169,8 @@ struct Claims<D: DedupStore + Clone> {
     store: D,
     metrics: Arc<Metrics>,
     source: Arc<str>,
+    /// For the warnings of a claim that cannot be settled.
+    request_id: Option<RequestId>,
     held: Vec<(DedupKey, ClaimToken)>,
     /// Where the claims are registered while the request is in progress.
     tracked: Option<(Outstanding, u64)>,
@@ -186,7 +188,11 @@ impl<D: DedupStore + Clone> Claims<D> {
         for (key, token) in std::mem::take(&mut self.held) {
             if let Err(error) = self.store.complete(key, token, ttl).await {
                 self.metrics.dedup_promote_deferred(&self.source);
-                tracing::warn!(source = %self.source, %error, "could not mark an event delivered in the dedup store");
+                tracing::warn!(
+                    request_id = RequestId::log_str(self.request_id.as_ref()),
+                    source = %self.source,
+                    %error,
+                    "could not mark an event delivered in the dedup store");
             }
         }
     }
@@ -195,7 +201,11 @@ impl<D: DedupStore + Clone> Claims<D> {
         self.untrack();
         for (key, token) in std::mem::take(&mut self.held) {
             if let Err(error) = self.store.release(key, token).await {
-                tracing::warn!(%error, "could not release a dedup claim; it will lapse by itself");
+                tracing::warn!(
+                    request_id = RequestId::log_str(self.request_id.as_ref()),
+                    %error,
+                    "could not release a dedup claim; it will lapse by itself"
+                );
             }
         }
     }
@@ -325,6 +335,7 @@ where
                 store: store.clone(),
                 metrics: metrics.clone(),
                 source: source.name.clone(),
+                request_id: req.extensions().get::<RequestId>().cloned(),
                 held: Vec::with_capacity(keys.len()),
                 tracked: None,
             };
@@ -341,13 +352,13 @@ where
                     .into_response(),
                     Err(error) if store.fails_open() => {
                         // Chosen by the operator: deliver without dedup rather than delay.
-                        tracing::warn!(source = %source.name, %error, "dedup store failed; forwarding without dedup (fail_open)");
+                        tracing::warn!(request_id = RequestId::of(&req), source = %source.name, %error, "dedup store failed; forwarding without dedup (fail_open)");
                         metrics.dedup_fail_open(&source.name);
                         claims.release().await;
                         return inner.call(req).await;
                     }
                     Err(error) => {
-                        tracing::warn!(source = %source.name, %error, "dedup store failed; answering 503 (fail_closed)");
+                        tracing::warn!(request_id = RequestId::of(&req), source = %source.name, %error, "dedup store failed; answering 503 (fail_closed)");
                         Rejection::DedupUnavailable {
                             retry_after: STORE_RETRY_AFTER,
                         }

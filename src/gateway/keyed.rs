@@ -12,6 +12,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 
 use super::rejection::Rejection;
+use super::RequestId;
 use crate::clock::SharedClock;
 use crate::extract::{header_value, HeaderLookup};
 use crate::keyfetch::{pinned, FetchError, REFETCH_UNKNOWN_KID_AFTER, RETRY_AFTER};
@@ -88,11 +89,14 @@ async fn verify_remote(
     clock: &SharedClock,
 ) -> Result<(), Rejection> {
     match &check.method {
-        Method::Sns(sns) => verify_sns(sns, req.body(), clock).await,
+        Method::Sns(sns) => verify_sns(sns, req, clock).await,
         Method::Paypal(paypal) => verify_paypal(paypal, req, clock).await,
         Method::Jwt(jwt) => match &jwt.jwks {
             Some((fetcher, url)) => {
-                let keys = fetcher.keys(url, clock).await.map_err(fetch_failed)?;
+                let keys = fetcher
+                    .keys(url, clock)
+                    .await
+                    .map_err(fetch_failed(RequestId::of(req)))?;
                 match verify_token(jwt, &keys, req, clock.wall_ms()) {
                     // The token names a key the cached set lacks: the provider may have
                     // rotated. Refetch, at most once per REFETCH_UNKNOWN_KID_AFTER.
@@ -100,7 +104,10 @@ async fn verify_remote(
                         if !fetcher.forget_if_older(url, clock, REFETCH_UNKNOWN_KID_AFTER) {
                             return Err(rejection);
                         }
-                        let keys = fetcher.keys(url, clock).await.map_err(fetch_failed)?;
+                        let keys = fetcher
+                            .keys(url, clock)
+                            .await
+                            .map_err(fetch_failed(RequestId::of(req)))?;
                         verify_token(jwt, &keys, req, clock.wall_ms()).map_err(Refused::into_inner)
                     }
                     other => other.map_err(Refused::into_inner),
@@ -113,18 +120,25 @@ async fn verify_remote(
     }
 }
 
-fn fetch_failed(error: FetchError) -> Rejection {
-    tracing::warn!(%error, "provider keys could not be fetched; answering 503");
-    Rejection::KeyFetchFailed {
-        retry_after: RETRY_AFTER,
+/// The answer when keys cannot be fetched, logged with the request's id.
+fn fetch_failed(request_id: &str) -> impl FnOnce(FetchError) -> Rejection + '_ {
+    move |error| {
+        tracing::warn!(request_id, %error, "provider keys could not be fetched; answering 503");
+        Rejection::KeyFetchFailed {
+            retry_after: RETRY_AFTER,
+        }
     }
 }
 
 /// AWS SNS: the string to sign from the message, the topic, the certificate URL on a pinned
 /// host, then RSA with SHA-1 (SignatureVersion 1) or SHA-256 (2).
 /// <https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html>
-async fn verify_sns(sns: &SnsCheck, body: &[u8], clock: &SharedClock) -> Result<(), Rejection> {
-    let message = sns_string_to_sign(body).map_err(|e| match e {
+async fn verify_sns(
+    sns: &SnsCheck,
+    req: &http::Request<Bytes>,
+    clock: &SharedClock,
+) -> Result<(), Rejection> {
+    let message = sns_string_to_sign(req.body()).map_err(|e| match e {
         SnsError::NotJson => bad("the body is not an SNS message"),
         SnsError::Missing(_) => bad("a field SNS signs is missing"),
         SnsError::UnknownType => bad("the SNS message Type is not one that is signed"),
@@ -137,7 +151,11 @@ async fn verify_sns(sns: &SnsCheck, body: &[u8], clock: &SharedClock) -> Result<
     }
     let url = pinned::check(&message.signing_cert_url, &sns.hosts, Some(".pem"))
         .map_err(|_| bad("SigningCertURL is not an https:// certificate URL on an SNS host"))?;
-    let keys = sns.certs.keys(&url, clock).await.map_err(fetch_failed)?;
+    let keys = sns
+        .certs
+        .keys(&url, clock)
+        .await
+        .map_err(fetch_failed(RequestId::of(req)))?;
     verify(
         message.kind,
         &keys,
@@ -165,7 +183,11 @@ async fn verify_paypal(
         .map_err(|_| bad("PAYPAL-TRANSMISSION-SIG is not base64"))?;
     let url = pinned::check(&signed.cert_url, &paypal.hosts, None)
         .map_err(|_| bad("PAYPAL-CERT-URL is not an https:// URL on a PayPal API host"))?;
-    let keys = paypal.certs.keys(&url, clock).await.map_err(fetch_failed)?;
+    let keys = paypal
+        .certs
+        .keys(&url, clock)
+        .await
+        .map_err(fetch_failed(RequestId::of(req)))?;
     verify(
         signed.kind,
         &keys,

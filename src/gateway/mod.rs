@@ -101,6 +101,19 @@ pub struct RoutedTo(pub Arc<Source>);
 #[derive(Debug, Clone)]
 pub struct RequestId(pub HeaderValue);
 
+impl RequestId {
+    /// The id of the request, for a log line: every warning logged while a request is handled
+    /// names it (there is no per-request span at the default level; see `trace`).
+    pub fn of<B>(req: &http::Request<B>) -> &str {
+        Self::log_str(req.extensions().get::<RequestId>())
+    }
+
+    /// An id for a log line, `-` when there is none (a stack driven without the trace layer).
+    pub fn log_str(id: Option<&RequestId>) -> &str {
+        id.and_then(|id| id.0.to_str().ok()).unwrap_or("-")
+    }
+}
+
 /// Everything the stack needs, built from a validated [`Config`].
 #[derive(Clone)]
 pub struct Gateway {

@@ -160,11 +160,13 @@ async fn enqueue(
         .into_response()
     };
     let Some(engine) = engine else {
-        tracing::error!(source = %source.name, "queued source without a delivery engine; answering 503");
+        tracing::error!(request_id = RequestId::of(&req), source = %source.name, "queued source without a delivery engine; answering 503");
         return unavailable();
     };
     let peer = req.extensions().get::<PeerAddr>().copied();
     let request_id = req.extensions().get::<RequestId>().cloned();
+    let log_id = request_id.clone();
+    let log_id = RequestId::log_str(log_id.as_ref());
     // The provider's id when there is one; else hookgate's own, stable across attempts, so
     // the upstream can still recognise a repeated attempt.
     let event = req
@@ -224,7 +226,7 @@ async fn enqueue(
         }
         Ok(_) => duplicate_response(),
         Err(error @ EnqueueError::Full(_)) => {
-            tracing::warn!(source = %source.name, %error, "a verified event was not queued; answered 503");
+            tracing::warn!(request_id = log_id, source = %source.name, %error, "a verified event was not queued; answered 503");
             Rejection::QueueFull {
                 retry_after: FULL_RETRY_AFTER,
             }
@@ -233,10 +235,10 @@ async fn enqueue(
         Err(error) => {
             match &error {
                 EnqueueError::Store(_) => {
-                    tracing::error!(source = %source.name, %error, "a verified event could not be stored; answered 503 so the sender retries");
+                    tracing::error!(request_id = log_id, source = %source.name, %error, "a verified event could not be stored; answered 503 so the sender retries");
                 }
                 _ => {
-                    tracing::warn!(source = %source.name, %error, "a verified event was not queued; answered 503")
+                    tracing::warn!(request_id = log_id, source = %source.name, %error, "a verified event was not queued; answered 503")
                 }
             }
             unavailable()

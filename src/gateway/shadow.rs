@@ -10,6 +10,7 @@
 use http::HeaderValue;
 
 use super::rejection::Rejection;
+use super::RequestId;
 use crate::metrics::Metrics;
 use crate::source::Source;
 
@@ -62,7 +63,7 @@ pub(super) fn record<B>(
     if failed(req) {
         return;
     }
-    tracing::warn!(source = %source.name, reason = code, "shadow mode: check failed, forwarding anyway");
+    tracing::warn!(request_id = RequestId::of(req), source = %source.name, reason = code, "shadow mode: check failed, forwarding anyway");
     metrics.shadow_failure(&source.name, code);
     let verdict = match req.extensions_mut().get_mut::<Verdict>() {
         Some(verdict) => verdict,

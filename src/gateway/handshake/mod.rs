@@ -26,14 +26,14 @@ use hyper::body::Incoming;
 use tower::{Layer, Service};
 
 use super::verify::Verified;
-use super::{shadow, PeerAddr, Response};
+use super::{shadow, PeerAddr, RequestId, Response};
 use crate::metrics::Metrics;
 use crate::source::{Handshake, Source};
 
 /// Logs and counts an answered handshake.
-fn answered(metrics: &Metrics, source: &Source, handshake: &Handshake) {
+fn answered<B>(metrics: &Metrics, source: &Source, handshake: &Handshake, req: &http::Request<B>) {
     let kind = handshake.kind.name();
-    tracing::info!(source = %source.name, kind, "handshake answered");
+    tracing::info!(request_id = RequestId::of(req), source = %source.name, kind, "handshake answered");
     metrics.handshake(&source.name, kind);
 }
 
@@ -106,11 +106,11 @@ where
             req.uri().query(),
         ) {
             Ok(response) => {
-                answered(&self.metrics, &source, handshake);
+                answered(&self.metrics, &source, handshake, &req);
                 response
             }
             Err(rejection) => {
-                tracing::warn!(source = %source.name, kind = handshake.kind.name(), code = rejection.code(), "handshake refused");
+                tracing::warn!(request_id = RequestId::of(&req), source = %source.name, kind = handshake.kind.name(), code = rejection.code(), "handshake refused");
                 rejection.into_response()
             }
         };
@@ -185,11 +185,11 @@ where
         match answer::post(handshake.kind, &req, key) {
             Ok(None) => Either::Right(self.inner.call(req)),
             Ok(Some(response)) => {
-                answered(&self.metrics, &source, handshake);
+                answered(&self.metrics, &source, handshake, &req);
                 Either::Left(ready(Ok(response)))
             }
             Err(rejection) => {
-                tracing::warn!(source = %source.name, kind = handshake.kind.name(), code = rejection.code(), "handshake refused");
+                tracing::warn!(request_id = RequestId::of(&req), source = %source.name, kind = handshake.kind.name(), code = rejection.code(), "handshake refused");
                 Either::Left(ready(Ok(rejection.into_response())))
             }
         }

@@ -1,0 +1,248 @@
+//! The text line format for files and pipes, the shape of the library's default —
+//! `2026-11-26T02:14:51.123456Z  INFO target: message key=value key="text"` — written with
+//! less machinery: one formatted timestamp, no styling layer, string values copied as they
+//! are unless they need escaping. The request line is formatted on every request, and the
+//! library's formatter was 15 % of a request's user-space instructions (`bench/instructions.py`).
+//!
+//! Text values are quoted and escaped like `{:?}` does, so a value can never forge a second
+//! line or a field of its own.
+
+use std::fmt;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The event formatter of `--log-format text` when stderr is not a terminal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextFormat;
+
+impl<S, N> FormatEvent<S, N> for TextFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        write!(
+            writer,
+            "{} {} ",
+            humantime::format_rfc3339_micros(std::time::SystemTime::now()),
+            level_str(meta.level())
+        )?;
+        if let Some(scope) = ctx.event_scope() {
+            let mut any = false;
+            for span in scope.from_root() {
+                writer.write_str(span.name())?;
+                if let Some(fields) = span.extensions().get::<FormattedFields<N>>() {
+                    if !fields.is_empty() {
+                        write!(writer, "{{{fields}}}")?;
+                    }
+                }
+                writer.write_char(':')?;
+                any = true;
+            }
+            if any {
+                writer.write_char(' ')?;
+            }
+        }
+        writer.write_str(meta.target())?;
+        writer.write_str(": ")?;
+        let mut fields = Fields {
+            out: &mut writer,
+            first: true,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_char('\n')
+    }
+}
+
+/// The level, right-aligned in five characters like the library's default.
+fn level_str(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "ERROR",
+        Level::WARN => " WARN",
+        Level::INFO => " INFO",
+        Level::DEBUG => "DEBUG",
+        Level::TRACE => "TRACE",
+    }
+}
+
+/// Writes an event's fields: the message bare, then ` name=value` for each other field.
+struct Fields<'a, 'w> {
+    out: &'a mut Writer<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl Fields<'_, '_> {
+    fn separate(&mut self, field: &Field) -> fmt::Result {
+        if !self.first {
+            self.out.write_char(' ')?;
+        }
+        self.first = false;
+        if field.name() != "message" {
+            self.out.write_str(field.name())?;
+            self.out.write_char('=')?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_ok() {
+            self.result = self.separate(field).and_then(|()| value(self.out));
+        }
+    }
+}
+
+/// True when a text value can be written between quotes as it is.
+fn plain(text: &str) -> bool {
+    text.bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+}
+
+impl Visit for Fields<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        let message = field.name() == "message";
+        self.write(field, |out| {
+            if message {
+                out.write_str(value)
+            } else if plain(value) {
+                out.write_char('"')?;
+                out.write_str(value)?;
+                out.write_char('"')
+            } else {
+                write!(out, "{value:?}")
+            }
+        });
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.write(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.write(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.write(field, |out| {
+            out.write_str(if value { "true" } else { "false" })
+        });
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.write(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.write(field, |out| write!(out, "{value:?}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::fmt::MakeWriter;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    /// The lines `log` writes through [`TextFormat`].
+    fn lines(log: impl FnOnce()) -> String {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(captured.clone())
+            .event_format(TextFormat)
+            .finish();
+        tracing::subscriber::with_default(subscriber, log);
+        let bytes = captured.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_request_line_has_the_shape_of_the_default_format() {
+        let outcome = "forwarded";
+        let text = lines(|| {
+            tracing::info!(
+                target: "hookgate::request",
+                request_id = "00ff00ff00ff00ff",
+                source = "ck",
+                %outcome,
+                status = 202u16,
+                method = %http::Method::POST,
+                latency_ms = format_args!("{:.2}", 0.4167),
+                shadow = false,
+                "request"
+            );
+        });
+        let (stamp, rest) = text.split_once(' ').unwrap();
+        assert!(
+            humantime::parse_rfc3339(stamp).is_ok() && stamp.ends_with('Z'),
+            "{stamp}"
+        );
+        assert_eq!(
+            rest,
+            " INFO hookgate::request: request request_id=\"00ff00ff00ff00ff\" source=\"ck\" \
+             outcome=forwarded status=202 method=POST latency_ms=0.42 shadow=false\n"
+        );
+    }
+
+    #[test]
+    fn a_value_cannot_forge_a_line_or_a_field() {
+        let hostile = "x\" status=200\nFAKE INFO line";
+        let text = lines(|| tracing::warn!(reason = hostile, "refused"));
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.ends_with(" WARN hookgate::telemetry::text::tests: refused reason=\"x\\\" status=200\\nFAKE INFO line\"\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn errors_and_spans_are_written_too() {
+        let error = std::io::Error::other("connection refused");
+        let text = lines(|| {
+            let span = tracing::debug_span!("request", request_id = "ab");
+            let _entered = span.enter();
+            tracing::error!(
+                error = &error as &dyn std::error::Error,
+                code = -3i64,
+                "failed"
+            );
+        });
+        assert!(
+            text.contains("ERROR request{request_id=\"ab\"}: hookgate::telemetry::text::tests: failed error=connection refused code=-3\n"),
+            "{text}"
+        );
+    }
+}
