@@ -1106,8 +1106,13 @@ fn hookgate_samples() -> BTreeMap<String, BTreeSet<String>> {
     use std::time::Duration;
     let metrics = hookgate::metrics::Metrics::default();
     let name: Arc<str> = Arc::from("s");
-    metrics.request(Some(&name), "forwarded", Duration::from_millis(1));
-    metrics.upstream(&name, 503, Duration::from_millis(1));
+    let handles = hookgate::metrics::SourceHandles::default();
+    metrics.request(
+        Some((&name, &handles)),
+        "forwarded",
+        Duration::from_millis(1),
+    );
+    metrics.upstream(&name, &handles, 503, Duration::from_millis(1));
     metrics.delivery(&hookgate::delivery::EngineStats::default());
     metrics.reload(false, 1);
     metrics.dedup_fail_open(&name);

@@ -306,6 +306,7 @@ impl Source {
 
         let mut source = Source {
             name: spec.name.as_str().into(),
+            metric_handles: Default::default(),
             path: spec.path.clone(),
             preset: preset_name,
             signature,
@@ -427,14 +428,16 @@ fn parse_upstream(text: &str, source: &str, timeout: Duration) -> Result<Upstrea
     if timeout.is_zero() {
         return Err("upstream_timeout must be more than 0".into());
     }
-    // Built once here only to refuse, at start, a URL that could not be requested.
-    Uri::builder()
+    // Built once here: a URL that could not be requested is refused at start, and a delivery
+    // without a forwarded query is sent to a clone of this one.
+    let uri = Uri::builder()
         .scheme(scheme.clone())
         .authority(authority.clone())
         .path_and_query(path_and_query.as_str())
         .build()
         .map_err(|e| format!("`{shown}`: {e}"))?;
     Ok(Upstream {
+        base_uri: uri,
         host_header: HeaderValue::from_str(authority.as_str())
             .map_err(|_| "bad host".to_string())?,
         source_header: HeaderValue::from_str(source).map_err(|_| "bad source name".to_string())?,

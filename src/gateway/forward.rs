@@ -40,15 +40,33 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
-/// Removes hop-by-hop headers, including those the `Connection` header names.
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// The names hookgate sets on the upstream request (and `X-Hookgate-Request-Id` on the
+/// answer), parsed once rather than on every request.
+pub(super) const X_HOOKGATE_SOURCE: HeaderName = HeaderName::from_static("x-hookgate-source");
+pub(super) const X_HOOKGATE_EVENT_ID: HeaderName = HeaderName::from_static("x-hookgate-event-id");
+pub(super) const X_HOOKGATE_UNSIGNED_EVENT_ID: HeaderName =
+    HeaderName::from_static("x-hookgate-unsigned-event-id");
+pub(super) const X_HOOKGATE_REQUEST_ID: HeaderName =
+    HeaderName::from_static("x-hookgate-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Removes hop-by-hop headers, including those the `Connection` header names. One pass over
+/// the names first: most messages carry none, and a removal is a hashed lookup each.
 pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let is_hop = |name: &HeaderName| HOP_BY_HOP.contains(name) || *name == PROXY_CONNECTION;
+    if !headers.keys().any(is_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         remove_connection_named(headers);
     }
     for name in HOP_BY_HOP.iter() {
         headers.remove(name);
     }
-    headers.remove("proxy-connection");
+    headers.remove(PROXY_CONNECTION);
 }
 
 fn remove_connection_named(headers: &mut HeaderMap) {
@@ -81,14 +99,23 @@ fn strip_own_headers(headers: &mut HeaderMap) {
 }
 
 /// Headers in which a client or proxy describes where a request came from.
-const FORWARDING: [&str; 6] = [
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-forwarded-port",
-    "x-real-ip",
+const FORWARDING: [HeaderName; 6] = [
+    header::FORWARDED,
+    X_FORWARDED_FOR,
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-port"),
+    X_REAL_IP,
 ];
+
+/// Removes every incoming forwarding header (one pass over the names first).
+fn strip_forwarding(headers: &mut HeaderMap) {
+    if headers.keys().any(|name| FORWARDING.contains(name)) {
+        for name in FORWARDING {
+            headers.remove(name);
+        }
+    }
+}
 
 /// Sets the forwarding headers the upstream sees. From a trusted proxy, what the proxy wrote
 /// is kept and the peer is appended to `X-Forwarded-For`; from anyone else, every incoming
@@ -96,15 +123,13 @@ const FORWARDING: [&str; 6] = [
 /// `X-Real-IP` set to the TCP peer.
 fn set_forwarding_headers(headers: &mut HeaderMap, peer: Option<PeerAddr>, trusted: &[IpNet]) {
     let Some(PeerAddr(peer)) = peer else {
-        for name in FORWARDING {
-            headers.remove(name);
-        }
+        strip_forwarding(headers);
         return;
     };
     let ip = peer.ip().to_string();
     if contains(trusted, peer.ip()) {
         let previous: Vec<&str> = headers
-            .get_all("x-forwarded-for")
+            .get_all(&X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
@@ -114,16 +139,15 @@ fn set_forwarding_headers(headers: &mut HeaderMap, peer: Option<PeerAddr>, trust
             format!("{}, {ip}", previous.join(", "))
         };
         if let Ok(value) = HeaderValue::from_str(&chain) {
-            headers.insert("x-forwarded-for", value);
+            headers.insert(X_FORWARDED_FOR, value);
         }
         return;
     }
-    for name in FORWARDING {
-        headers.remove(name);
-    }
-    if let Ok(value) = HeaderValue::from_str(&ip) {
-        headers.insert("x-forwarded-for", value.clone());
-        headers.insert("x-real-ip", value);
+    strip_forwarding(headers);
+    // The address's own bytes become the value (no second copy).
+    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(ip)) {
+        headers.insert(X_FORWARDED_FOR, value.clone());
+        headers.insert(X_REAL_IP, value);
     }
 }
 
@@ -145,19 +169,19 @@ pub(super) fn upstream_headers(
     headers.remove(header::EXPECT);
     headers.insert(header::HOST, source.upstream.host_header.clone());
     set_forwarding_headers(headers, peer, &source.trusted_proxies);
-    headers.insert("x-hookgate-source", source.upstream.source_header.clone());
+    headers.insert(X_HOOKGATE_SOURCE, source.upstream.source_header.clone());
     if let Some(event) = event_id {
         if let Ok(value) = HeaderValue::from_str(&event.id) {
             let name = if event.signed {
-                "x-hookgate-event-id"
+                X_HOOKGATE_EVENT_ID
             } else {
-                "x-hookgate-unsigned-event-id"
+                X_HOOKGATE_UNSIGNED_EVENT_ID
             };
             headers.insert(name, value);
         }
     }
     if let Some(RequestId(id)) = request_id {
-        headers.insert("x-hookgate-request-id", id);
+        headers.insert(X_HOOKGATE_REQUEST_ID, id);
     }
     if !source.enforce {
         headers.insert(shadow::HEADER, verdict.header_value());
@@ -212,6 +236,7 @@ impl Service<http::Request<Bytes>> for Forward {
             };
 
             let mut headers = parts.headers;
+            let request_log = request_id.clone();
             upstream_headers(
                 &mut headers,
                 &source,
@@ -232,11 +257,21 @@ impl Service<http::Request<Bytes>> for Forward {
             match tokio::time::timeout(source.upstream.timeout, client.request(upstream)).await {
                 Err(_) => Ok(Rejection::UpstreamTimeout.into_response()),
                 Ok(Err(error)) => {
-                    tracing::warn!(source = %source.name, %error, "upstream unreachable");
+                    tracing::warn!(
+                        request_id = RequestId::log_str(request_log.as_ref()),
+                        source = %source.name,
+                        %error,
+                        "upstream unreachable"
+                    );
                     Ok(Rejection::UpstreamUnavailable.into_response())
                 }
                 Ok(Ok(response)) => {
-                    metrics.upstream(&source.name, response.status().as_u16(), started.elapsed());
+                    metrics.upstream(
+                        &source.name,
+                        &source.metric_handles,
+                        response.status().as_u16(),
+                        started.elapsed(),
+                    );
                     let (mut parts, body) = response.into_parts();
                     strip_hop_by_hop(&mut parts.headers);
                     parts.extensions = Extensions::new();

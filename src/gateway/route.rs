@@ -5,16 +5,19 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
+use futures_util::future::{ready, Either, Ready};
 use http::Method;
 use hyper::body::Incoming;
 use tower::{Layer, Service};
 
 use super::rejection::Rejection;
-use super::{BoxFuture, Response, RoutedTo};
+use super::{Response, RoutedTo};
 use crate::source::Source;
 
 /// The routing table.
@@ -87,15 +90,15 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = Either<Ready<Result<Response, Infallible>>, Routed<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: http::Request<Incoming>) -> BoxFuture {
+    fn call(&mut self, mut req: http::Request<Incoming>) -> Self::Future {
         let Some(source) = self.routes.load().find(req.uri().path()).cloned() else {
-            return Box::pin(async { Ok(Rejection::UnknownSource.into_response()) });
+            return Either::Left(ready(Ok(Rejection::UnknownSource.into_response())));
         };
         let routed = RoutedTo(source.clone());
         let get_handshake =
@@ -103,14 +106,37 @@ where
         if req.method() != Method::POST && !get_handshake {
             let mut response = Rejection::MethodNotAllowed.into_response();
             response.extensions_mut().insert(routed);
-            return Box::pin(async { Ok(response) });
+            return Either::Left(ready(Ok(response)));
         }
         req.extensions_mut().insert(source);
-        let response = self.inner.call(req);
-        Box::pin(async move {
-            let mut response = response.await?;
-            response.extensions_mut().insert(routed);
-            Ok(response)
+        Either::Right(Routed {
+            inner: self.inner.call(req),
+            routed: Some(routed),
         })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A routed request's future: names the source on the response for the request log.
+    pub(super) struct Routed<F> {
+        #[pin]
+        inner: F,
+        routed: Option<RoutedTo>,
+    }
+}
+
+impl<F> Future for Routed<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        if let Some(routed) = this.routed.take() {
+            response.extensions_mut().insert(routed);
+        }
+        Poll::Ready(Ok(response))
     }
 }

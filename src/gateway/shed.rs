@@ -3,16 +3,19 @@
 //! instead of piling up in a queue that only grows.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::{ready, Either, Ready};
 use hyper::body::Incoming;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
 use super::rejection::Rejection;
-use super::{BoxFuture, Response};
+use super::Response;
 
 /// What a shed request is told to wait before retrying.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -54,28 +57,39 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = Either<Ready<Result<Response, Infallible>>, Permitted<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<Incoming>) -> BoxFuture {
+    fn call(&mut self, req: http::Request<Incoming>) -> Self::Future {
         match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let response = self.inner.call(req);
-                Box::pin(async move {
-                    let response = response.await;
-                    drop(permit);
-                    response
-                })
-            }
-            Err(_) => Box::pin(async {
-                Ok(Rejection::Overloaded {
-                    retry_after: RETRY_AFTER,
-                }
-                .into_response())
+            Ok(permit) => Either::Right(Permitted {
+                inner: self.inner.call(req),
+                _permit: permit,
             }),
+            Err(_) => Either::Left(ready(Ok(Rejection::Overloaded {
+                retry_after: RETRY_AFTER,
+            }
+            .into_response()))),
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's future holding its permit until it completes or is dropped.
+    pub(super) struct Permitted<F> {
+        #[pin]
+        inner: F,
+        _permit: OwnedSemaphorePermit,
+    }
+}
+
+impl<F: Future> Future for Permitted<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().inner.poll(cx)
     }
 }

@@ -1,19 +1,23 @@
 //! The outermost layer: gives each request an id (returned to the sender and passed upstream),
 //! records its metrics, and writes one structured log line — request id, source, outcome,
-//! status and latency. It never logs bodies, header values or the raw path (which may hold a
+//! status and latency. Warnings logged while the request is handled carry the same
+//! `request_id` field. It never logs bodies, header values or the raw path (which may hold a
 //! path token).
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::HeaderValue;
+use bytes::Bytes;
+use http::{HeaderValue, Method};
 use hyper::body::Incoming;
 use tower::{Layer, Service};
-use tracing::Instrument;
+use tracing::instrument::{Instrument, Instrumented};
 
-use super::{BoxFuture, Outcome, RequestId, Response, RoutedTo};
+use super::{Outcome, RequestId, Response, RoutedTo};
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -44,10 +48,14 @@ pub(super) struct Trace<S> {
     metrics: Arc<Metrics>,
 }
 
-/// A new request id: 16 hex digits.
+/// A new request id: 16 hex digits (one allocation: the value's own bytes).
 fn new_request_id() -> HeaderValue {
-    let text = format!("{:016x}", fastrand::u64(..));
-    HeaderValue::from_str(&text).expect("hex is a valid header value")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let n = fastrand::u64(..);
+    let text: Vec<u8> = (0..16)
+        .map(|i| HEX[((n >> (60 - 4 * i)) & 0xf) as usize])
+        .collect();
+    HeaderValue::from_maybe_shared(Bytes::from(text)).expect("hex is a valid header value")
 }
 
 impl<S> Service<http::Request<Incoming>> for Trace<S>
@@ -57,44 +65,119 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = Instrumented<Traced<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: http::Request<Incoming>) -> BoxFuture {
+    fn call(&mut self, mut req: http::Request<Incoming>) -> Self::Future {
         let started = Instant::now();
         let method = req.method().clone();
         let id = new_request_id();
         req.extensions_mut().insert(RequestId(id.clone()));
-        // Every event logged while this request is handled (the spawned forward included, which
-        // carries this span along) names the request.
-        let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
+        // The warnings logged while a request is handled name its id themselves
+        // (`RequestId::of`), so at the default level there is no per-request span to create,
+        // format and enter on every poll (10-14 % of a request's CPU with the request line,
+        // docs/performance.md). With `RUST_LOG=debug` the span groups the libraries' events.
+        let span = tracing::debug_span!("request", request_id = id.to_str().unwrap_or_default());
         let response = span.in_scope(|| self.inner.call(req));
-        let metrics = self.metrics.clone();
-        let handled = async move {
-            let mut response = response.await?;
-            let elapsed = started.elapsed();
-            let source = response.extensions().get::<RoutedTo>().map(|r| &r.0.name);
-            let outcome = response
-                .extensions()
-                .get::<Outcome>()
-                .map_or("unknown", Outcome::as_str);
-            metrics.request(source, outcome, elapsed);
-            tracing::info!(
-                target: "hookgate::request",
-                request_id = id.to_str().unwrap_or_default(),
-                source = source.map_or("-", |s| &**s),
-                %outcome,
-                status = response.status().as_u16(),
-                %method,
-                latency_ms = format_args!("{:.2}", elapsed.as_secs_f64() * 1000.0),
-                "request"
+        Traced {
+            inner: response,
+            done: Some(Finish {
+                started,
+                method,
+                id,
+                metrics: self.metrics.clone(),
+            }),
+        }
+        .instrument(span)
+    }
+}
+
+/// What the request line needs once the response is known.
+struct Finish {
+    started: Instant,
+    method: Method,
+    id: HeaderValue,
+    metrics: Arc<Metrics>,
+}
+
+impl Finish {
+    /// Records the metrics, writes the request line and returns the id to the sender.
+    fn finish(self, response: &mut Response) {
+        let elapsed = self.started.elapsed();
+        let source = response.extensions().get::<RoutedTo>().map(|r| &*r.0);
+        let outcome = response
+            .extensions()
+            .get::<Outcome>()
+            .map_or("unknown", Outcome::as_str);
+        self.metrics.request(
+            source.map(|s| (&s.name, &s.metric_handles)),
+            outcome,
+            elapsed,
+        );
+        tracing::info!(
+            target: "hookgate::request",
+            request_id = self.id.to_str().unwrap_or_default(),
+            source = source.map_or("-", |s| &*s.name),
+            %outcome,
+            status = response.status().as_u16(),
+            method = %self.method,
+            latency_ms = format_args!("{:.2}", elapsed.as_secs_f64() * 1000.0),
+            "request"
+        );
+        response
+            .headers_mut()
+            .insert(super::forward::X_HOOKGATE_REQUEST_ID, self.id);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's future: logs the request line when the response is ready.
+    pub(super) struct Traced<F> {
+        #[pin]
+        inner: F,
+        done: Option<Finish>,
+    }
+}
+
+impl<F> Future for Traced<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        if let Some(done) = this.done.take() {
+            done.finish(&mut response);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_16_lowercase_hex_digits_and_differ() {
+        let ids: Vec<String> = (0..64)
+            .map(|_| new_request_id().to_str().unwrap().to_string())
+            .collect();
+        for id in &ids {
+            assert_eq!(id.len(), 16, "{id}");
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                "{id}"
             );
-            response.headers_mut().insert("x-hookgate-request-id", id);
-            Ok(response)
-        };
-        Box::pin(handled.instrument(span))
+        }
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len());
     }
 }

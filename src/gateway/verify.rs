@@ -127,7 +127,7 @@ fn settle(
         }
     };
     if let Some(position) = verified {
-        metrics.secret_matched(&source.name, position);
+        metrics.secret_matched(&source.name, &source.metric_handles, position);
         req.extensions_mut().insert(Verified { position });
     }
     Ok(())

@@ -6,7 +6,7 @@
 //! Recording is lock-free on counters; the text exposition is rendered on scrape.
 
 use std::fmt::{self, Write as _};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -19,6 +19,8 @@ use prometheus_client::registry::Registry;
 mod delivery;
 mod edge;
 mod verification;
+
+pub use crate::source::SourceHandles;
 
 /// A shared name (source or target) used as a label value without copying.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -165,6 +167,22 @@ impl Default for Metrics {
     }
 }
 
+impl Metrics {
+    /// This registry's identity for the handles cached in sources.
+    fn id(&self) -> usize {
+        self as *const Metrics as usize
+    }
+}
+
+/// Updates a series through its cached handle when there is one (taking it from its family
+/// the first time), else straight from its family.
+fn cached<M>(slot: Option<&OnceLock<M>>, from_family: impl FnOnce() -> M, update: impl FnOnce(&M)) {
+    match slot {
+        Some(slot) => update(slot.get_or_init(from_family)),
+        None => update(&from_family()),
+    }
+}
+
 fn status_class(status: u16) -> &'static str {
     match status {
         200..=299 => "2xx",
@@ -175,33 +193,82 @@ fn status_class(status: u16) -> &'static str {
 }
 
 impl Metrics {
-    /// One finished request.
-    pub fn request(&self, source: Option<&Arc<str>>, outcome: &'static str, elapsed: Duration) {
-        let source = Name(source.cloned().unwrap_or_else(|| Arc::from("-")));
-        self.request_seconds
-            .get_or_create(&SourceLabels {
-                source: source.clone(),
-            })
-            .observe(elapsed.as_secs_f64());
-        self.requests
-            .get_or_create(&RequestLabels { source, outcome })
-            .inc();
+    /// One finished request; `source` (its name and handles) is `None` when no source was
+    /// routed to.
+    pub fn request(
+        &self,
+        source: Option<(&Arc<str>, &SourceHandles)>,
+        outcome: &'static str,
+        elapsed: Duration,
+    ) {
+        let seconds = elapsed.as_secs_f64();
+        let (name, handles) = match source {
+            Some((name, handles)) => (Name(name.clone()), handles.for_owner(self.id())),
+            None => (Name(Arc::from("-")), None),
+        };
+        cached(
+            handles.map(|h| &h.request_seconds),
+            || {
+                self.request_seconds
+                    .get_or_create(&SourceLabels {
+                        source: name.clone(),
+                    })
+                    .clone()
+            },
+            |histogram| histogram.observe(seconds),
+        );
+        cached(
+            handles
+                .filter(|_| outcome == "forwarded")
+                .map(|h| &h.forwarded),
+            || {
+                self.requests
+                    .get_or_create(&RequestLabels {
+                        source: name.clone(),
+                        outcome,
+                    })
+                    .clone()
+            },
+            |counter| {
+                counter.inc();
+            },
+        );
     }
 
     /// One upstream answer.
-    pub fn upstream(&self, source: &Arc<str>, status: u16, elapsed: Duration) {
-        let source = Name(source.clone());
-        self.upstream_seconds
-            .get_or_create(&SourceLabels {
-                source: source.clone(),
-            })
-            .observe(elapsed.as_secs_f64());
-        self.upstream_responses
-            .get_or_create(&UpstreamLabels {
-                source,
-                class: status_class(status),
-            })
-            .inc();
+    pub fn upstream(
+        &self,
+        source: &Arc<str>,
+        handles: &SourceHandles,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let name = || Name(source.clone());
+        let class = status_class(status);
+        let handles = handles.for_owner(self.id());
+        cached(
+            handles.map(|h| &h.upstream_seconds),
+            || {
+                self.upstream_seconds
+                    .get_or_create(&SourceLabels { source: name() })
+                    .clone()
+            },
+            |histogram| histogram.observe(elapsed.as_secs_f64()),
+        );
+        cached(
+            handles.filter(|_| class == "2xx").map(|h| &h.upstream_2xx),
+            || {
+                self.upstream_responses
+                    .get_or_create(&UpstreamLabels {
+                        source: name(),
+                        class,
+                    })
+                    .clone()
+            },
+            |counter| {
+                counter.inc();
+            },
+        );
     }
 
     pub fn reload(&self, ok: bool, generation: u64) {
@@ -255,19 +322,71 @@ mod tests {
     #[test]
     fn renders_counters_with_labels() {
         let metrics = Metrics::default();
-        let source: Arc<str> = Arc::from("ck");
-        metrics.request(Some(&source), "forwarded", Duration::from_millis(3));
-        metrics.request(Some(&source), "forwarded", Duration::from_millis(3));
-        metrics.upstream(&source, 503, Duration::from_millis(1));
+        let (name, handles): (Arc<str>, _) = (Arc::from("ck"), SourceHandles::default());
+        let source = Some((&name, &handles));
+        metrics.request(source, "forwarded", Duration::from_millis(3));
+        metrics.request(source, "forwarded", Duration::from_millis(3));
+        metrics.request(source, "bad_signature", Duration::from_millis(3));
+        metrics.request(None, "unknown_source", Duration::from_millis(3));
+        metrics.upstream(&name, &handles, 503, Duration::from_millis(1));
+        metrics.upstream(&name, &handles, 204, Duration::from_millis(1));
         metrics.dedup(10, 2);
         let text = metrics.render();
         assert!(
             text.contains(r#"hookgate_requests_total{source="ck",outcome="forwarded"} 2"#),
             "{text}"
         );
+        assert!(text.contains(r#"hookgate_requests_total{source="ck",outcome="bad_signature"} 1"#));
+        assert!(text.contains(r#"hookgate_requests_total{source="-",outcome="unknown_source"} 1"#));
+        assert!(
+            text.contains(r#"hookgate_request_duration_seconds_count{source="ck"} 3"#),
+            "{text}"
+        );
         assert!(text.contains(r#"hookgate_upstream_responses_total{source="ck",class="5xx"} 1"#));
+        assert!(text.contains(r#"hookgate_upstream_responses_total{source="ck",class="2xx"} 1"#));
         assert!(text.contains("hookgate_dedup_entries 10"));
         assert!(text.contains("hookgate_dedup_early_evictions_total 2"));
         assert!(text.contains("hookgate_config_generation 1"));
+    }
+
+    #[test]
+    fn a_source_counted_by_two_registries_lands_in_each() {
+        // The first registry caches the source's handles; the second must not write to them.
+        let (first, second) = (Metrics::default(), Metrics::default());
+        let (name, handles): (Arc<str>, _) = (Arc::from("ck"), SourceHandles::default());
+        let source = Some((&name, &handles));
+        first.request(source, "forwarded", Duration::from_millis(1));
+        second.request(source, "forwarded", Duration::from_millis(1));
+        second.request(source, "forwarded", Duration::from_millis(1));
+        first.secret_matched(&name, &handles, 0);
+        second.secret_matched(&name, &handles, 0);
+        let series = r#"hookgate_requests_total{source="ck",outcome="forwarded"}"#;
+        assert!(
+            first.render().contains(&format!("{series} 1")),
+            "{}",
+            first.render()
+        );
+        assert!(
+            second.render().contains(&format!("{series} 2")),
+            "{}",
+            second.render()
+        );
+    }
+
+    #[test]
+    fn no_series_appears_before_it_is_used() {
+        let metrics = Metrics::default();
+        let (name, handles): (Arc<str>, _) = (Arc::from("ck"), SourceHandles::default());
+        metrics.request(
+            Some((&name, &handles)),
+            "bad_signature",
+            Duration::from_millis(1),
+        );
+        let text = metrics.render();
+        assert!(!text.contains(r#"outcome="forwarded""#), "{text}");
+        assert!(
+            !text.contains("hookgate_upstream_responses_total{"),
+            "{text}"
+        );
     }
 }

@@ -10,7 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use super::{Metrics, Name};
+use super::{Metrics, Name, SourceHandles};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
@@ -76,14 +76,23 @@ impl Metrics {
     }
 
     /// A signature of `source` verified by the secret or key at `position`.
-    pub fn secret_matched(&self, source: &Arc<str>, position: usize) {
-        self.verification
-            .secret_matches
-            .get_or_create(&PositionLabels {
-                source: Name(source.clone()),
-                position: u32::try_from(position).unwrap_or(u32::MAX),
-            })
-            .inc();
+    pub fn secret_matched(&self, source: &Arc<str>, handles: &SourceHandles, position: usize) {
+        let handles = handles.for_owner(self.id());
+        super::cached(
+            handles.filter(|_| position == 0).map(|h| &h.first_secret),
+            || {
+                self.verification
+                    .secret_matches
+                    .get_or_create(&PositionLabels {
+                        source: Name(source.clone()),
+                        position: u32::try_from(position).unwrap_or(u32::MAX),
+                    })
+                    .clone()
+            },
+            |counter| {
+                counter.inc();
+            },
+        );
     }
 
     /// A check failed on a shadow-mode source (the delivery was forwarded anyway).

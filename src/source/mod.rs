@@ -9,10 +9,12 @@ use http::uri::{Authority, Scheme as UriScheme};
 use http::{HeaderValue, Uri};
 
 mod describe;
+mod handles;
 mod handshake;
 pub mod method;
 mod spec;
 
+pub use handles::{Handles, SourceHandles};
 pub use handshake::{Handshake, HandshakeKind};
 pub use spec::{DedupSpec, FreshnessSpec};
 
@@ -25,6 +27,8 @@ use crate::timestamp::TimeFormat;
 pub struct Source {
     /// Shared so metric labels and logs can hold it without copying.
     pub name: std::sync::Arc<str>,
+    /// The series its deliveries update, cached at first use (see `handles`).
+    pub metric_handles: SourceHandles,
     /// The path the sender posts to (without the path token, if any).
     pub path: String,
     pub preset: Option<&'static str>,
@@ -173,6 +177,8 @@ pub struct Upstream {
     pub authority: Authority,
     /// Path (and query, if configured) the delivery is sent to.
     pub path_and_query: String,
+    /// `scheme://authority/path_and_query`, parsed once (cloning it shares its bytes).
+    pub base_uri: Uri,
     pub host_header: HeaderValue,
     /// The `X-Hookgate-Source` value (the source's name).
     pub source_header: HeaderValue,
@@ -191,7 +197,7 @@ impl Upstream {
                 };
                 format!("{}{sep}{q}", self.path_and_query)
             }
-            _ => self.path_and_query.clone(),
+            _ => return Ok(self.base_uri.clone()),
         };
         Uri::builder()
             .scheme(self.scheme.clone())
