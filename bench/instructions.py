@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""User-space instructions per request: a figure the machine's noise does not move.
+
+On a shared 2-core VM the CPU time per request of `bench/run.py` moves by ±20 % from round
+to round with the neighbours' load; instructions executed do not. This script runs each
+server under `valgrind --tool=callgrind` (about 50x slower, which does not change what it
+executes per request), drives it with the CloudKeep hex 1 KiB workload of `bench/run.py`,
+zeroes the counters after a warm-up, and divides the instructions executed by the requests
+answered, less the SHA-256 block function (see `sha256_instructions`). Kernel work (the socket calls, about equal for hookgate and nginx in
+`bench/profile.py`) is not counted, nor are cache misses: it measures the proxy's own code.
+
+    python3 bench/instructions.py [HOOKGATE ...]
+
+Each HOOKGATE (default target/release/hookgate) is measured, then nginx (`master_process
+off`, so its one worker is the measured process). Needs valgrind, wrk, nginx and the release
+binaries that bench/run.sh builds. Environment: INSN_SECONDS (8), INSN_CONNECTIONS (16),
+INSN_KEEP=1 keeps the callgrind files (for `callgrind_annotate`).
+"""
+
+import glob
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run as bench  # noqa: E402
+
+SECONDS = int(os.environ.get("INSN_SECONDS", "8"))
+CONNECTIONS = int(os.environ.get("INSN_CONNECTIONS", "16"))
+KEEP = os.environ.get("INSN_KEEP") == "1"
+
+
+def callgrind(args, outdir):
+    return bench.pinned(bench.SERVER_CPU, [
+        "valgrind", "--tool=callgrind", "--dump-instr=no", "--compress-strings=no",
+        f"--callgrind-out-file={outdir}/cg.out"] + args)
+
+
+def dumped_instructions(outdir, pid):
+    """Asks callgrind to dump now; returns (all instructions, those in SHA-256 compression,
+    heap frees)."""
+    before = set(glob.glob(f"{outdir}/cg.out*"))
+    subprocess.run(["callgrind_control", "-d", str(pid)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        for path in set(glob.glob(f"{outdir}/cg.out*")) - before:
+            with open(path) as f:
+                m = re.search(r"^(?:summary|totals):\s+(\d+)", f.read(), re.M)
+            if m:
+                return (int(m.group(1)),) + sha256_instructions(path)
+        time.sleep(0.2)
+    raise RuntimeError("callgrind wrote no dump")
+
+
+def sha256_instructions(path):
+    """(Self cost of the SHA-256 block function, calls to `mi_free`) from a callgrind file.
+
+    Valgrind's CPU has no SHA extensions, so the sha2 crate runs its portable code there,
+    about 10x what the SHA-NI path costs on the machines hookgate runs on
+    (`bench/profile.py`: 2 % of the samples); it is reported apart. Cost lines belong to the
+    last `fn=` (inlined code switches `fi=`/`fe=` only), and the line after a `calls=` is a
+    callee's cost, not its own. The frees count hookgate's heap allocations (mimalloc)."""
+    total, frees, current, callee, skip_next = 0, 0, "", "", False
+    with open(path) as f:
+        for line in f:
+            if skip_next:
+                skip_next = False
+                continue
+            if line.startswith("fn="):
+                current = line
+            elif line.startswith("cfn="):
+                callee = line[4:].strip()
+            elif line.startswith("calls="):
+                skip_next = True
+                if callee == "mi_free":
+                    frees += int(line[6:].split()[0])
+            elif "sha2::sha256::compress256" in current and line[:1] in "0123456789+-*":
+                parts = line.split()
+                if len(parts) >= 2:
+                    total += int(parts[1])
+    return total, frees
+
+
+def measure(label, start, workload):
+    outdir = tempfile.mkdtemp(prefix="insn-")
+    port = bench.free_port()
+    proc = start(port, outdir)
+    try:
+        bench.wait_port(port, timeout=120)
+        bench.run_wrk(port, workload, CONNECTIONS, 3)  # warm-up: connections, pools, caches
+        subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        result = bench.run_wrk(port, workload, CONNECTIONS, SECONDS)
+        time.sleep(1)  # requests in flight when wrk stopped finish or are dropped
+        instructions, sha256, frees = dumped_instructions(outdir, proc.pid)
+    finally:
+        bench.stop(proc)
+        if KEEP:
+            print(f"   (callgrind output kept in {outdir})")
+        else:
+            subprocess.run(["rm", "-rf", outdir], check=False)
+    if result["non2xx"] or result["errors"]:
+        raise RuntimeError(f"{label}: non-2xx {result['non2xx']}, errors {result['errors']}")
+    requests = max(result["requests"], 1)
+    per_request = (instructions - sha256) / requests
+    print(f"   {label:<44} {per_request:>10,.0f} instructions/req without SHA-256"
+          f" (+{sha256 / requests:,.0f} in SHA-256), {frees / requests:.1f} heap frees/req"
+          f" ({result['requests']} requests)", flush=True)
+    return per_request
+
+
+def main():
+    binaries = sys.argv[1:] or [bench.HOOKGATE]
+    workdir = tempfile.mkdtemp(prefix="hookgate-insn-")
+    upstream_port = bench.free_port()
+    upstream = bench.pinned(bench.SERVER_CPU, [bench.UPSTREAM, f"127.0.0.1:{upstream_port}"])
+    try:
+        bench.wait_port(upstream_port)
+        workload = bench.Workload("hex-1k", "hex", "/hooks/ck", 1024, 200_000, workdir)
+        config = os.path.join(workdir, "hookgate.toml")
+        with open(config, "w") as f:
+            f.write(bench.hookgate_config(upstream_port))
+        print(f"== user-space instructions per request (callgrind), CloudKeep hex 1 KiB,"
+              f" {CONNECTIONS} connections, {SECONDS} s")
+        results = {}
+        for binary in binaries:
+            def hookgate(port, outdir, binary=binary):
+                return callgrind([binary, "serve", "--config", config,
+                                  "--listen", f"127.0.0.1:{port}"], outdir)
+            results[binary] = measure(f"hookgate {binary}", hookgate, workload)
+
+        def nginx(port, outdir):
+            ndir = tempfile.mkdtemp(dir=workdir)
+            conf = os.path.join(ndir, "nginx.conf")
+            with open(conf, "w") as f:
+                f.write(bench.NGINX_CONF.format(dir=ndir, upstream=upstream_port, port=port))
+            return callgrind(["nginx", "-c", conf, "-p", ndir, "-g", "master_process off;"],
+                             outdir)
+        reference = measure("nginx (plain proxy_pass, master_process off)", nginx, workload)
+        for binary, value in results.items():
+            print(f"   hookgate/nginx {binary}: {value / reference:.2f} (without SHA-256)")
+    finally:
+        bench.stop(upstream)
+        subprocess.run(["rm", "-rf", workdir], check=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
