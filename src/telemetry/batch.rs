@@ -208,7 +208,6 @@ mod tests {
         drop(guard);
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        // Past MAX_PENDING the loggers waited rather than dropping anything.
         assert_eq!(lines.len(), 80_000);
         for t in 0..4 {
             let mine: Vec<usize> = lines
@@ -218,6 +217,60 @@ mod tests {
                 .collect();
             assert_eq!(mine, (0..20_000).collect::<Vec<_>>(), "thread {t}");
         }
+    }
+
+    /// An output whose first write waits until the test opens it.
+    struct Gated {
+        open: Option<std::sync::mpsc::Receiver<()>>,
+        sink: Sink,
+    }
+
+    impl Write for Gated {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if let Some(open) = self.open.take() {
+                open.recv().unwrap();
+            }
+            self.sink.write(bytes)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_logger_waits_for_a_stuck_writer_past_max_pending_and_loses_nothing() {
+        let (open, gate) = std::sync::mpsc::channel();
+        let sink = Sink::default();
+        let (writer, guard) = BatchWriter::spawn(Gated {
+            open: Some(gate),
+            sink: sink.clone(),
+        });
+        let line = format!("{}\n", "x".repeat(1023));
+        // Three times the cap: more than the writer's first batch and a full buffer together.
+        let count = 3 * MAX_PENDING / line.len();
+        let logger = {
+            let (writer, line) = (writer.clone(), line.clone());
+            std::thread::spawn(move || {
+                for _ in 0..count {
+                    write_line(&writer, &line);
+                }
+            })
+        };
+        // Bounded wait until the buffer is at the cap while the writer is stuck.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while writer.shared.lock().bytes.len() < MAX_PENDING {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the buffer never filled"
+            );
+            std::thread::yield_now();
+        }
+        assert!(!logger.is_finished(), "the logger went on past the cap");
+        assert!(writer.shared.lock().bytes.len() < MAX_PENDING + line.len());
+        open.send(()).unwrap();
+        logger.join().unwrap();
+        drop(guard);
+        assert_eq!(sink.0.lock().unwrap().len(), count * line.len());
     }
 
     /// An output that passes each batch on to the test.
