@@ -97,6 +97,8 @@ pub struct Config {
     pub upstream_ca: Option<PathBuf>,
     /// Connection and request limits of the public listener (`[limits]`, defaults filled in).
     pub limits: Limits,
+    /// How the public listener's connections are run (`[server] runtime`).
+    pub runtime: crate::server::Runtime,
     /// Things that work but should not be in production (logged at start).
     pub warnings: Vec<String>,
 }

@@ -119,8 +119,21 @@ pub(super) fn resolve(
         tls,
         upstream_ca,
         limits,
+        runtime: resolve_runtime(file.server.runtime.as_deref())?,
         warnings,
     })
+}
+
+/// `[server] runtime`: `shared` (default) or `per-core`.
+fn resolve_runtime(value: Option<&str>) -> Result<crate::server::Runtime, ConfigError> {
+    match value {
+        None | Some("shared") => Ok(crate::server::Runtime::Shared),
+        Some("per-core") => Ok(crate::server::Runtime::PerCore),
+        Some(other) => err(
+            "server.runtime",
+            format!("`{other}` is not a runtime: use \"shared\" or \"per-core\""),
+        ),
+    }
 }
 
 /// The dedup store: in memory (default) or Redis; a bad Redis URL is a start-up error.

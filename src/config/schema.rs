@@ -181,6 +181,8 @@ pub struct ServerSpec {
     pub upstream_timeout: Option<Duration>,
     /// Terminate TLS on the public listener.
     pub tls: Option<TlsSpec>,
+    /// `shared` (default) or `per-core`: how the public listener's connections are run.
+    pub runtime: Option<String>,
 }
 
 /// `[dedup]`: which store remembers delivery ids, and its settings.

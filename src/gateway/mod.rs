@@ -123,6 +123,7 @@ pub struct Gateway {
     client: upstream::UpstreamClient,
     metrics: Arc<Metrics>,
     limits: Limits,
+    runtime: crate::server::Runtime,
     shed: shed::ShedLayer,
     bodies: body::BodyBudget,
     outstanding: dedup::Outstanding,
@@ -158,6 +159,7 @@ impl Gateway {
             client: upstream::UpstreamClient::new(config.upstream_ca.as_deref()),
             metrics,
             limits: config.limits,
+            runtime: config.runtime,
             shed: shed::ShedLayer::new(config.limits.max_concurrent_requests),
             bodies: body::BodyBudget::new(config.limits.max_pending_body_bytes),
             outstanding: dedup::Outstanding::default(),
@@ -313,6 +315,7 @@ pub async fn serve_tls(
         tls,
         limits: gateway.limits(),
         metrics: Some(gateway.metrics.clone()),
+        threads: gateway.runtime.threads(),
     };
     crate::server::serve(listener, options, gateway.stack(), shutdown).await?;
     let released = gateway.release_unfinished().await;

@@ -1,9 +1,11 @@
 //! The accept loop shared by hookgate's listeners: HTTP/1.1 and HTTP/2 on one port (by ALPN
 //! over TLS, by preface in cleartext), optional TLS termination, a cap on open connections,
 //! per-connection deadlines (see `connection`), protocol limits, and graceful shutdown (stop
-//! accepting, let open requests finish within a grace period).
+//! accepting, let open requests finish within a grace period). A listener runs on the
+//! caller's runtime, or on one single-threaded runtime per CPU (`workers`, [`Runtime`]).
 
 mod connection;
+mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -87,14 +89,52 @@ impl Default for Limits {
     }
 }
 
+/// How the connections of the public listener are run (`[server] runtime`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Runtime {
+    /// On the process's work-stealing runtime, shared with everything else (the default).
+    #[default]
+    Shared,
+    /// One single-threaded runtime per CPU, each accepting from the listener and running its
+    /// connections start to end, the way nginx runs one worker per core: no task moves between
+    /// threads, and a request's wake-ups stay on the thread that owns its connection.
+    PerCore,
+}
+
+impl Runtime {
+    /// Serving threads for this choice: 1 for `Shared` (the caller's runtime), the CPUs this
+    /// process may run on for `PerCore`.
+    pub fn threads(self) -> usize {
+        match self {
+            Runtime::Shared => 1,
+            Runtime::PerCore => std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
+}
+
 /// How a listener serves: TLS or not, its limits, and the metrics it reports to.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Listener {
     pub tls: Option<TlsAcceptor>,
     pub limits: Limits,
     /// Connection metrics (open, refused at the cap, closed by a deadline); none for the
     /// admin and outbound listeners.
     pub metrics: Option<Arc<Metrics>>,
+    /// Threads accepting and running connections: 1 serves on the caller's runtime; more
+    /// start that many threads, each with a runtime of its own (see [`Runtime::PerCore`]).
+    /// The connection cap, the limits and the shutdown are shared by all of them.
+    pub threads: usize,
+}
+
+impl Default for Listener {
+    fn default() -> Self {
+        Listener {
+            tls: None,
+            limits: Limits::default(),
+            metrics: None,
+            threads: 1,
+        }
+    }
 }
 
 /// Serves `service` on `listener` (plain HTTP, default limits) until `shutdown` completes.
@@ -112,6 +152,17 @@ where
     B::Error: Into<BoxError>,
 {
     serve(listener, Listener::default(), service, shutdown).await
+}
+
+/// What every accepting thread of one listener shares.
+struct Accepting {
+    tls: Option<TlsAcceptor>,
+    limits: Limits,
+    metrics: Option<Arc<Metrics>>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    /// One per open connection, whichever thread runs it: the cap is the listener's.
+    slots: Arc<Semaphore>,
+    stopping: watch::Receiver<bool>,
 }
 
 /// Serves `service` on `listener` as `options` says until `shutdown` completes, then stops
@@ -134,90 +185,119 @@ where
         tls,
         limits,
         metrics,
+        threads,
     } = options;
-    let builder = Arc::new(protocol_builder(&limits));
     let max = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
-    let slots = Arc::new(Semaphore::new(max as usize));
     if let Some(m) = &metrics {
         m.connection_cap(max as usize);
     }
     let (stop, stopping) = watch::channel(false);
-    tokio::pin!(shutdown);
-    loop {
+    let accepting = Arc::new(Accepting {
+        tls,
+        limits,
+        metrics,
+        builder: Arc::new(protocol_builder(&limits)),
+        slots: Arc::new(Semaphore::new(max as usize)),
+        stopping,
+    });
+    let workers = if threads > 1 {
+        let workers = workers::start(listener, threads, &accepting, service)?;
+        shutdown.await;
+        Some(workers)
+    } else {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(error) => {
-                        // Out of descriptors and similar: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    // At the cap: close at once, before any byte is read or any task spawned.
-                    drop(stream);
-                    if let Some(m) = &metrics {
-                        m.connection_refused();
-                    }
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let activity = Activity::new(Instant::now());
-                let service = TowerToHyperService::new(Tracked {
-                    peer,
-                    activity: activity.clone(),
-                    inner: service.clone(),
-                });
-                let mut connection = Connection {
-                    builder: builder.clone(),
-                    limits,
-                    activity,
-                    stopping: stopping.clone(),
-                    metrics: metrics.clone(),
-                };
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    if let Some(m) = &connection.metrics {
-                        m.connection_opened();
-                    }
-                    let reason = match tls {
-                        None => connection.drive(TokioIo::new(stream), service).await,
-                        Some(acceptor) => {
-                            let deadline = connection
-                                .activity
-                                .first_request_deadline(limits.first_request_timeout);
-                            match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-                                Ok(Ok(stream)) => connection.drive(TokioIo::new(stream), service).await,
-                                Ok(Err(error)) => {
-                                    tracing::debug!(%error, "TLS handshake failed");
-                                    None
-                                }
-                                Err(_) => Some(CloseReason::FirstRequestTimeout),
-                            }
-                        }
-                    };
-                    if let Some(m) = &connection.metrics {
-                        m.connection_closed(reason.map(CloseReason::as_str));
-                    }
-                    drop(slot);
-                });
-            }
-            () = &mut shutdown => break,
+            () = accept(listener, &accepting, service) => {}
+            () = shutdown => {}
         }
-    }
-    drop(listener);
+        None
+    };
+    // Stop accepting (the threads' listeners are dropped) and ask open connections to close.
     let _ = stop.send(true);
     // Every connection holds a slot until it ends: all slots back means all connections done.
-    let all_closed = slots.acquire_many(max);
+    let all_closed = accepting.slots.acquire_many(max);
     if tokio::time::timeout(limits.shutdown_grace, all_closed)
         .await
         .is_err()
     {
         tracing::warn!("grace period over; closing remaining connections");
     }
+    if let Some(workers) = workers {
+        workers.finish().await;
+    }
     Ok(())
+}
+
+/// Accepts connections on `listener` and runs each in a task of the current runtime, until
+/// the future is dropped (the listener with it).
+async fn accept<S, B>(listener: TcpListener, accepting: &Accepting, service: S)
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let limits = accepting.limits;
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(pair) => pair,
+            Err(error) => {
+                // Out of descriptors and similar: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = accepting.slots.clone().try_acquire_owned() else {
+            // At the cap: close at once, before any byte is read or any task spawned.
+            drop(stream);
+            if let Some(m) = &accepting.metrics {
+                m.connection_refused();
+            }
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let activity = Activity::new(Instant::now());
+        let service = TowerToHyperService::new(Tracked {
+            peer,
+            activity: activity.clone(),
+            inner: service.clone(),
+        });
+        let mut connection = Connection {
+            builder: accepting.builder.clone(),
+            limits,
+            activity,
+            stopping: accepting.stopping.clone(),
+            metrics: accepting.metrics.clone(),
+        };
+        let tls = accepting.tls.clone();
+        tokio::spawn(async move {
+            if let Some(m) = &connection.metrics {
+                m.connection_opened();
+            }
+            let reason = match tls {
+                None => connection.drive(TokioIo::new(stream), service).await,
+                Some(acceptor) => {
+                    let deadline = connection
+                        .activity
+                        .first_request_deadline(limits.first_request_timeout);
+                    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => connection.drive(TokioIo::new(stream), service).await,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, "TLS handshake failed");
+                            None
+                        }
+                        Err(_) => Some(CloseReason::FirstRequestTimeout),
+                    }
+                }
+            };
+            if let Some(m) = &connection.metrics {
+                m.connection_closed(reason.map(CloseReason::as_str));
+            }
+            drop(slot);
+        });
+    }
 }
 
 /// HTTP/1.1 and HTTP/2 settings from the limits. Every HTTP/2 protection is set explicitly

@@ -1,0 +1,160 @@
+//! `[server] runtime = "per-core"` through the real binary: connections accepted by several
+//! serving threads are all served, each delivery reaches the upstream exactly once, the
+//! connection cap is the listener's (not a thread's), a request in flight at SIGTERM still
+//! finishes, and a runtime name that does not exist is refused at start.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn per_core_config(upstream: &str, extra: &str) -> String {
+    format!(
+        "[server]\nruntime = \"per-core\"\n{extra}\n[[source]]\nname = \"ck\"\npath = \"/hooks/ck\"\n\
+         preset = \"cloudkeep\"\nupstream = \"{upstream}/ck\"\nsecrets = [{{ file = \"ck.secret\" }}]\n"
+    )
+}
+
+fn start(name: &str, config: &str) -> Server {
+    let dir = temp_dir(name);
+    std::fs::write(dir.join("ck.secret"), "per-core-secret").unwrap();
+    std::fs::write(dir.join("gw.toml"), config).unwrap();
+    Server::start(&dir, &["--config", "gw.toml"], &[])
+}
+
+/// Sends `count` deliveries one after the other on one keep-alive connection.
+async fn deliveries_on_one_connection(server: std::net::SocketAddr, client: usize, count: usize) {
+    let http: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(1)
+        .build_http();
+    for n in 0..count {
+        let (headers, body) =
+            sign::cloudkeep_event("per-core-secret", &format!("evt_{client}_{n}"), now_secs());
+        let mut request = http::Request::post(format!("http://{server}/hooks/ck"));
+        for (name, value) in &headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = http
+            .request(request.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+            .expect("the gateway answered");
+        let status = response.status();
+        let _ = response.into_body().collect().await;
+        assert!(
+            status.is_success(),
+            "client {client}, delivery {n}: {status}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_connections_are_served_and_each_delivery_arrives_once() {
+    let upstream = Upstream::start().await;
+    let server = start("per-core-many", &per_core_config(&upstream.url(), ""));
+    let (clients, each) = (8, 25);
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| tokio::spawn(deliveries_on_one_connection(server.addr, c, each)))
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let received = upstream
+        .wait_for_requests(clients * each, Duration::from_secs(20))
+        .await;
+    assert_eq!(received.len(), clients * each);
+    let ids: HashSet<String> = received
+        .iter()
+        .map(|r| {
+            r.headers["x-hookgate-event-id"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        ids.len(),
+        clients * each,
+        "an event reached the upstream twice"
+    );
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_connection_cap_is_shared_by_every_serving_thread() {
+    let upstream = Upstream::start().await;
+    let server = start(
+        "per-core-cap",
+        &per_core_config(&upstream.url(), "[limits]\nmax_connections = 2\n"),
+    );
+    // Two connections, each proven open by a complete exchange.
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(b"GET /nowhere HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("answered in time")
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 404"), "{:?}", &buf[..n]);
+        open.push(stream);
+    }
+    // The third is closed at once, whichever thread accepts it.
+    let mut third = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let _ = third
+        .write_all(b"GET /nowhere HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), third.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    drop(open);
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_in_flight_at_sigterm_still_finishes() {
+    let upstream = Upstream::start().await;
+    upstream.script([Reply::delayed(200, Duration::from_secs(2))]);
+    let server = start("per-core-drain", &per_core_config(&upstream.url(), ""));
+    let addr = server.addr;
+    let in_flight = tokio::spawn(async move {
+        let (headers, body) = sign::cloudkeep_event("per-core-secret", "evt_drain", now_secs());
+        send(addr, "POST", "/hooks/ck", &headers, &body).await
+    });
+    upstream.wait_for_requests(1, Duration::from_secs(10)).await;
+    let (code, log) = server.stop();
+    let answer = in_flight.await.unwrap();
+    assert_eq!(answer.status, 200, "{log}");
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+fn an_unknown_runtime_is_refused_with_the_key() {
+    let dir = temp_dir("per-core-bad");
+    std::fs::write(dir.join("ck.secret"), "per-core-secret").unwrap();
+    let config = per_core_config("http://127.0.0.1:9", "").replace("per-core", "turbo");
+    std::fs::write(dir.join("gw.toml"), config).unwrap();
+    let out = hookgate()
+        .current_dir(&dir)
+        .args(["check-config", "gw.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("server.runtime"), "{stderr}");
+    assert!(stderr.contains("per-core"), "{stderr}");
+}
