@@ -16,7 +16,9 @@ bench/device.sh, which says how to prepare the machine).
 Standard library only. Environment: DEVICE_DRY=1 (this machine's cores, 1 s rounds, small
 workload: a check that the script runs), DEVICE_ROUNDS, DEVICE_SECONDS, DEVICE_BUDGET_S,
 DEVICE_CORES ("1,2,4"), HOOKGATE, DEVICE_BASELINE (an earlier hookgate build: a third system
-in every case's rotation, reported against this one), KIT (bench-kit folder), OUT.
+in every case's rotation, reported against this one), DEVICE_RUNTIME (`per-core`: this build
+runs with `[server] runtime = "per-core"`, the baseline with the default; with
+DEVICE_BASELINE=$HOOKGATE that compares the two runtimes of one build), KIT, OUT.
 """
 
 import json
@@ -37,6 +39,8 @@ import run as base  # noqa: E402  (bench/run.py: config, /proc accounting, helpe
 
 ROOT = base.ROOT
 DRY = os.environ.get("DEVICE_DRY") == "1"
+# `[server] runtime` of this build's configuration: unset (the default, shared) or per-core.
+RUNTIME = os.environ.get("DEVICE_RUNTIME") or None
 KIT = os.path.abspath(os.environ.get("KIT", os.path.join(ROOT, ".bench-kit")))
 HOOKGATE = os.path.abspath(os.environ.get("HOOKGATE", os.path.join(ROOT, ".bench-bin/hookgate")))
 # An earlier build to compare against (before/after of a change): DEVICE_BASELINE, else
@@ -239,14 +243,21 @@ class Bench:
         self.upstream, _ = start_nginx(
             UPSTREAM_CONF, lay["upstream"], workdir, port=self.up_port)
         base.wait_port(self.up_port)
+        # This build runs with `[server] runtime = DEVICE_RUNTIME` when set; the baseline
+        # build always with the default (an older build may not know the key).
         self.hg_config = os.path.join(workdir, "hookgate.toml")
         with open(self.hg_config, "w") as f:
+            f.write(base.hookgate_config(self.up_port, runtime=RUNTIME))
+        self.base_config = os.path.join(workdir, "hookgate-baseline.toml")
+        with open(self.base_config, "w") as f:
             f.write(base.hookgate_config(self.up_port))
 
-    def start_hookgate(self, cpus, binary=HOOKGATE):
+    def start_hookgate(self, cpus, baseline=False):
+        binary = BASELINE if baseline else HOOKGATE
         port = base.free_port()
+        config = self.base_config if baseline else self.hg_config
         proc = subprocess.Popen(["taskset", "-c", cpus, binary, "serve", "--config",
-                                 self.hg_config, "--listen", f"127.0.0.1:{port}"],
+                                 config, "--listen", f"127.0.0.1:{port}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base.wait_port(port)
 
@@ -268,7 +279,7 @@ class Bench:
         if system == "hookgate":
             port, pid, stop = self.start_hookgate(cpus)
         elif system == "baseline":
-            port, pid, stop = self.start_hookgate(cpus, BASELINE)
+            port, pid, stop = self.start_hookgate(cpus, baseline=True)
         else:
             port, pid, stop = self.start_nginx_proxy(cpus, n)
         try:

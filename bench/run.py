@@ -22,7 +22,9 @@ Environment: BENCH_ROUNDS (5), BENCH_SECONDS (5), BENCH_ONLY (comma-separated ca
 default the four headline cases 1k-16, 1k-64, 64k-16, 64k-64; "all" adds base64url-1k,
 standard-1k, verify-cost and redis), BENCH_CONNECTIONS (64, for the extra cases),
 BENCH_BASELINE (path of an earlier hookgate build: adds the cases baseline-1k-16 and
-baseline-1k-64, this build against that one in alternating rounds).
+baseline-1k-64, this build against that one in alternating rounds). The cases per-core-1k-16
+and per-core-1k-64 run hookgate on both CPUs, `[server] runtime = "per-core"` against the
+default shared runtime (wrk and the upstream share those CPUs; compare the two only).
 """
 
 import base64
@@ -130,7 +132,7 @@ class Workload:
         self.body_size = body_size
 
 
-def hookgate_config(upstream_port, redis_url=None):
+def hookgate_config(upstream_port, redis_url=None, runtime=None):
     whsec = "whsec_" + base64.b64encode(WH_KEY).decode()
     dedup = '[dedup]\ncapacity = 4000000\n'
     if redis_url:
@@ -139,6 +141,7 @@ def hookgate_config(upstream_port, redis_url=None):
     return f"""
 [server]
 max_body_bytes = 2097152
+{f'runtime = "{runtime}"' if runtime else ''}
 {dedup}
 [[source]]
 name = "ck"
@@ -354,18 +357,18 @@ def main():
     wait_port(upstream_port)
     redis = None
     try:
-        def hookgate_system(label, redis_url=None, binary=HOOKGATE):
+        def hookgate_system(label, redis_url=None, binary=HOOKGATE, runtime=None, cpus=None):
             config = os.path.join(workdir, f"{label.replace(' ', '_')}.toml")
             with open(config, "w") as f:
-                f.write(hookgate_config(upstream_port, redis_url))
+                f.write(hookgate_config(upstream_port, redis_url, runtime))
 
             def start():
                 port = free_port()
                 if redis_url:
                     subprocess.run(["redis-cli", "-u", redis_url, "FLUSHALL"], check=True,
                                    capture_output=True)
-                proc = pinned(SERVER_CPU, [binary, "serve", "--config", config,
-                                           "--listen", f"127.0.0.1:{port}"])
+                proc = pinned(cpus or SERVER_CPU, [binary, "serve", "--config", config,
+                                                   "--listen", f"127.0.0.1:{port}"])
                 wait_port(port)
                 return {"port": port, "pid": proc.pid, "stop": lambda: stop(proc)}
             return System(label, start)
@@ -426,6 +429,17 @@ def main():
                 extras.append((f"baseline-1k-{c}", lambda c=c: compare(
                     f"this build vs {BASELINE}, 1 KiB, {c} connections", hg, hg_base,
                     work["hex-1k"], up, connections=c)))
+        if (os.cpu_count() or 1) > 1:
+            # Two serving threads on the two CPUs (sharing them with wrk and the upstream):
+            # the work-stealing runtime against one single-threaded runtime per core.
+            both = f"{LOAD_CPU},{SERVER_CPU}"
+            hg_shared2 = hookgate_system("hookgate (shared runtime, 2 CPUs)", cpus=both)
+            hg_core2 = hookgate_system("hookgate (per-core runtime, 2 CPUs)", runtime="per-core",
+                                       cpus=both)
+            for c in (16, 64):
+                extras.append((f"per-core-1k-{c}", lambda c=c: compare(
+                    f"per-core vs shared runtime, 2 CPUs, 1 KiB, {c} connections", hg_core2,
+                    hg_shared2, work["hex-1k"], up, connections=c)))
         headline = {key for key, _ in plans}
         results = []
         for key, plan in plans + extras:
