@@ -156,7 +156,14 @@ impl Gateway {
                         .expect("the URL was validated with the configuration"),
                 ),
             },
-            client: upstream::UpstreamClient::new(config.upstream_ca.as_deref()),
+            client: match config.runtime {
+                crate::server::Runtime::Shared => {
+                    upstream::UpstreamClient::new(config.upstream_ca.as_deref())
+                }
+                crate::server::Runtime::PerCore => {
+                    upstream::UpstreamClient::new(config.upstream_ca.as_deref()).per_thread()
+                }
+            },
             metrics,
             limits: config.limits,
             runtime: config.runtime,

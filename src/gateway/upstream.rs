@@ -38,15 +38,21 @@ const POOL_MAX_IDLE: usize = 1024;
 /// `Authority`'s own `Hash` lowercases and feeds the hasher one byte at a time, which was
 /// about 1,000 instructions per request (a lookup when a connection is taken and another when
 /// it comes back). Two spellings of one host in different case get a pool each, nothing worse.
+///
+/// With one runtime per core the key also names the serving thread (`lane`): a connection's
+/// task runs on the runtime that opened it, so a request sent on another thread's connection
+/// would hand every read and write across threads. Each thread keeps its own connections.
 #[derive(Clone)]
 struct Key {
     scheme: Scheme,
     authority: Authority,
+    lane: u64,
 }
 
 impl PartialEq for Key {
     fn eq(&self, other: &Key) -> bool {
-        self.scheme.as_str() == other.scheme.as_str()
+        self.lane == other.lane
+            && self.scheme.as_str() == other.scheme.as_str()
             && self.authority.as_str() == other.authority.as_str()
     }
 }
@@ -55,9 +61,19 @@ impl Eq for Key {}
 
 impl std::hash::Hash for Key {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.lane.hash(state);
         self.scheme.as_str().hash(state);
         self.authority.as_str().hash(state);
     }
+}
+
+/// This thread's lane: a number of its own, from 1.
+fn thread_lane() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    thread_local! {
+        static LANE: u64 = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    LANE.with(|lane| *lane)
 }
 
 struct Idle {
@@ -68,6 +84,8 @@ struct Idle {
 struct Inner {
     connector: HttpsConnector<HttpConnector>,
     idle: Mutex<HashMap<Key, VecDeque<Idle>>>,
+    /// Pools per serving thread (one runtime per core), else one per upstream.
+    per_thread: bool,
 }
 
 /// The pooled HTTP(S) client shared by every request.
@@ -94,6 +112,18 @@ impl UpstreamClient {
         UpstreamClient(Arc::new(Inner {
             connector,
             idle: Mutex::new(HashMap::new()),
+            per_thread: false,
+        }))
+    }
+
+    /// The same client keeping one pool per serving thread (for one runtime per core). Call
+    /// before the first request.
+    pub(super) fn per_thread(self) -> Self {
+        let inner = Arc::try_unwrap(self.0)
+            .unwrap_or_else(|_| unreachable!("called on a fresh client, before any clone"));
+        UpstreamClient(Arc::new(Inner {
+            per_thread: true,
+            ..inner
         }))
     }
 
@@ -108,6 +138,7 @@ impl UpstreamClient {
             (Some(scheme), Some(authority)) => Key {
                 scheme: scheme.clone(),
                 authority: authority.clone(),
+                lane: if self.0.per_thread { thread_lane() } else { 0 },
             },
             _ => return Err("upstream URI without scheme or authority".into()),
         };
@@ -319,6 +350,49 @@ mod tests {
             assert_eq!(send(&client, &uri).await, (200, Bytes::from_static(b"ok")));
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_per_thread_client_keeps_each_serving_threads_connections_apart() {
+        // The upstream on a runtime of its own; two "serving threads" one after the other,
+        // each on a current-thread runtime like the per-core listener's.
+        let upstream_runtime = tokio::runtime::Runtime::new().unwrap();
+        let (uri, accepted) = upstream_runtime.block_on(upstream(Close::Never));
+        let client = UpstreamClient::new(None).per_thread();
+        let serve_three = |client: UpstreamClient, uri: String| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                for _ in 0..3 {
+                    assert_eq!(send(&client, &uri).await.0, 200);
+                }
+            });
+            runtime
+        };
+        let (first_done, first_finished) = std::sync::mpsc::channel();
+        let (second_done, second_finished) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let (client, uri) = (client.clone(), uri.clone());
+            std::thread::spawn(move || {
+                let _runtime = serve_three(client, uri);
+                first_done.send(()).unwrap();
+                // Not driving its connection any more: had the second thread been given it,
+                // its requests would time out. Wait until that thread has ended either way.
+                let _ = second_finished.recv_timeout(Duration::from_secs(60));
+            })
+        };
+        let second = std::thread::spawn(move || {
+            first_finished.recv().unwrap();
+            let _runtime = serve_three(client, uri);
+            drop(second_done);
+        });
+        let second = second.join();
+        first.join().unwrap();
+        assert!(second.is_ok(), "the second thread's requests failed");
+        // One connection per thread, each reused for its three requests.
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
