@@ -14,7 +14,9 @@ answered, less the SHA-256 block function (see `sha256_instructions`). Kernel wo
 Each HOOKGATE (default target/release/hookgate) is measured, then nginx (`master_process
 off`, so its one worker is the measured process). Needs valgrind, wrk, nginx and the release
 binaries that bench/run.sh builds. Environment: INSN_SECONDS (8), INSN_CONNECTIONS (16),
-INSN_KEEP=1 keeps the callgrind files (for `callgrind_annotate`).
+INSN_KEEP=1 keeps the callgrind files (for `callgrind_annotate`), INSN_RUNTIME (`per-core`) and
+INSN_CPUS (`0,1`: hookgate on both CPUs, so it runs two serving threads; valgrind runs them
+one at a time, so this counts the scheduler's extra work, not parallelism).
 """
 
 import glob
@@ -31,10 +33,13 @@ import run as bench  # noqa: E402
 SECONDS = int(os.environ.get("INSN_SECONDS", "8"))
 CONNECTIONS = int(os.environ.get("INSN_CONNECTIONS", "16"))
 KEEP = os.environ.get("INSN_KEEP") == "1"
+# hookgate with `[server] runtime = INSN_RUNTIME` on the CPUs INSN_CPUS (default: as bench/run.py).
+RUNTIME = os.environ.get("INSN_RUNTIME") or None
+CPUS = os.environ.get("INSN_CPUS") or None
 
 
-def callgrind(args, outdir):
-    return bench.pinned(bench.SERVER_CPU, [
+def callgrind(args, outdir, cpus=None):
+    return bench.pinned(cpus or bench.SERVER_CPU, [
         "valgrind", "--tool=callgrind", "--dump-instr=no", "--compress-strings=no",
         f"--callgrind-out-file={outdir}/cg.out"] + args)
 
@@ -123,14 +128,14 @@ def main():
         workload = bench.Workload("hex-1k", "hex", "/hooks/ck", 1024, 200_000, workdir)
         config = os.path.join(workdir, "hookgate.toml")
         with open(config, "w") as f:
-            f.write(bench.hookgate_config(upstream_port))
+            f.write(bench.hookgate_config(upstream_port, runtime=RUNTIME))
         print(f"== user-space instructions per request (callgrind), CloudKeep hex 1 KiB,"
               f" {CONNECTIONS} connections, {SECONDS} s")
         results = {}
         for binary in binaries:
             def hookgate(port, outdir, binary=binary):
                 return callgrind([binary, "serve", "--config", config,
-                                  "--listen", f"127.0.0.1:{port}"], outdir)
+                                  "--listen", f"127.0.0.1:{port}"], outdir, CPUS)
             results[binary] = measure(f"hookgate {binary}", hookgate, workload)
 
         def nginx(port, outdir):
