@@ -7,6 +7,7 @@ mod body;
 mod dedup;
 mod detach;
 mod fields;
+mod finish;
 mod forward;
 mod freshness;
 mod handshake;

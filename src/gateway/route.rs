@@ -5,8 +5,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -16,6 +14,7 @@ use http::Method;
 use hyper::body::Incoming;
 use tower::{Layer, Service};
 
+use super::finish::{OnResponse, Then};
 use super::rejection::Rejection;
 use super::{Response, RoutedTo};
 use crate::source::Source;
@@ -90,7 +89,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<Ready<Result<Response, Infallible>>, Routed<S::Future>>;
+    type Future = Either<Ready<Result<Response, Infallible>>, Then<S::Future, RoutedTo>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -109,34 +108,13 @@ where
             return Either::Left(ready(Ok(response)));
         }
         req.extensions_mut().insert(source);
-        Either::Right(Routed {
-            inner: self.inner.call(req),
-            routed: Some(routed),
-        })
+        Either::Right(Then::new(self.inner.call(req), routed))
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A routed request's future: names the source on the response for the request log.
-    pub(super) struct Routed<F> {
-        #[pin]
-        inner: F,
-        routed: Option<RoutedTo>,
-    }
-}
-
-impl<F> Future for Routed<F>
-where
-    F: Future<Output = Result<Response, Infallible>>,
-{
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = std::task::ready!(this.inner.poll(cx))?;
-        if let Some(routed) = this.routed.take() {
-            response.extensions_mut().insert(routed);
-        }
-        Poll::Ready(Ok(response))
+impl OnResponse for RoutedTo {
+    /// Names the source on the response, for the request log.
+    fn on_response(self, response: &mut Response) {
+        response.extensions_mut().insert(self);
     }
 }

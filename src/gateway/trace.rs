@@ -5,8 +5,6 @@
 //! path token).
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -17,6 +15,7 @@ use hyper::body::Incoming;
 use tower::{Layer, Service};
 use tracing::instrument::{Instrument, Instrumented};
 
+use super::finish::{OnResponse, Then};
 use super::{Outcome, RequestId, Response, RoutedTo};
 use crate::metrics::Metrics;
 
@@ -65,7 +64,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Instrumented<Traced<S::Future>>;
+    type Future = Instrumented<Then<S::Future, Finish>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -82,30 +81,27 @@ where
         // docs/performance.md). With `RUST_LOG=debug` the span groups the libraries' events.
         let span = tracing::debug_span!("request", request_id = id.to_str().unwrap_or_default());
         let response = span.in_scope(|| self.inner.call(req));
-        Traced {
-            inner: response,
-            done: Some(Finish {
-                started,
-                method,
-                id,
-                metrics: self.metrics.clone(),
-            }),
-        }
-        .instrument(span)
+        let finish = Finish {
+            started,
+            method,
+            id,
+            metrics: self.metrics.clone(),
+        };
+        Then::new(response, finish).instrument(span)
     }
 }
 
 /// What the request line needs once the response is known.
-struct Finish {
+pub(super) struct Finish {
     started: Instant,
     method: Method,
     id: HeaderValue,
     metrics: Arc<Metrics>,
 }
 
-impl Finish {
+impl OnResponse for Finish {
     /// Records the metrics, writes the request line and returns the id to the sender.
-    fn finish(self, response: &mut Response) {
+    fn on_response(self, response: &mut Response) {
         let elapsed = self.started.elapsed();
         let source = response.extensions().get::<RoutedTo>().map(|r| &*r.0);
         let outcome = response
@@ -130,31 +126,6 @@ impl Finish {
         response
             .headers_mut()
             .insert(super::forward::X_HOOKGATE_REQUEST_ID, self.id);
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A request's future: logs the request line when the response is ready.
-    pub(super) struct Traced<F> {
-        #[pin]
-        inner: F,
-        done: Option<Finish>,
-    }
-}
-
-impl<F> Future for Traced<F>
-where
-    F: Future<Output = Result<Response, Infallible>>,
-{
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = std::task::ready!(this.inner.poll(cx))?;
-        if let Some(done) = this.done.take() {
-            done.finish(&mut response);
-        }
-        Poll::Ready(Ok(response))
     }
 }
 
