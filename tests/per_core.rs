@@ -1,7 +1,8 @@
 //! `[server] runtime = "per-core"` through the real binary: connections accepted by several
 //! serving threads are all served, each delivery reaches the upstream exactly once, the
-//! connection cap is the listener's (not a thread's), a request in flight at SIGTERM still
-//! finishes, and a runtime name that does not exist is refused at start.
+//! connection cap is the listener's (not a thread's), silent and slow-loris connections are
+//! closed by their deadlines, a request in flight at SIGTERM still finishes, and a runtime name
+//! that does not exist is refused at start.
 
 mod common;
 
@@ -121,6 +122,52 @@ async fn the_connection_cap_is_shared_by_every_serving_thread() {
         .expect("closed in time");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     drop(open);
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_and_half_sent_connections_are_closed_on_every_serving_thread() {
+    let upstream = Upstream::start().await;
+    let server = start(
+        "per-core-idle",
+        &per_core_config(
+            &upstream.url(),
+            "[limits]\nfirst_request_timeout = \"1s\"\nheader_read_timeout = \"1s\"\n",
+        ),
+    );
+    // Several of each, so both threads get some: a connection that never speaks, and one
+    // that stops in the middle of a request head (slow loris).
+    let mut attackers = Vec::new();
+    for n in 0..6 {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        if n % 2 == 1 {
+            stream
+                .write_all(b"POST /hooks/ck HTTP/1.1\r\nhost: x\r\nx-slow: ")
+                .await
+                .unwrap();
+        }
+        attackers.push(stream);
+    }
+    for (n, stream) in attackers.iter_mut().enumerate() {
+        let mut buf = [0u8; 512];
+        // Closed by the server well within this bound (the deadlines are 1 s); an answer
+        // before the close (408 for the slow head) is allowed.
+        let closed = tokio::time::timeout(Duration::from_secs(15), async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "attacker {n} was never disconnected");
+    }
+    // The gateway still serves.
+    let (headers, body) = sign::cloudkeep_event("per-core-secret", "evt_after", now_secs());
+    let answer = send(server.addr, "POST", "/hooks/ck", &headers, &body).await;
+    assert!(answer.status.is_success(), "{}", answer.status);
     let (code, log) = server.stop();
     assert_eq!(code, Some(0), "{log}");
 }
