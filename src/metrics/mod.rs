@@ -202,17 +202,14 @@ impl Metrics {
         elapsed: Duration,
     ) {
         let seconds = elapsed.as_secs_f64();
-        let (name, handles) = match source {
-            Some((name, handles)) => (Name(name.clone()), handles.for_owner(self.id())),
-            None => (Name(Arc::from("-")), None),
-        };
+        // The label is built only on the family path: the cached one needs none.
+        let name = || Name(source.map_or_else(|| Arc::from("-"), |(name, _)| name.clone()));
+        let handles = source.and_then(|(_, handles)| handles.for_owner(self.id()));
         cached(
             handles.map(|h| &h.request_seconds),
             || {
                 self.request_seconds
-                    .get_or_create(&SourceLabels {
-                        source: name.clone(),
-                    })
+                    .get_or_create(&SourceLabels { source: name() })
                     .clone()
             },
             |histogram| histogram.observe(seconds),
@@ -224,7 +221,7 @@ impl Metrics {
             || {
                 self.requests
                     .get_or_create(&RequestLabels {
-                        source: name.clone(),
+                        source: name(),
                         outcome,
                     })
                     .clone()
