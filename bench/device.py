@@ -6,16 +6,19 @@ bench/device.sh, which says how to prepare the machine).
   received (stub_status), so a round whose answers did not all reach it is marked invalid.
 * wrk runs on its own cores with several threads; thread k sends slice k of the pre-signed
   CloudKeep 1 KiB deliveries (unique ids; bench/wrk.lua with "%d" in HG_SPEC).
-* The server under test gets 1, 2 and 4 cores: hookgate with that many tokio workers (it sizes
-  its runtime to the CPUs it may run on), nginx `proxy_pass` with that many workers; 64
-  connections per server core; hookgate and nginx alternate round by round.
+* Each case gives the server under test some cores (hookgate sizes its runtime to the CPUs it
+  may run on; nginx `proxy_pass` gets one worker per core), a number of connections per core
+  and a body size; hookgate and nginx alternate round by round. DEVICE_CASES lists them as
+  `cores:connections-per-core[:body-bytes]`, most important first (a case that would end past
+  the budget is skipped): by default 1 and 4 cores at 64 connections per core, 1 core at 16
+  connections (the p99 target's load), 1 core with 64 KiB bodies, then 2 cores.
 * Reported per case: CPU time of the server process per request (utime + stime of its process
   tree from /proc over the round), req/s, p50/p99, the server's CPU %, the hookgate/nginx
   ratios, and req/s per core at 4 cores against 1 core.
 
 Standard library only. Environment: DEVICE_DRY=1 (this machine's cores, 1 s rounds, small
 workload: a check that the script runs), DEVICE_ROUNDS, DEVICE_SECONDS, DEVICE_BUDGET_S,
-DEVICE_CORES ("1,2,4"), HOOKGATE, DEVICE_BASELINE (an earlier hookgate build: a third system
+DEVICE_CASES, HOOKGATE, DEVICE_BASELINE (an earlier hookgate build: a third system
 in every case's rotation, reported against this one), DEVICE_RUNTIME (`per-core`: this build
 runs with `[server] runtime = "per-core"`, the baseline with the default; with
 DEVICE_BASELINE=$HOOKGATE that compares the two runtimes of one build), KIT, OUT.
@@ -56,8 +59,18 @@ OUT = os.path.abspath(os.environ.get("OUT") or os.path.join(ROOT, "target/device
 SECONDS = int(os.environ.get("DEVICE_SECONDS", "1" if DRY else "5"))
 WARMUP_SECONDS = 1 if DRY else 2
 BUDGET_S = float(os.environ.get("DEVICE_BUDGET_S", "330"))
-CORES = [int(c) for c in os.environ.get("DEVICE_CORES", "1,2" if DRY else "1,2,4").split(",")]
-CONNS_PER_CORE = 64
+
+
+def parse_case(text):
+    """`cores:connections-per-core[:body-bytes]` -> (cores, connections, body bytes)."""
+    parts = [int(p) for p in text.split(":")]
+    cores, per_core = parts[0], parts[1]
+    return (cores, cores * per_core, parts[2] if len(parts) > 2 else 1024)
+
+
+CASES = [parse_case(c) for c in os.environ.get(
+    "DEVICE_CASES", "1:64,1:16" if DRY else "1:64,4:64,1:16,1:64:65536,2:64").split(",")]
+CORES = sorted({c[0] for c in CASES})
 STARTED = time.time()
 LOG = None
 
@@ -128,10 +141,11 @@ def write_slice(args):
     return path
 
 
-def make_workload(workdir, threads, count):
+def make_workload(workdir, threads, count, body_size):
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    pattern = os.path.join(workdir, "ck-%d.spec")
-    jobs = [(pattern.replace("%d", str(k)), k, threads, count, 1024, now) for k in range(threads)]
+    pattern = os.path.join(workdir, f"ck-{body_size}-%d.spec")
+    jobs = [(pattern.replace("%d", str(k)), k, threads, count, body_size, now)
+            for k in range(threads)]
     with multiprocessing.Pool(min(threads, os.cpu_count() or 1)) as pool:
         pool.map(write_slice, jobs)
     return pattern
@@ -237,8 +251,9 @@ def run_wrk(cpus, threads, port, spec, connections, seconds):
 
 
 class Bench:
-    def __init__(self, workdir, lay, spec):
-        self.workdir, self.lay, self.spec = workdir, lay, spec
+    def __init__(self, workdir, lay, specs):
+        # specs: body size -> the wrk spec pattern of its pre-signed deliveries.
+        self.workdir, self.lay, self.specs = workdir, lay, specs
         self.up_port = base.free_port()
         self.upstream, _ = start_nginx(
             UPSTREAM_CONF, lay["upstream"], workdir, port=self.up_port)
@@ -273,9 +288,9 @@ class Bench:
         base.wait_port(port)
         return port, proc.pid, lambda: stop_nginx(proc)
 
-    def round(self, system, n, seconds):
+    def round(self, system, spec, seconds):
+        n, connections, body = spec
         cpus = self.lay["server"][n]
-        connections = CONNS_PER_CORE * n
         if system == "hookgate":
             port, pid, stop = self.start_hookgate(cpus)
         elif system == "baseline":
@@ -285,7 +300,7 @@ class Bench:
         try:
             up0 = upstream_count(self.up_port)
             ticks0, wall0 = base.process_ticks(pid), time.time()
-            res = run_wrk(self.lay["wrk"], self.lay["wrk_threads"], port, self.spec,
+            res = run_wrk(self.lay["wrk"], self.lay["wrk_threads"], port, self.specs[body],
                           connections, seconds)
             ticks1, wall1 = base.process_ticks(pid), time.time()
         finally:
@@ -317,18 +332,23 @@ def median_row(runs):
     return {k: statistics.median(r[k] for r in runs) for k in keys}
 
 
-def case(bench, n):
-    log(f"\n== {n} server core(s) ({bench.lay['server'][n]}), {CONNS_PER_CORE * n} connections,"
-        f" {ROUNDS} rounds x {SECONDS} s")
+def label(body):
+    return f"{body // 1024} KiB" if body % 1024 == 0 else f"{body} B"
+
+
+def case(bench, spec):
+    n, connections, body = spec
+    log(f"\n== {n} server core(s) ({bench.lay['server'][n]}), {connections} connections,"
+        f" {label(body)} bodies, {ROUNDS} rounds x {SECONDS} s")
     systems = ("hookgate", "nginx", "baseline") if BASELINE else ("hookgate", "nginx")
     runs = {s: [] for s in systems}
     for system in systems:
-        warm = bench.round(system, n, WARMUP_SECONDS)
+        warm = bench.round(system, spec, WARMUP_SECONDS)
         log(f"   warm-up {system:<9} {warm['cpu_us']:>7.2f} us CPU/req {warm['rps']:>9.0f} req/s"
             f" {' '.join(warm['problems'])}")
     for r in range(ROUNDS):
         for system in systems if r % 2 == 0 else systems[::-1]:
-            res = bench.round(system, n, SECONDS)
+            res = bench.round(system, spec, SECONDS)
             runs[system].append(res)
             log(f"   round {r + 1} {system:<9} {res['cpu_us']:>7.2f} us CPU/req"
                 f" {res['rps']:>9.0f} req/s  p50 {res['p50_us']:>6.0f} p99 {res['p99_us']:>6.0f} us"
@@ -337,7 +357,8 @@ def case(bench, n):
                 + (f"  INVALID: {'; '.join(res['problems'])}" if res["problems"] else ""))
     valid = {s: [r for r in rs if not r["problems"]] or rs for s, rs in runs.items()}
     ratios = [h["cpu_us"] / x["cpu_us"] for h, x in zip(runs["hookgate"], runs["nginx"])]
-    result = {"cores": n, "cpus": bench.lay["server"][n], "connections": CONNS_PER_CORE * n,
+    result = {"cores": n, "cpus": bench.lay["server"][n], "connections": connections,
+              "body": body,
               "hookgate": median_row(valid["hookgate"]), "nginx": median_row(valid["nginx"]),
               "cpu_ratio": statistics.median(ratios), "cpu_ratio_rounds": ratios,
               "invalid_rounds": sum(1 for rs in runs.values() for r in rs if r["problems"]),
@@ -358,32 +379,36 @@ def summary(results, meta):
     lines = ["# hookgate vs nginx, many cores", "",
              f"{meta['date']}, {meta['cpus']} CPUs ({meta['model']}); upstream nginx `return 200`"
              f" 4 workers on CPUs {meta['layout']['upstream']}; wrk {meta['wrk_threads']} threads"
-             f" on CPUs {meta['layout']['wrk']}; CloudKeep hex 1 KiB, unique ids; "
+             f" on CPUs {meta['layout']['wrk']}; CloudKeep hex deliveries, unique ids; "
              f"{ROUNDS} alternating rounds x {SECONDS} s per case, medians."
              + (" **DRY RUN** (a check of the script, not a measurement)." if DRY else ""), "",
-             "| server cores | conns | hookgate CPU µs/req | nginx CPU µs/req | ratio |"
+             "| server cores | conns | body | hookgate CPU µs/req | nginx CPU µs/req | ratio |"
              " hookgate req/s | nginx req/s | req/s ratio | p50 hg / nginx (ms) |"
              " p99 hg / nginx (ms) | server CPU % hg / nginx | invalid rounds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         h, x = r["hookgate"], r["nginx"]
         lines.append(
-            f"| {r['cores']} | {r['connections']} | {h['cpu_us']:.2f} | {x['cpu_us']:.2f} |"
+            f"| {r['cores']} | {r['connections']} | {label(r['body'])} | {h['cpu_us']:.2f} |"
+            f" {x['cpu_us']:.2f} |"
             f" **{r['cpu_ratio']:.2f}** | {h['rps']:,.0f} | {x['rps']:,.0f} |"
             f" {r['rps_ratio']:.2f} | {h['p50_us'] / 1000:.2f} / {x['p50_us'] / 1000:.2f} |"
             f" {h['p99_us'] / 1000:.2f} / {x['p99_us'] / 1000:.2f} |"
             f" {h['cpu_pct']:.0f} / {x['cpu_pct']:.0f} | {r['invalid_rounds']} |")
     if BASELINE:
         lines += ["", f"Against the baseline build ({BASELINE}), same rounds:", "",
-                  "| server cores | this build CPU µs/req | baseline CPU µs/req | ratio |"
-                  " this build req/s | baseline req/s | p99 this / baseline (ms) |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| server cores | conns | body | this build CPU µs/req | baseline CPU µs/req |"
+                  " ratio | this build req/s | baseline req/s | p99 this / baseline (ms) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in results:
             h, b = r["hookgate"], r["baseline"]
-            lines.append(f"| {r['cores']} | {h['cpu_us']:.2f} | {b['cpu_us']:.2f} |"
+            lines.append(f"| {r['cores']} | {r['connections']} | {label(r['body'])} |"
+                         f" {h['cpu_us']:.2f} | {b['cpu_us']:.2f} |"
                          f" **{r['baseline_cpu_ratio']:.2f}** | {h['rps']:,.0f} | {b['rps']:,.0f} |"
                          f" {h['p99_us'] / 1000:.2f} / {b['p99_us'] / 1000:.2f} |")
-    by = {r["cores"]: r for r in results}
+    # Scaling compares the 1 KiB cases at 64 connections per core.
+    by = {r["cores"]: r for r in results
+          if r["body"] == 1024 and r["connections"] == 64 * r["cores"]}
     if 1 in by and max(by) > 1:
         top = max(by)
         lines += ["", f"Scaling: req/s per core at {top} cores against 1 core "
@@ -434,22 +459,26 @@ def main():
     count = 200_000 if DRY else max(5_000_000, 1_000_000 * SECONDS)
     workdir = tempfile.mkdtemp(prefix="hookgate-device-")
     t0 = time.time()
-    spec = make_workload(workdir, lay["wrk_threads"], count)
-    log(f"signed {count} requests in {time.time() - t0:.1f} s")
-    bench = Bench(workdir, lay, spec)
+    specs = {}
+    for body in sorted({c[2] for c in CASES}):
+        # Large bodies go at a fraction of the rate: fewer ids (and less signing) suffice.
+        n = count if body <= 4096 else max(200_000, count // 12)
+        specs[body] = make_workload(workdir, lay["wrk_threads"], n, body)
+        log(f"signed {n} deliveries of {label(body)} in {time.time() - t0:.1f} s")
+    bench = Bench(workdir, lay, specs)
     results = []
     n_systems = 3 if BASELINE else 2
     per_case = n_systems * (WARMUP_SECONDS + 3) + ROUNDS * n_systems * (SECONDS + 3)
     try:
-        for n in CORES:
+        for spec in CASES:
             left = BUDGET_S - (time.time() - STARTED)
             if left < per_case:
-                log(f"skipping {n} cores: {left:.0f} s left, a case takes ~{per_case} s")
+                log(f"skipping case {spec}: {left:.0f} s left, a case takes ~{per_case} s")
                 continue
             try:
-                results.append(case(bench, n))
+                results.append(case(bench, spec))
             except Exception as error:  # keep what was measured
-                log(f"case {n} cores failed: {error!r}")
+                log(f"case {spec} failed: {error!r}")
             with open(os.path.join(OUT, "results.json"), "w") as f:
                 json.dump({"meta": meta, "cases": results}, f, indent=1)
             with open(os.path.join(OUT, "summary.md"), "w") as f:

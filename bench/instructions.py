@@ -14,7 +14,7 @@ answered, less the SHA-256 block function (see `sha256_instructions`). Kernel wo
 Each HOOKGATE (default target/release/hookgate) is measured, then nginx (`master_process
 off`, so its one worker is the measured process). Needs valgrind, wrk, nginx and the release
 binaries that bench/run.sh builds. Environment: INSN_SECONDS (8), INSN_CONNECTIONS (16),
-INSN_KEEP=1 keeps the callgrind files (for `callgrind_annotate`), INSN_RUNTIME (`per-core`) and
+INSN_BODY (body bytes, 1024), INSN_KEEP=1 keeps the callgrind files (for `callgrind_annotate`), INSN_RUNTIME (`per-core`) and
 INSN_CPUS (`0,1`: hookgate on both CPUs, so it runs two serving threads; valgrind runs them
 one at a time, so this counts the scheduler's extra work, not parallelism).
 """
@@ -32,6 +32,7 @@ import run as bench  # noqa: E402
 
 SECONDS = int(os.environ.get("INSN_SECONDS", "8"))
 CONNECTIONS = int(os.environ.get("INSN_CONNECTIONS", "16"))
+BODY = int(os.environ.get("INSN_BODY", "1024"))
 KEEP = os.environ.get("INSN_KEEP") == "1"
 # hookgate with `[server] runtime = INSN_RUNTIME` on the CPUs INSN_CPUS (default: as bench/run.py).
 RUNTIME = os.environ.get("INSN_RUNTIME") or None
@@ -125,11 +126,12 @@ def main():
     upstream = bench.pinned(bench.SERVER_CPU, [bench.UPSTREAM, f"127.0.0.1:{upstream_port}"])
     try:
         bench.wait_port(upstream_port)
-        workload = bench.Workload("hex-1k", "hex", "/hooks/ck", 1024, 200_000, workdir)
+        workload = bench.Workload(f"hex-{BODY}", "hex", "/hooks/ck", BODY,
+                                  200_000 if BODY <= 4096 else 20_000, workdir)
         config = os.path.join(workdir, "hookgate.toml")
         with open(config, "w") as f:
             f.write(bench.hookgate_config(upstream_port, runtime=RUNTIME))
-        print(f"== user-space instructions per request (callgrind), CloudKeep hex 1 KiB,"
+        print(f"== user-space instructions per request (callgrind), CloudKeep hex {BODY} B,"
               f" {CONNECTIONS} connections, {SECONDS} s")
         results = {}
         for binary in binaries:

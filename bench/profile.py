@@ -6,10 +6,12 @@ Run after bench/run.sh has built the release binaries (needs `perf`: Debian `lin
     python3 bench/profile.py [SECONDS]
 
 For each system it starts the minimal upstream and the proxy on the server CPU, drives them
-with the CloudKeep hex 1 KiB workload of bench/run.py (64 connections), samples that CPU with
+with the CloudKeep hex workload of bench/run.py (64 connections; PROFILE_BODY bytes per body,
+default 1024), samples that CPU with
 `perf record -e cpu-clock` for SECONDS (default 5), and prints the CPU time per request split
 into the proxy's kernel time, the proxy's own code (libraries included) and the upstream.
-Then it lists the proxy's hottest user-space functions. Same pinning as bench/run.py.
+Then it lists the proxy's hottest user-space functions and kernel functions. Same pinning as
+bench/run.py.
 """
 
 import os
@@ -22,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as bench  # noqa: E402
 
 SECONDS = 5
+BODY = int(os.environ.get("PROFILE_BODY", "1024"))
 
 
 def shares(data):
@@ -37,12 +40,12 @@ def shares(data):
     return found
 
 
-def hottest(data, comm, count=15):
+def hottest(data, comm, count=15, kernel=False):
     out = subprocess.run(
         ["perf", "report", "-i", data, "--no-children", "--comm", comm, "--sort", "dso,sym",
          "--stdio", "-g", "none"], capture_output=True, text=True, check=True).stdout
     rows = [line for line in out.splitlines()
-            if re.match(r"\s*[\d.]+%", line) and "[k]" not in line]
+            if re.match(r"\s*[\d.]+%", line) and ("[k]" in line) == kernel]
     return rows[:count]
 
 
@@ -80,6 +83,9 @@ def profile(label, comm, start_proxy, upstream_port, workload, workdir):
     print(f"   hottest user-space functions of {comm}:")
     for row in hottest(data, comm):
         print("     " + row.strip())
+    print(f"   hottest kernel functions under {comm}:")
+    for row in hottest(data, comm, 10, kernel=True):
+        print("     " + row.strip())
 
 
 def main():
@@ -91,7 +97,8 @@ def main():
     upstream = bench.pinned(bench.SERVER_CPU, [bench.UPSTREAM, f"127.0.0.1:{upstream_port}"])
     try:
         bench.wait_port(upstream_port)
-        workload = bench.Workload("hex-1k", "hex", "/hooks/ck", 1024, 400_000, workdir)
+        workload = bench.Workload(f"hex-{BODY}", "hex", "/hooks/ck", BODY,
+                                  400_000 if BODY <= 4096 else 40_000, workdir)
         config = os.path.join(workdir, "hookgate.toml")
         with open(config, "w") as f:
             f.write(bench.hookgate_config(upstream_port))
