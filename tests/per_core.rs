@@ -1,8 +1,9 @@
-//! `[server] runtime = "per-core"` through the real binary: connections accepted by several
-//! serving threads are all served, each delivery reaches the upstream exactly once, the
-//! connection cap is the listener's (not a thread's), silent and slow-loris connections are
-//! closed by their deadlines, a request in flight at SIGTERM still finishes, and a runtime name
-//! that does not exist is refused at start.
+//! `[server] runtime` through the real binary: the default runs one serving thread per CPU and
+//! `shared` none; connections accepted by several serving threads are all served, each
+//! delivery reaches the upstream exactly once (on both runtimes), the connection cap is the
+//! listener's (not a thread's), silent and slow-loris connections are closed by their
+//! deadlines, a request in flight at SIGTERM still finishes, and a runtime name that does not
+//! exist is refused at start.
 
 mod common;
 
@@ -17,8 +18,13 @@ use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn per_core_config(upstream: &str, extra: &str) -> String {
+    runtime_config("runtime = \"per-core\"", upstream, extra)
+}
+
+/// A CloudKeep source with `runtime_line` in `[server]` (empty: the default runtime).
+fn runtime_config(runtime_line: &str, upstream: &str, extra: &str) -> String {
     format!(
-        "[server]\nruntime = \"per-core\"\n{extra}\n[[source]]\nname = \"ck\"\npath = \"/hooks/ck\"\n\
+        "[server]\n{runtime_line}\n{extra}\n[[source]]\nname = \"ck\"\npath = \"/hooks/ck\"\n\
          preset = \"cloudkeep\"\nupstream = \"{upstream}/ck\"\nsecrets = [{{ file = \"ck.secret\" }}]\n"
     )
 }
@@ -55,10 +61,53 @@ async fn deliveries_on_one_connection(server: std::net::SocketAddr, client: usiz
     }
 }
 
+/// The serving threads of their own a running hookgate has (`hookgate-serve-N`, which the
+/// kernel's 15-byte thread names cut to `hookgate-serve-`).
+fn serving_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("hookgate-serve"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_runtime_serves_on_one_thread_per_cpu_and_shared_on_none() {
+    // The test runs with the affinity the server inherits, so it sees the same CPUs.
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let upstream = Upstream::start().await;
+    for (name, line, expected) in [
+        ("runtime-default", "", cpus),
+        ("runtime-shared", "runtime = \"shared\"", 0),
+    ] {
+        let server = start(name, &runtime_config(line, &upstream.url(), ""));
+        let (headers, body) = sign::cloudkeep_event("per-core-secret", name, now_secs());
+        let answer = send(server.addr, "POST", "/hooks/ck", &headers, &body).await;
+        assert!(answer.status.is_success(), "{name}: {}", answer.status);
+        // Served, so the threads are starting or started: each shows up within the bound.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while serving_threads(server.pid()) != expected && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(serving_threads(server.pid()), expected, "{name}");
+        let (code, log) = server.stop();
+        assert_eq!(code, Some(0), "{log}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_connections_are_served_and_each_delivery_arrives_once() {
+    for line in ["runtime = \"per-core\"", "runtime = \"shared\""] {
+        concurrent_deliveries_arrive_once(line).await;
+    }
+}
+
+async fn concurrent_deliveries_arrive_once(runtime_line: &str) {
     let upstream = Upstream::start().await;
-    let server = start("per-core-many", &per_core_config(&upstream.url(), ""));
+    let server = start(
+        "per-core-many",
+        &runtime_config(runtime_line, &upstream.url(), ""),
+    );
     let (clients, each) = (8, 25);
     let tasks: Vec<_> = (0..clients)
         .map(|c| tokio::spawn(deliveries_on_one_connection(server.addr, c, each)))
@@ -82,7 +131,7 @@ async fn concurrent_connections_are_served_and_each_delivery_arrives_once() {
     assert_eq!(
         ids.len(),
         clients * each,
-        "an event reached the upstream twice"
+        "{runtime_line}: an event reached the upstream twice"
     );
     let (code, log) = server.stop();
     assert_eq!(code, Some(0), "{log}");

@@ -124,11 +124,11 @@ pub(super) fn resolve(
     })
 }
 
-/// `[server] runtime`: `shared` (default) or `per-core`.
+/// `[server] runtime`: `per-core` (default) or `shared`.
 fn resolve_runtime(value: Option<&str>) -> Result<crate::server::Runtime, ConfigError> {
     match value {
-        None | Some("shared") => Ok(crate::server::Runtime::Shared),
-        Some("per-core") => Ok(crate::server::Runtime::PerCore),
+        Some("shared") => Ok(crate::server::Runtime::Shared),
+        None | Some("per-core") => Ok(crate::server::Runtime::PerCore),
         Some(other) => err(
             "server.runtime",
             format!("`{other}` is not a runtime: use \"shared\" or \"per-core\""),

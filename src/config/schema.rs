@@ -181,7 +181,7 @@ pub struct ServerSpec {
     pub upstream_timeout: Option<Duration>,
     /// Terminate TLS on the public listener.
     pub tls: Option<TlsSpec>,
-    /// `shared` (default) or `per-core`: how the public listener's connections are run.
+    /// `per-core` (default) or `shared`: how the public listener's connections are run.
     pub runtime: Option<String>,
 }
 

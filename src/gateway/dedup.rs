@@ -212,9 +212,16 @@ impl<D: DedupStore + Clone> Claims<D> {
 }
 
 impl<D: DedupStore + Clone> Drop for Claims<D> {
+    /// Releases the claims from a task, and only then takes them off the outstanding list. A
+    /// task that never runs (its runtime is shutting down: a per-core serving thread ending
+    /// after the grace period drops its requests) leaves them listed, so
+    /// [`Outstanding::take_all`] still releases them.
     fn drop(&mut self) {
-        self.untrack();
+        let tracked = self.tracked.take();
         if self.held.is_empty() {
+            if let Some((outstanding, slot)) = tracked {
+                outstanding.settle(slot);
+            }
             return;
         }
         let held = std::mem::take(&mut self.held);
@@ -223,6 +230,9 @@ impl<D: DedupStore + Clone> Drop for Claims<D> {
             handle.spawn(async move {
                 for (key, token) in held {
                     let _ = store.release(key, token).await;
+                }
+                if let Some((outstanding, slot)) = tracked {
+                    outstanding.settle(slot);
                 }
             });
         }

@@ -92,50 +92,44 @@ impl Default for Limits {
 /// How the connections of the public listener are run (`[server] runtime`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Runtime {
-    /// On the process's work-stealing runtime, shared with everything else (the default).
-    #[default]
+    /// On the process's work-stealing runtime, shared with everything else.
     Shared,
     /// One single-threaded runtime per CPU, each accepting from the listener and running its
     /// connections start to end, the way nginx runs one worker per core: no task moves between
-    /// threads, and a request's wake-ups stay on the thread that owns its connection.
+    /// threads, and a request's wake-ups stay on the thread that owns its connection. The
+    /// default: on 4 cores it spent 0.87x the shared runtime's CPU per request for 1.22x its
+    /// throughput, and on 1 core the same (docs/performance.md).
+    #[default]
     PerCore,
 }
 
 impl Runtime {
-    /// Serving threads for this choice: 1 for `Shared` (the caller's runtime), the CPUs this
-    /// process may run on for `PerCore`.
+    /// Serving threads of their own for this choice: none for `Shared` (the caller's
+    /// runtime serves), the CPUs this process may run on for `PerCore` (one on one CPU: a
+    /// single-threaded runtime is still cheaper than the work-stealing one).
     pub fn threads(self) -> usize {
         match self {
-            Runtime::Shared => 1,
+            Runtime::Shared => 0,
             Runtime::PerCore => std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }
 
-/// How a listener serves: TLS or not, its limits, and the metrics it reports to.
-#[derive(Clone)]
+/// How a listener serves: TLS or not, its limits, and the metrics it reports to. The
+/// default: plain HTTP, default limits, on the caller's runtime.
+#[derive(Clone, Default)]
 pub struct Listener {
     pub tls: Option<TlsAcceptor>,
     pub limits: Limits,
     /// Connection metrics (open, refused at the cap, closed by a deadline); none for the
     /// admin and outbound listeners.
     pub metrics: Option<Arc<Metrics>>,
-    /// Threads accepting and running connections: 1 serves on the caller's runtime; more
+    /// Threads accepting and running connections: 0 serves on the caller's runtime; more
     /// start that many threads, each with a runtime of its own (see [`Runtime::PerCore`]).
     /// The connection cap, the limits and the shutdown are shared by all of them.
     pub threads: usize,
 }
 
-impl Default for Listener {
-    fn default() -> Self {
-        Listener {
-            tls: None,
-            limits: Limits::default(),
-            metrics: None,
-            threads: 1,
-        }
-    }
-}
 
 /// Serves `service` on `listener` (plain HTTP, default limits) until `shutdown` completes.
 pub async fn run<S, B>(
@@ -200,7 +194,7 @@ where
         slots: Arc::new(Semaphore::new(max as usize)),
         stopping,
     });
-    let workers = if threads > 1 {
+    let workers = if threads > 0 {
         let workers = workers::start(listener, threads, &accepting, service)?;
         shutdown.await;
         Some(workers)
