@@ -3,11 +3,12 @@
 //! request in progress is closed once it has been idle that long), and the bookkeeping that
 //! lets both be decided without a timer per request.
 //!
-//! Requests are counted by [`Tracked`], a service wrapper that also adds the peer address; the
-//! watchdog ([`Activity::expired`]) sleeps until the next deadline and re-reads the counters
+//! Requests are counted by [`Tracked`], the connection's service, which also adds the peer
+//! address; the watchdog ([`Activity::expired`]) sleeps until the next deadline and re-reads the counters
 //! when it wakes, so a busy connection costs two atomic increments per request and one timer
 //! wake per idle period.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -16,10 +17,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::Either;
+use futures_util::task::noop_waker_ref;
 use http::Request;
 use hyper::body::Incoming;
 use tokio::time::Instant;
-use tower::Service;
+use tower::util::Oneshot;
+use tower::{Service, ServiceExt};
 
 use super::PeerAddr;
 
@@ -107,31 +111,48 @@ impl Activity {
     }
 }
 
-/// Adds the connection's peer address to each request and counts requests in progress.
-#[derive(Clone)]
+/// The connection's service: its own copy of the service stack, called for each request in
+/// place. (hyper-util's `TowerToHyperService` copies the whole stack for every request: some
+/// twenty reference counts that every serving thread shares, each incremented and decremented
+/// per request, which cost more the more cores serve.) Also adds the connection's peer address
+/// to each request and counts requests in progress.
 pub(super) struct Tracked<S> {
-    pub peer: SocketAddr,
-    pub activity: Arc<Activity>,
-    pub inner: S,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+    /// Borrowed only inside `call`, which returns before the next request's `call`.
+    inner: RefCell<S>,
 }
 
-impl<S> Service<Request<Incoming>> for Tracked<S>
+impl<S> Tracked<S> {
+    pub(super) fn new(peer: SocketAddr, activity: Arc<Activity>, inner: S) -> Self {
+        Tracked {
+            peer,
+            activity,
+            inner: RefCell::new(inner),
+        }
+    }
+}
+
+impl<S> hyper::service::Service<Request<Incoming>> for Tracked<S>
 where
-    S: Service<Request<Incoming>>,
+    S: Service<Request<Incoming>> + Clone,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = TrackedFuture<S::Future>;
+    type Future = TrackedFuture<Either<S::Future, Oneshot<S, Request<Incoming>>>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         req.extensions_mut().insert(PeerAddr(self.peer));
         self.activity.begin();
+        let mut inner = self.inner.borrow_mut();
+        let future = match inner.poll_ready(&mut Context::from_waker(noop_waker_ref())) {
+            Poll::Ready(Ok(())) => Either::Left(inner.call(req)),
+            // Not ready now (the gateway's stack always is): a copy of the stack waits for its
+            // readiness, as tower's contract wants.
+            _ => Either::Right(inner.clone().oneshot(req)),
+        };
         TrackedFuture {
-            inner: self.inner.call(req),
+            inner: future,
             done: Done(self.activity.clone()),
         }
     }

@@ -15,7 +15,6 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
@@ -129,7 +128,6 @@ pub struct Listener {
     /// The connection cap, the limits and the shutdown are shared by all of them.
     pub threads: usize,
 }
-
 
 /// Serves `service` on `listener` (plain HTTP, default limits) until `shutdown` completes.
 pub async fn run<S, B>(
@@ -253,11 +251,7 @@ where
         };
         let _ = stream.set_nodelay(true);
         let activity = Activity::new(Instant::now());
-        let service = TowerToHyperService::new(Tracked {
-            peer,
-            activity: activity.clone(),
-            inner: service.clone(),
-        });
+        let service = Tracked::new(peer, activity.clone(), service.clone());
         let mut connection = Connection {
             builder: accepting.builder.clone(),
             limits,
