@@ -19,10 +19,8 @@
 //! hangs up mid-request, the rest of it moves to a task instead of being cancelled, so the
 //! claim's fate always matches what the upstream actually did.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,6 +30,7 @@ use tower::{Layer, Service};
 
 use super::detach::Detached;
 use super::fields::BodyFields;
+use super::outstanding::{Outstanding, Slot};
 use super::rejection::Rejection;
 use super::{full_body, shadow, BoxFuture, EventId, Outcome, RequestId, Response};
 use crate::dedup::{ClaimOutcome, ClaimToken, DedupKey, DedupStore, StoreError};
@@ -44,38 +43,6 @@ use crate::source::{DedupPolicy, MissingId, Source};
 const CLAIM_MARGIN: Duration = Duration::from_secs(5);
 /// Retry-After when the store cannot answer.
 const STORE_RETRY_AFTER: Duration = Duration::from_secs(5);
-
-/// Claims by request slot.
-type ClaimsBySlot = HashMap<u64, Vec<(DedupKey, ClaimToken)>>;
-
-/// Claims held by requests still in progress, so shutdown can release those that never
-/// finish (a shared store would otherwise keep them until they lapse).
-#[derive(Debug, Clone, Default)]
-pub(super) struct Outstanding {
-    next: Arc<AtomicU64>,
-    held: Arc<Mutex<ClaimsBySlot>>,
-}
-
-impl Outstanding {
-    fn track(&self, claims: Vec<(DedupKey, ClaimToken)>) -> u64 {
-        let slot = self.next.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(slot, claims);
-        slot
-    }
-
-    fn settle(&self, slot: u64) {
-        self.lock().remove(&slot);
-    }
-
-    /// Removes and returns every claim still held.
-    pub(super) fn take_all(&self) -> Vec<(DedupKey, ClaimToken)> {
-        self.lock().drain().flat_map(|(_, claims)| claims).collect()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, ClaimsBySlot> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 #[derive(Clone)]
 pub(super) struct DedupLayer<D> {
@@ -173,7 +140,7 @@ struct Claims<D: DedupStore + Clone> {
     request_id: Option<RequestId>,
     held: Vec<(DedupKey, ClaimToken)>,
     /// Where the claims are registered while the request is in progress.
-    tracked: Option<(Outstanding, u64)>,
+    tracked: Option<(Outstanding, Slot)>,
 }
 
 impl<D: DedupStore + Clone> Claims<D> {

@@ -12,6 +12,7 @@ mod forward;
 mod freshness;
 mod handshake;
 mod keyed;
+mod outstanding;
 mod queue;
 mod rejection;
 mod route;
@@ -127,7 +128,7 @@ pub struct Gateway {
     runtime: crate::server::Runtime,
     shed: shed::ShedLayer,
     bodies: body::BodyBudget,
-    outstanding: dedup::Outstanding,
+    outstanding: outstanding::Outstanding,
     /// The delivery engine of queued sources, once started.
     queue: queue::QueueHandle,
     /// Wall time for freshness, uptime for dedup expiries; injectable for tests.
@@ -170,7 +171,7 @@ impl Gateway {
             runtime: config.runtime,
             shed: shed::ShedLayer::new(config.limits.max_concurrent_requests),
             bodies: body::BodyBudget::new(config.limits.max_pending_body_bytes),
-            outstanding: dedup::Outstanding::default(),
+            outstanding: outstanding::Outstanding::default(),
             queue: queue::QueueHandle::default(),
             clock,
         }

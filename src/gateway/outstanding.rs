@@ -1,0 +1,140 @@
+//! The dedup claims held by requests still in progress, so shutdown can release those that
+//! never finish (a shared store would otherwise keep them until they lapse).
+//!
+//! Every delivery registers its claims here and takes them off when it settles, on whichever
+//! thread serves it, so the list is split into [`SHARDS`] locks chosen by the claim's key (a
+//! digest, so evenly spread): two serving threads rarely touch the same lock or cache line,
+//! where one shared lock and counter cost more the more cores served.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::dedup::{ClaimToken, DedupKey};
+
+/// Locks the list is split into.
+const SHARDS: usize = 64;
+
+/// One request's claims.
+type Claims = Vec<(DedupKey, ClaimToken)>;
+
+/// Where one request's claims are listed: the shard and a number unique within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Slot {
+    shard: usize,
+    id: u64,
+}
+
+#[derive(Default)]
+struct Shard {
+    next: u64,
+    held: HashMap<u64, Claims, BuildHasherDefault<SlotIdHasher>>,
+}
+
+/// The shard-local slot numbers are distinct integers already: they are their own hash.
+#[derive(Default)]
+struct SlotIdHasher(u64);
+
+impl Hasher for SlotIdHasher {
+    fn finish(&self) -> u64 {
+        // Spread sequential numbers over the table's control bytes (the top 7 bits).
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Claims by request, shared by every clone of the gateway's stack.
+#[derive(Clone)]
+pub(super) struct Outstanding {
+    shards: Arc<[Mutex<Shard>]>,
+}
+
+impl Default for Outstanding {
+    fn default() -> Self {
+        Outstanding {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Outstanding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outstanding").finish_non_exhaustive()
+    }
+}
+
+impl Outstanding {
+    /// Lists one request's claims (not empty) until [`Outstanding::settle`].
+    pub(super) fn track(&self, claims: Claims) -> Slot {
+        let shard = claims
+            .first()
+            .map_or(0, |(key, _)| usize::from(key.0[0]) % SHARDS);
+        let mut locked = self.lock(shard);
+        let id = locked.next;
+        locked.next += 1;
+        locked.held.insert(id, claims);
+        Slot { shard, id }
+    }
+
+    /// Takes a request's claims off the list.
+    pub(super) fn settle(&self, slot: Slot) {
+        self.lock(slot.shard).held.remove(&slot.id);
+    }
+
+    /// Removes and returns every claim still listed.
+    pub(super) fn take_all(&self) -> Vec<(DedupKey, ClaimToken)> {
+        (0..self.shards.len())
+            .flat_map(|shard| {
+                let mut locked = self.lock(shard);
+                locked
+                    .held
+                    .drain()
+                    .flat_map(|(_, claims)| claims)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        self.shards[shard].lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(first: u8, token: u32) -> (DedupKey, ClaimToken) {
+        let mut key = [0u8; 16];
+        key[0] = first;
+        (DedupKey(key), ClaimToken(token))
+    }
+
+    #[test]
+    fn settled_claims_leave_the_list_and_unsettled_ones_are_taken_at_shutdown() {
+        let outstanding = Outstanding::default();
+        // Two requests on the same shard, one on another; one request holds two keys.
+        let a = outstanding.track(vec![claim(1, 10)]);
+        let b = outstanding.track(vec![claim(1 + SHARDS as u8, 11), claim(9, 12)]);
+        let c = outstanding.track(vec![claim(2, 13)]);
+        assert_eq!(a.shard, b.shard);
+        assert_ne!(a, b);
+        assert_ne!(a.shard, c.shard);
+        outstanding.settle(a);
+        let mut left: Vec<u32> = outstanding.take_all().iter().map(|(_, t)| t.0).collect();
+        left.sort_unstable();
+        assert_eq!(left, vec![11, 12, 13]);
+        assert!(outstanding.take_all().is_empty(), "taken once");
+        // Settling a slot already taken is harmless.
+        outstanding.settle(b);
+    }
+}
