@@ -18,13 +18,16 @@ bench/device.sh, which says how to prepare the machine).
 
 Standard library only. Environment: DEVICE_DRY=1 (this machine's cores, 1 s rounds, small
 workload: a check that the script runs), DEVICE_ROUNDS, DEVICE_SECONDS, DEVICE_BUDGET_S,
-DEVICE_CASES, HOOKGATE, DEVICE_BASELINE (an earlier hookgate build: a third system
+DEVICE_CASES, DEVICE_PERF (a `perf` command line: each system's warm-up round of each case is
+then sampled on the server's CPUs and its flat profile written to $OUT/profile-*.txt; the
+measured rounds are not sampled), HOOKGATE, DEVICE_BASELINE (an earlier hookgate build: a third system
 in every case's rotation, reported against this one), DEVICE_RUNTIME (`per-core`: this build
 runs with `[server] runtime = "per-core"`, the baseline with the default; with
 DEVICE_BASELINE=$HOOKGATE that compares the two runtimes of one build), KIT, OUT.
 """
 
 import json
+import shlex
 import multiprocessing
 import os
 import re
@@ -71,6 +74,7 @@ def parse_case(text):
 CASES = [parse_case(c) for c in os.environ.get(
     "DEVICE_CASES", "1:64,1:16" if DRY else "1:64,4:64,1:16,1:64:65536,2:64").split(",")]
 CORES = sorted({c[0] for c in CASES})
+PERF = shlex.split(os.environ.get("DEVICE_PERF", ""))
 STARTED = time.time()
 LOG = None
 
@@ -288,7 +292,9 @@ class Bench:
         base.wait_port(port)
         return port, proc.pid, lambda: stop_nginx(proc)
 
-    def round(self, system, spec, seconds):
+    def round(self, system, spec, seconds, profile=None):
+        """One round of `system` on `spec`; with `profile` (a file name), the server's CPUs
+        are sampled by perf meanwhile and the flat profile written there."""
         n, connections, body = spec
         cpus = self.lay["server"][n]
         if system == "hookgate":
@@ -300,9 +306,18 @@ class Bench:
         try:
             up0 = upstream_count(self.up_port)
             ticks0, wall0 = base.process_ticks(pid), time.time()
+            perf = None
+            if profile:
+                data = os.path.join(self.workdir, profile + ".data")
+                perf = subprocess.Popen(PERF + ["record", "-q", "-e", "cpu-clock", "-C", cpus,
+                                                "-o", data, "--", "sleep", str(seconds)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             res = run_wrk(self.lay["wrk"], self.lay["wrk_threads"], port, self.specs[body],
                           connections, seconds)
             ticks1, wall1 = base.process_ticks(pid), time.time()
+            if perf:
+                perf.wait()
+                flat_profile(data, os.path.join(OUT, profile + ".txt"), res["requests"])
         finally:
             stop()
         res["upstream"] = upstream_count(self.up_port) - up0
@@ -327,6 +342,21 @@ class Bench:
         stop_nginx(self.upstream)
 
 
+def flat_profile(data, out, requests):
+    """The samples of a perf record split by program and library, then the hottest symbols."""
+    with open(out, "w") as f:
+        f.write(f"requests answered while sampling: {requests}\n")
+        for sort, limit in (("comm,dso", 30), ("comm,dso,sym", 80)):
+            report = subprocess.run(PERF + ["report", "-i", data, "--no-children", "--sort",
+                                            sort, "--stdio", "-g", "none"],
+                                    capture_output=True, text=True)
+            rows = [line for line in report.stdout.splitlines()
+                    if re.match(r"\s*[\d.]+%", line)]
+            f.write(f"\n== perf report --sort {sort} (top {limit})\n" + "\n".join(rows[:limit])
+                    + "\n" + report.stderr[-500:])
+    os.remove(data)
+
+
 def median_row(runs):
     keys = ("cpu_us", "rps", "p50_us", "p99_us", "cpu_pct")
     return {k: statistics.median(r[k] for r in runs) for k in keys}
@@ -343,7 +373,8 @@ def case(bench, spec):
     systems = ("hookgate", "nginx", "baseline") if BASELINE else ("hookgate", "nginx")
     runs = {s: [] for s in systems}
     for system in systems:
-        warm = bench.round(system, spec, WARMUP_SECONDS)
+        profile = (f"profile-{system}-{n}c-{connections}-{body}" if PERF else None)
+        warm = bench.round(system, spec, WARMUP_SECONDS, profile)
         log(f"   warm-up {system:<9} {warm['cpu_us']:>7.2f} us CPU/req {warm['rps']:>9.0f} req/s"
             f" {' '.join(warm['problems'])}")
     for r in range(ROUNDS):

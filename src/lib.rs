@@ -20,7 +20,8 @@
 //! - `dedup`: the three-state dedup store and its memory and Redis backends.
 //! - `keyfetch`: provider keys fetched over HTTPS (SNS certificates, Google's JWKS), cached.
 //! - `access` (tokens, allowlists, admin auth), `extract` (timestamps and ids from headers
-//!   and JSON), `timestamp`, `clock`, `secret`, `redact`, `tls`, `metrics`, `telemetry`.
+//!   and JSON), `timestamp`, `clock`, `secret`, `redact`, `tls`, `metrics`, `telemetry`,
+//!   `histogram` (the latency histogram every serving thread updates).
 //! - `sidecar`: the outbound sidecar endpoint, which stores events in the delivery engine.
 //! - `fuzzing`: entry points of the cargo-fuzz targets and their corpus replay.
 #![forbid(unsafe_code)]
@@ -48,6 +49,8 @@ pub mod extract;
 pub mod fuzzing;
 #[doc(hidden)]
 pub mod gateway;
+#[doc(hidden)]
+pub mod histogram;
 #[doc(hidden)]
 pub mod keyfetch;
 #[doc(hidden)]

@@ -3,7 +3,9 @@
 //! replay protection), config reloads, the edge (`edge`), handshakes, secret positions and
 //! shadow-mode failures (`verification`) and the durable delivery engine
 //! (`delivery`: queue by state, attempts, commit latency).
-//! Recording is lock-free on counters; the text exposition is rendered on scrape.
+//! Recording is lock-free: counters are atomics, and the latency histograms keep one shard of
+//! atomic counters per serving thread (`crate::histogram`); the text exposition is rendered on
+//! scrape.
 
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, OnceLock};
@@ -13,8 +15,9 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEn
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use crate::histogram::LatencyHistogram;
 
 mod delivery;
 mod edge;
@@ -54,12 +57,8 @@ struct ResultLabels {
     result: &'static str,
 }
 
-fn latency_histogram() -> Histogram {
-    // 100 µs … ~52 s.
-    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
-}
-
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+/// 100 µs … ~52 s, one shard per serving thread (`crate::histogram`).
+type HistogramFamily<L> = Family<L, LatencyHistogram, fn() -> LatencyHistogram>;
 
 /// Every metric hookgate exposes.
 pub struct Metrics {
@@ -89,14 +88,14 @@ impl Default for Metrics {
             requests.clone(),
         );
         let request_seconds: HistogramFamily<SourceLabels> =
-            Family::new_with_constructor(latency_histogram);
+            Family::new_with_constructor(LatencyHistogram::default);
         registry.register(
             "request_duration_seconds",
             "Time from request head to response head",
             request_seconds.clone(),
         );
         let upstream_seconds: HistogramFamily<SourceLabels> =
-            Family::new_with_constructor(latency_histogram);
+            Family::new_with_constructor(LatencyHistogram::default);
         registry.register(
             "upstream_duration_seconds",
             "Time the upstream took to answer",
@@ -201,7 +200,6 @@ impl Metrics {
         outcome: &'static str,
         elapsed: Duration,
     ) {
-        let seconds = elapsed.as_secs_f64();
         // The label is built only on the family path: the cached one needs none.
         let name = || Name(source.map_or_else(|| Arc::from("-"), |(name, _)| name.clone()));
         let handles = source.and_then(|(_, handles)| handles.for_owner(self.id()));
@@ -212,7 +210,7 @@ impl Metrics {
                     .get_or_create(&SourceLabels { source: name() })
                     .clone()
             },
-            |histogram| histogram.observe(seconds),
+            |histogram| histogram.observe(elapsed),
         );
         cached(
             handles
@@ -250,7 +248,7 @@ impl Metrics {
                     .get_or_create(&SourceLabels { source: name() })
                     .clone()
             },
-            |histogram| histogram.observe(elapsed.as_secs_f64()),
+            |histogram| histogram.observe(elapsed),
         );
         cached(
             handles.filter(|_| class == "2xx").map(|h| &h.upstream_2xx),

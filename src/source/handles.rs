@@ -12,8 +12,8 @@
 
 use std::sync::OnceLock;
 
+use crate::histogram::LatencyHistogram;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::histogram::Histogram;
 
 /// A source's cached series; empty until the source's first request.
 #[derive(Debug, Default)]
@@ -24,9 +24,9 @@ pub struct SourceHandles {
 #[derive(Debug)]
 pub struct Handles {
     owner: usize,
-    pub request_seconds: OnceLock<Histogram>,
+    pub request_seconds: OnceLock<LatencyHistogram>,
     pub forwarded: OnceLock<Counter>,
-    pub upstream_seconds: OnceLock<Histogram>,
+    pub upstream_seconds: OnceLock<LatencyHistogram>,
     pub upstream_2xx: OnceLock<Counter>,
     pub first_secret: OnceLock<Counter>,
 }
