@@ -20,10 +20,11 @@ Standard library only. Environment: DEVICE_DRY=1 (this machine's cores, 1 s roun
 workload: a check that the script runs), DEVICE_ROUNDS, DEVICE_SECONDS, DEVICE_BUDGET_S,
 DEVICE_CASES, DEVICE_PERF (a `perf` command line: each system's warm-up round of each case is
 then sampled on the server's CPUs and its flat profile written to $OUT/profile-*.txt; the
-measured rounds are not sampled), HOOKGATE, DEVICE_BASELINE (an earlier hookgate build: a third system
-in every case's rotation, reported against this one), DEVICE_RUNTIME (`per-core`: this build
-runs with `[server] runtime = "per-core"`, the baseline with the default; with
-DEVICE_BASELINE=$HOOKGATE that compares the two runtimes of one build), KIT, OUT.
+measured rounds are not sampled), HOOKGATE, DEVICE_BASELINE (an earlier hookgate build: a
+third system in every case's rotation, reported against this one), DEVICE_RUNTIME (a
+`[server] runtime` for this build, `shared` or `per-core`; the baseline runs with its default,
+so DEVICE_RUNTIME=shared DEVICE_BASELINE=$HOOKGATE compares the two runtimes of one build),
+KIT, OUT.
 """
 
 import json

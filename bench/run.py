@@ -23,8 +23,8 @@ default the four headline cases 1k-16, 1k-64, 64k-16, 64k-64; "all" adds base64u
 standard-1k, verify-cost and redis), BENCH_CONNECTIONS (64, for the extra cases),
 BENCH_BASELINE (path of an earlier hookgate build: adds the cases baseline-1k-16 and
 baseline-1k-64, this build against that one in alternating rounds). The cases per-core-1k-16
-and per-core-1k-64 run hookgate on both CPUs, `[server] runtime = "per-core"` against the
-default shared runtime (wrk and the upstream share those CPUs; compare the two only).
+and per-core-1k-64 run hookgate on both CPUs, `[server] runtime = "per-core"` (the default)
+against `runtime = "shared"` (wrk and the upstream share those CPUs; compare the two only).
 """
 
 import base64
@@ -433,7 +433,8 @@ def main():
             # Two serving threads on the two CPUs (sharing them with wrk and the upstream):
             # the work-stealing runtime against one single-threaded runtime per core.
             both = f"{LOAD_CPU},{SERVER_CPU}"
-            hg_shared2 = hookgate_system("hookgate (shared runtime, 2 CPUs)", cpus=both)
+            hg_shared2 = hookgate_system("hookgate (shared runtime, 2 CPUs)", runtime="shared",
+                                         cpus=both)
             hg_core2 = hookgate_system("hookgate (per-core runtime, 2 CPUs)", runtime="per-core",
                                        cpus=both)
             for c in (16, 64):
