@@ -1,8 +1,8 @@
 //! `[server] runtime` through the real binary: the default runs one serving thread per CPU and
 //! `shared` none; connections accepted by several serving threads are all served, each
 //! delivery reaches the upstream exactly once (on both runtimes), the connection cap is the
-//! listener's (not a thread's), silent and slow-loris connections are closed by their
-//! deadlines, a request in flight at SIGTERM still finishes, and a runtime name that does not
+//! listener's (not a thread's), an HTTP/2 connection's concurrent streams share its one copy
+//! of the service stack, silent and slow-loris connections are closed by their deadlines, a request in flight at SIGTERM still finishes, and a runtime name that does not
 //! exist is refused at start.
 
 mod common;
@@ -133,6 +133,63 @@ async fn concurrent_deliveries_arrive_once(runtime_line: &str) {
         clients * each,
         "{runtime_line}: an event reached the upstream twice"
     );
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_http2_streams_on_one_connection_each_arrive_once() {
+    // Each connection calls its own copy of the stack in place; HTTP/2 streams are calls made
+    // while earlier ones are still in flight on the same connection.
+    let upstream = Upstream::start().await;
+    let streams = 20;
+    upstream.set_default(Reply::delayed(200, Duration::from_millis(200)));
+    let server = start("per-core-h2", &per_core_config(&upstream.url(), ""));
+    let io =
+        hyper_util::rt::TokioIo::new(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake::<_, _, Full<Bytes>>(TokioExecutor::new(), io)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let tasks: Vec<_> = (0..streams)
+        .map(|n| {
+            let mut sender = sender.clone();
+            let addr = server.addr;
+            tokio::spawn(async move {
+                let id = format!("evt_h2_{n}");
+                let (headers, body) = sign::cloudkeep_event("per-core-secret", &id, now_secs());
+                let mut request = http::Request::post(format!("http://{addr}/hooks/ck"));
+                for (name, value) in &headers {
+                    request = request.header(name.as_str(), value.as_str());
+                }
+                let request = request.body(Full::new(Bytes::from(body))).unwrap();
+                let response =
+                    tokio::time::timeout(Duration::from_secs(20), sender.send_request(request))
+                        .await
+                        .expect("answered in time")
+                        .expect("the stream was answered");
+                response.status()
+            })
+        })
+        .collect();
+    for task in tasks {
+        let status = task.await.unwrap();
+        assert!(status.is_success(), "{status}");
+    }
+    let received = upstream
+        .wait_for_requests(streams, Duration::from_secs(20))
+        .await;
+    let ids: HashSet<String> = received
+        .iter()
+        .map(|r| {
+            r.headers["x-hookgate-event-id"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), streams, "each stream's delivery arrived once");
     let (code, log) = server.stop();
     assert_eq!(code, Some(0), "{log}");
 }
