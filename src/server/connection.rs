@@ -4,9 +4,9 @@
 //! lets both be decided without a timer per request.
 //!
 //! Requests are counted by [`Tracked`], the connection's service, which also adds the peer
-//! address; the watchdog ([`Activity::expired`]) sleeps until the next deadline and re-reads the counters
-//! when it wakes, so a busy connection costs two atomic increments per request and one timer
-//! wake per idle period.
+//! address; the watchdog ([`Activity::expired`]) sleeps until the next deadline and re-reads
+//! the counters when it wakes, so a busy connection costs two atomic increments per request
+//! and one timer wake per idle period.
 
 use std::cell::RefCell;
 use std::future::Future;
