@@ -23,6 +23,14 @@ impl JsonPath {
     }
 }
 
+/// So that [`json_fields`] takes the paths as they are kept (`&[JsonPath]`) or picked out
+/// (`&[&JsonPath]`).
+impl AsRef<JsonPath> for JsonPath {
+    fn as_ref(&self) -> &JsonPath {
+        self
+    }
+}
+
 impl fmt::Display for JsonPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0.join("."))
@@ -66,14 +74,17 @@ pub fn json_field(body: &[u8], path: &JsonPath) -> Result<Option<Scalar>, JsonEr
 /// Reads the scalars at every one of `paths` in one walk of `body`, validating the whole
 /// document on the way; one answer per path, in order. A wanted key that appears twice in one
 /// object refuses the whole document (`DuplicateKey` naming that path). At most 64 paths.
-pub fn json_fields(body: &[u8], paths: &[&JsonPath]) -> Result<Vec<Option<Scalar>>, JsonError> {
+pub fn json_fields<P: AsRef<JsonPath>>(
+    body: &[u8],
+    paths: &[P],
+) -> Result<Vec<Option<Scalar>>, JsonError> {
     assert!(paths.len() <= 64, "at most 64 paths per walk");
     let out = RefCell::new(vec![None; paths.len()]);
     let duplicate = Cell::new(None);
     let wanted: Vec<(usize, &[String])> = paths
         .iter()
         .enumerate()
-        .map(|(i, p)| (i, p.0.as_slice()))
+        .map(|(i, p)| (i, p.as_ref().0.as_slice()))
         .collect();
     let mut de = serde_json::Deserializer::from_slice(body);
     let seek = Seek {
@@ -83,7 +94,7 @@ pub fn json_fields(body: &[u8], paths: &[&JsonPath]) -> Result<Vec<Option<Scalar
     };
     seek.deserialize(&mut de)
         .map_err(|_| match duplicate.get() {
-            Some(i) => JsonError::DuplicateKey(paths[i].to_string()),
+            Some(i) => JsonError::DuplicateKey(paths[i].as_ref().to_string()),
             None => JsonError::Invalid,
         })?;
     de.end().map_err(|_| JsonError::Invalid)?;
@@ -99,13 +110,22 @@ struct Seek<'p, 'w> {
 }
 
 impl Seek<'_, '_> {
-    /// Records `scalar` for every path that ends here.
+    /// Records `scalar` for every path that ends here (moved into the last, copied for the
+    /// others: the same path asked twice).
     fn found(&self, scalar: Scalar) {
         let mut out = self.out.borrow_mut();
-        for (i, rest) in self.wanted {
-            if rest.is_empty() {
-                out[*i] = Some(scalar.clone());
-            }
+        let mut ends = self
+            .wanted
+            .iter()
+            .filter(|(_, rest)| rest.is_empty())
+            .peekable();
+        let mut scalar = Some(scalar);
+        while let Some((i, _)) = ends.next() {
+            out[*i] = if ends.peek().is_some() {
+                scalar.clone()
+            } else {
+                scalar.take()
+            };
         }
     }
 }

@@ -17,11 +17,10 @@ pub(super) struct BodyFields(Arc<Result<Vec<Option<Scalar>>, JsonError>>);
 impl BodyFields {
     /// Reads every body path of `source` in one walk of `body`.
     pub(super) fn read(source: &Source, body: &[u8]) -> BodyFields {
-        let paths: Vec<&JsonPath> = source.body_paths.iter().collect();
-        let values = if paths.is_empty() {
+        let values = if source.body_paths.is_empty() {
             Ok(Vec::new())
         } else {
-            json_fields(body, &paths)
+            json_fields(body, &source.body_paths)
         };
         BodyFields(Arc::new(values))
     }
@@ -41,13 +40,13 @@ impl BodyFields {
         &self,
         source: &Source,
         path: &JsonPath,
-    ) -> Result<Option<Scalar>, JsonError> {
+    ) -> Result<Option<&Scalar>, JsonError> {
         let values = self.0.as_ref().as_ref().map_err(Clone::clone)?;
         let index = source
             .body_paths
             .iter()
             .position(|p| p == path)
             .expect("every body path a source reads is in body_paths");
-        Ok(values[index].clone())
+        Ok(values[index].as_ref())
     }
 }

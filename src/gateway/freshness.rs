@@ -84,7 +84,7 @@ fn read_timestamp(
             ValueSource::Body(path) => match fields.get(source, path) {
                 Ok(None) => continue,
                 Ok(Some(value)) => {
-                    return timestamp::parse_scalar(&value, policy.format)
+                    return timestamp::parse_scalar(value, policy.format)
                         .map(Some)
                         .map_err(bad)
                 }
