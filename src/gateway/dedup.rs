@@ -29,6 +29,7 @@ use http::{HeaderValue, StatusCode};
 use tower::{Layer, Service};
 
 use super::detach::Detached;
+use super::facts::Facts;
 use super::fields::BodyFields;
 use super::outstanding::{Outstanding, Slot};
 use super::rejection::Rejection;
@@ -301,7 +302,7 @@ where
                 }
             };
             if let Some(id) = id {
-                req.extensions_mut().insert(EventId {
+                Facts::of_mut(&mut req).event_id = Some(EventId {
                     id,
                     signed: policy.id_signed,
                 });
@@ -312,7 +313,7 @@ where
                 store: store.clone(),
                 metrics: metrics.clone(),
                 source: source.name.clone(),
-                request_id: req.extensions().get::<RequestId>().cloned(),
+                request_id: Facts::of(&req).and_then(|f| f.request_id.clone()),
                 held: Vec::with_capacity(keys.len()),
                 tracked: None,
             };

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::facts::Facts;
 use crate::extract::{json_fields, JsonError, JsonPath, Scalar};
 use crate::source::Source;
 
@@ -27,11 +28,11 @@ impl BodyFields {
 
     /// The fields of `req`: the ones already read for it, or read now and kept with it.
     pub(super) fn of(source: &Source, req: &mut http::Request<Bytes>) -> BodyFields {
-        if let Some(fields) = req.extensions().get::<BodyFields>() {
+        if let Some(fields) = Facts::of(req).and_then(|f| f.fields.as_ref()) {
             return fields.clone();
         }
         let fields = BodyFields::read(source, req.body());
-        req.extensions_mut().insert(fields.clone());
+        Facts::of_mut(req).fields = Some(fields.clone());
         fields
     }
 

@@ -20,6 +20,7 @@ use http_body_util::{BodyExt, Full};
 use ipnet::IpNet;
 use tower::Service;
 
+use super::facts::Facts;
 use super::rejection::Rejection;
 use super::shadow::{self, Verdict};
 use super::upstream::UpstreamClient;
@@ -210,7 +211,7 @@ impl Service<http::Request<Bytes>> for Forward {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: http::Request<Bytes>) -> BoxFuture {
+    fn call(&mut self, mut req: http::Request<Bytes>) -> BoxFuture {
         let client = self.client.clone();
         let metrics = self.metrics.clone();
         Box::pin(async move {
@@ -220,13 +221,10 @@ impl Service<http::Request<Bytes>> for Forward {
                 .cloned()
                 .expect("the route layer runs first");
             let peer = req.extensions().get::<PeerAddr>().copied();
-            let event_id = req.extensions().get::<EventId>().cloned();
-            let request_id = req.extensions().get::<RequestId>().cloned();
-            let verdict = req
-                .extensions()
-                .get::<Verdict>()
-                .copied()
-                .unwrap_or_default();
+            let facts = Facts::of_mut(&mut req);
+            let event_id = facts.event_id.take();
+            let request_id = facts.request_id.take();
+            let verdict = facts.verdict.unwrap_or_default();
             let (parts, body) = req.into_parts();
             // The query string is not covered by any signature: dropped unless the source
             // asks for it.

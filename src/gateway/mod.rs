@@ -6,6 +6,7 @@ mod admit;
 mod body;
 mod dedup;
 mod detach;
+mod facts;
 mod fields;
 mod finish;
 mod forward;
@@ -107,7 +108,7 @@ impl RequestId {
     /// The id of the request, for a log line: every warning logged while a request is handled
     /// names it (there is no per-request span at the default level; see `trace`).
     pub fn of<B>(req: &http::Request<B>) -> &str {
-        Self::log_str(req.extensions().get::<RequestId>())
+        Self::log_str(facts::Facts::of(req).and_then(|f| f.request_id.as_ref()))
     }
 
     /// An id for a log line, `-` when there is none (a stack driven without the trace layer).

@@ -25,9 +25,9 @@ use http::{header, HeaderValue, StatusCode};
 use tower::Service;
 
 use super::dedup::duplicate_response;
+use super::facts::Facts;
 use super::forward::upstream_headers;
 use super::rejection::Rejection;
-use super::shadow::Verdict;
 use super::{full_body, BoxFuture, EventId, Outcome, PeerAddr, RequestId, Response};
 use crate::delivery::{Engine, EnqueueError, HealthRules, NewDelivery, TargetSpec};
 use crate::sender::deliver::Sender;
@@ -164,24 +164,19 @@ async fn enqueue(
         return unavailable();
     };
     let peer = req.extensions().get::<PeerAddr>().copied();
-    let request_id = req.extensions().get::<RequestId>().cloned();
+    let facts = Facts::of(&req);
+    let request_id = facts.and_then(|f| f.request_id.clone());
     let log_id = request_id.clone();
     let log_id = RequestId::log_str(log_id.as_ref());
     // The provider's id when there is one; else hookgate's own, stable across attempts, so
     // the upstream can still recognise a repeated attempt.
-    let event = req
-        .extensions()
-        .get::<EventId>()
-        .cloned()
+    let event = facts
+        .and_then(|f| f.event_id.clone())
         .unwrap_or_else(|| EventId {
             id: new_id("evt_"),
             signed: true,
         });
-    let verdict = req
-        .extensions()
-        .get::<Verdict>()
-        .copied()
-        .unwrap_or_default();
+    let verdict = facts.and_then(|f| f.verdict).unwrap_or_default();
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
     upstream_headers(

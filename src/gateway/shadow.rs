@@ -9,6 +9,7 @@
 
 use http::HeaderValue;
 
+use super::facts::Facts;
 use super::rejection::Rejection;
 use super::RequestId;
 use crate::metrics::Metrics;
@@ -65,22 +66,17 @@ pub(super) fn record<B>(
     }
     tracing::warn!(request_id = RequestId::of(req), source = %source.name, reason = code, "shadow mode: check failed, forwarding anyway");
     metrics.shadow_failure(&source.name, code);
-    let verdict = match req.extensions_mut().get_mut::<Verdict>() {
-        Some(verdict) => verdict,
-        None => {
-            req.extensions_mut().insert(Verdict::default());
-            req.extensions_mut()
-                .get_mut::<Verdict>()
-                .expect("just inserted")
-        }
-    };
-    verdict.failure.get_or_insert(code);
+    Facts::of_mut(req)
+        .verdict
+        .get_or_insert_with(Verdict::default)
+        .failure
+        .get_or_insert(code);
 }
 
 /// True when a check already failed on this (shadow-mode) request.
 pub(super) fn failed<B>(req: &http::Request<B>) -> bool {
-    req.extensions()
-        .get::<Verdict>()
+    Facts::of(req)
+        .and_then(|f| f.verdict)
         .is_some_and(|v| v.failure.is_some())
 }
 

@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use tower::{Layer, Service};
 use tracing::instrument::{Instrument, Instrumented};
 
+use super::facts::Facts;
 use super::finish::{OnResponse, Then};
 use super::{Outcome, RequestId, Response, RoutedTo};
 use crate::metrics::Metrics;
@@ -74,7 +75,7 @@ where
         let started = Instant::now();
         let method = req.method().clone();
         let id = new_request_id();
-        req.extensions_mut().insert(RequestId(id.clone()));
+        Facts::of_mut(&mut req).request_id = Some(RequestId(id.clone()));
         // The warnings logged while a request is handled name its id themselves
         // (`RequestId::of`), so at the default level there is no per-request span to create,
         // format and enter on every poll (10-14 % of a request's CPU with the request line,

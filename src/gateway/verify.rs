@@ -14,6 +14,7 @@ use futures_util::future::{ready, Either, Ready};
 use tower::{Layer, Service};
 
 use super::admit::check_head;
+use super::facts::Facts;
 use super::keyed;
 use super::rejection::Rejection;
 use super::{shadow, BoxFuture, PeerAddr, Response};
@@ -128,7 +129,7 @@ fn settle(
     };
     if let Some(position) = verified {
         metrics.secret_matched(&source.name, &source.metric_handles, position);
-        req.extensions_mut().insert(Verified { position });
+        Facts::of_mut(req).verified = Some(Verified { position });
     }
     Ok(())
 }

@@ -25,6 +25,7 @@ use http::Method;
 use hyper::body::Incoming;
 use tower::{Layer, Service};
 
+use super::facts::Facts;
 use super::verify::Verified;
 use super::{shadow, PeerAddr, RequestId, Response};
 use crate::metrics::Metrics;
@@ -171,7 +172,7 @@ where
             .filter(|h| h.kind.needs_signature());
         // Only a request whose signature verified (and, in shadow mode, that failed no check)
         // is answered; anything else is an ordinary delivery.
-        let verified = req.extensions().get::<Verified>().copied();
+        let verified = Facts::of(&req).and_then(|f| f.verified);
         let (Some(handshake), Some(Verified { position })) = (handshake, verified) else {
             return Either::Right(self.inner.call(req));
         };
