@@ -1,7 +1,8 @@
 //! `[server] runtime` through the real binary: the default runs one serving thread per CPU and
 //! `shared` none; connections accepted by several serving threads are all served, each
 //! delivery reaches the upstream exactly once (on both runtimes), the connection cap is the
-//! listener's (not a thread's), an HTTP/2 connection's concurrent streams share its one copy
+//! listener's (not a thread's), a burst of new connections is spread over the serving
+//! threads, an HTTP/2 connection's concurrent streams share its one copy
 //! of the service stack, silent and slow-loris connections are closed by their deadlines, a request in flight at SIGTERM still finishes, and a runtime name that does not
 //! exist is refused at start.
 
@@ -190,6 +191,67 @@ async fn concurrent_http2_streams_on_one_connection_each_arrive_once() {
         })
         .collect();
     assert_eq!(ids.len(), streams, "each stream's delivery arrived once");
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_connections_is_spread_over_the_serving_threads() {
+    // Each accepted connection is logged with its thread at debug level; no thread may hold
+    // more than its share (an equal part plus one) plus one more for a simultaneous accept.
+    // (The imbalance this prevents, one thread of two serving all of wrk's connections in
+    // about half the runs, shows under wrk: `bench/balance.py`. This client's burst did not
+    // reproduce it on the 2-core VM.)
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let upstream = Upstream::start().await;
+    let dir = temp_dir("per-core-burst");
+    std::fs::write(dir.join("ck.secret"), "per-core-secret").unwrap();
+    std::fs::write(dir.join("gw.toml"), per_core_config(&upstream.url(), "")).unwrap();
+    let mut server = Server::start(
+        &dir,
+        &["--config", "gw.toml"],
+        &[("RUST_LOG", "info,hookgate::server=debug")],
+    );
+    let count = 10 * threads;
+    // All connections at once, each busy at once (as a load generator's are): a thread
+    // serving requests polls the listener between them while an idle one must be woken, so
+    // without a share the busy thread kept winning the accepts.
+    let addr = server.addr;
+    let streams = futures_util::future::join_all((0..count).map(|_| async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        for _ in 0..20 {
+            stream
+                .write_all(b"GET /nowhere HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = [0u8; 512];
+            let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+                .await
+                .expect("answered in time")
+                .unwrap();
+            assert!(answer[..n].starts_with(b"HTTP/1.1 404"));
+        }
+        stream
+    }))
+    .await;
+    let mut per_thread = vec![0usize; threads];
+    for _ in 0..count {
+        let line = server.wait_for("accepted a connection");
+        let index: usize = line
+            .split("serving_thread=")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no thread in {line}"));
+        per_thread[index] += 1;
+    }
+    // An equal part plus one, plus one more for two threads accepting at the same moment.
+    let bound = count / threads + 2;
+    assert!(
+        per_thread.iter().all(|&n| n <= bound),
+        "connections per thread {per_thread:?}, at most {bound} each"
+    );
+    drop(streams);
     let (code, log) = server.stop();
     assert_eq!(code, Some(0), "{log}");
 }

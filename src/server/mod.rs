@@ -154,7 +154,16 @@ struct Accepting {
     builder: Arc<auto::Builder<TokioExecutor>>,
     /// One per open connection, whichever thread runs it: the cap is the listener's.
     slots: Arc<Semaphore>,
+    /// The cap: `max - slots.available_permits()` connections are open.
+    max: usize,
     stopping: watch::Receiver<bool>,
+}
+
+impl Accepting {
+    /// Connections open now, on every thread.
+    fn open(&self) -> usize {
+        self.max - self.slots.available_permits()
+    }
 }
 
 /// Serves `service` on `listener` as `options` says until `shutdown` completes, then stops
@@ -190,6 +199,7 @@ where
         metrics,
         builder: Arc::new(protocol_builder(&limits)),
         slots: Arc::new(Semaphore::new(max as usize)),
+        max: max as usize,
         stopping,
     });
     let workers = if threads > 0 {
@@ -198,7 +208,7 @@ where
         Some(workers)
     } else {
         tokio::select! {
-            () = accept(listener, &accepting, service) => {}
+            () = accept(listener, &accepting, service, None) => {}
             () = shutdown => {}
         }
         None
@@ -220,9 +230,15 @@ where
 }
 
 /// Accepts connections on `listener` and runs each in a task of the current runtime, until
-/// the future is dropped (the listener with it).
-async fn accept<S, B>(listener: TcpListener, accepting: &Accepting, service: S)
-where
+/// the future is dropped (the listener with it). A serving thread of several passes its
+/// `share`: while it holds more than its share of the open connections it leaves new ones to
+/// the other threads.
+async fn accept<S, B>(
+    listener: TcpListener,
+    accepting: &Accepting,
+    service: S,
+    share: Option<&workers::Share>,
+) where
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
@@ -232,6 +248,9 @@ where
 {
     let limits = accepting.limits;
     loop {
+        if let Some(share) = share {
+            share.wait_for_turn(accepting).await;
+        }
         let (stream, peer) = match listener.accept().await {
             Ok(pair) => pair,
             Err(error) => {
@@ -249,6 +268,10 @@ where
             }
             continue;
         };
+        let held = share.map(|share| {
+            tracing::debug!(serving_thread = share.index(), %peer, "accepted a connection");
+            share.hold()
+        });
         let _ = stream.set_nodelay(true);
         let activity = Activity::new(Instant::now());
         let service = Tracked::new(peer, activity.clone(), service.clone());
@@ -284,6 +307,7 @@ where
                 m.connection_closed(reason.map(CloseReason::as_str));
             }
             drop(slot);
+            drop(held);
         });
     }
 }

@@ -5,11 +5,21 @@
 //! [`Accepting`] state: the connection cap's slots, the protocol settings and the signal to
 //! stop.
 //!
+//! Balance: the first thread to wake would drain a burst of new connections on its own (its
+//! accept loop takes whatever is queued), and a connection never moves to another thread: on
+//! the 2-core VM, one thread of two ran all 64 (or 16) of wrk's connections in half the runs.
+//! So a thread holding more than its [`Share`] of the open connections (an equal part, plus
+//! one) stops accepting and looks again every [`RECHECK`], leaving new connections to the
+//! others, the way nginx's workers disable accepting past 7/8 of their connections. The
+//! threads' counts add up to the open connections, so one of them is always below its share.
+//!
 //! Shutdown: the caller flips `stopping` (every thread stops accepting and its connections
 //! close gracefully), waits for the slots to come back within the grace period, then
 //! [`Workers::finish`] lets the threads end, dropping whatever connection outlived the grace.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -18,6 +28,62 @@ use tokio::sync::watch;
 use tower::Service;
 
 use super::{accept, Accepting, BoxError};
+
+/// How often a thread past its share of the connections looks again.
+const RECHECK: Duration = Duration::from_millis(2);
+
+/// One serving thread's part of the listener's open connections.
+pub(super) struct Share {
+    index: usize,
+    threads: usize,
+    mine: Arc<AtomicUsize>,
+}
+
+/// One of a thread's connections, counted until dropped.
+pub(super) struct Held(Arc<AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Share {
+    pub(super) fn new(index: usize, threads: usize) -> Self {
+        Share {
+            index,
+            threads,
+            mine: Arc::default(),
+        }
+    }
+
+    /// The thread's number, for the log.
+    pub(super) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Whether a thread holding `mine` of `open` connections holds more than its share.
+    fn over(mine: usize, open: usize, threads: usize) -> bool {
+        mine > open / threads.max(1) + 1
+    }
+
+    /// Returns once this thread may accept: at once unless it holds more than its share.
+    pub(super) async fn wait_for_turn(&self, accepting: &Accepting) {
+        while Share::over(
+            self.mine.load(Ordering::Relaxed),
+            accepting.open(),
+            self.threads,
+        ) {
+            tokio::time::sleep(RECHECK).await;
+        }
+    }
+
+    /// Counts a connection this thread accepted, until the result is dropped.
+    pub(super) fn hold(&self) -> Held {
+        self.mine.fetch_add(1, Ordering::Relaxed);
+        Held(self.mine.clone())
+    }
+}
 
 /// The serving threads of one listener.
 pub(super) struct Workers {
@@ -49,6 +115,7 @@ where
         let accepting = accepting.clone();
         let service = service.clone();
         let mut finished = finished.clone();
+        let share = Share::new(index, n);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -60,7 +127,7 @@ where
                         Ok(listener) => {
                             let mut stopping = accepting.stopping.clone();
                             tokio::select! {
-                                () = accept(listener, &accepting, service) => {}
+                                () = accept(listener, &accepting, service, Some(&share)) => {}
                                 _ = stopping.wait_for(|stop| *stop) => {}
                             }
                         }
@@ -87,5 +154,37 @@ impl Workers {
             }
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_past_an_equal_part_plus_one_waits() {
+        // Two threads, ten connections open.
+        assert!(!Share::over(6, 10, 2));
+        assert!(Share::over(7, 10, 2));
+        // The counts add up to the open connections, so some thread is never past its share.
+        for open in 0..50 {
+            for threads in 1..6 {
+                let least = open / threads;
+                assert!(!Share::over(least, open, threads), "{open} {threads}");
+            }
+        }
+        // One thread alone always accepts.
+        assert!(!Share::over(100, 100, 1));
+    }
+
+    #[test]
+    fn a_connection_is_counted_while_held() {
+        let share = Share::new(0, 2);
+        let first = share.hold();
+        let second = share.hold();
+        assert_eq!(share.mine.load(Ordering::Relaxed), 2);
+        drop(first);
+        drop(second);
+        assert_eq!(share.mine.load(Ordering::Relaxed), 0);
     }
 }
