@@ -261,11 +261,12 @@ async fn accept<S, B>(
             }
         };
         let Ok(slot) = accepting.slots.clone().try_acquire_owned() else {
-            // At the cap: close at once, before any byte is read or any task spawned.
-            drop(stream);
+            // At the cap: close at once, before any byte is read or any task spawned; counted
+            // first, so whoever sees the close also sees it counted.
             if let Some(m) = &accepting.metrics {
                 m.connection_refused();
             }
+            drop(stream);
             continue;
         };
         let held = share.map(|share| {
