@@ -11,7 +11,8 @@
 //! So a thread holding more than its [`Share`] of the open connections (an equal part, plus
 //! one) stops accepting and looks again every [`RECHECK`], leaving new connections to the
 //! others, the way nginx's workers disable accepting past 7/8 of their connections. The
-//! threads' counts add up to the open connections, so one of them is always below its share.
+//! threads' counts add up to the open connections, so one of them is always below its share;
+//! should that one be held up, the others accept again after [`MAX_DEFER`].
 //!
 //! Shutdown: the caller flips `stopping` (every thread stops accepting and its connections
 //! close gracefully), waits for the slots to come back within the grace period, then
@@ -31,6 +32,9 @@ use super::{accept, Accepting, BoxError};
 
 /// How often a thread past its share of the connections looks again.
 const RECHECK: Duration = Duration::from_millis(2);
+/// Longest a thread past its share leaves new connections to the others: if the thread below
+/// its share is held up (a long computation on it), the rest still accept.
+const MAX_DEFER: Duration = Duration::from_millis(50);
 
 /// One serving thread's part of the listener's open connections.
 pub(super) struct Share {
@@ -67,13 +71,16 @@ impl Share {
         mine > open / threads.max(1) + 1
     }
 
-    /// Returns once this thread may accept: at once unless it holds more than its share.
+    /// Returns once this thread may accept: at once unless it holds more than its share,
+    /// else when it no longer does or after [`MAX_DEFER`].
     pub(super) async fn wait_for_turn(&self, accepting: &Accepting) {
+        let deadline = tokio::time::Instant::now() + MAX_DEFER;
         while Share::over(
             self.mine.load(Ordering::Relaxed),
             accepting.open(),
             self.threads,
-        ) {
+        ) && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(RECHECK).await;
         }
     }
@@ -175,6 +182,38 @@ mod tests {
         }
         // One thread alone always accepts.
         assert!(!Share::over(100, 100, 1));
+    }
+
+    fn accepting(max: usize) -> Accepting {
+        let limits = super::super::Limits::default();
+        Accepting {
+            tls: None,
+            limits,
+            metrics: None,
+            builder: Arc::new(super::super::protocol_builder(&limits)),
+            slots: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+            stopping: watch::channel(false).1,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_thread_past_its_share_waits_for_a_while_at_most() {
+        let accepting = accepting(100);
+        let share = Share::new(0, 2);
+        // Ten connections open, all on this thread: the other thread should take the next.
+        let _slots = accepting.slots.clone().try_acquire_many_owned(10).unwrap();
+        let _held: Vec<Held> = (0..10).map(|_| share.hold()).collect();
+        let started = tokio::time::Instant::now();
+        share.wait_for_turn(&accepting).await;
+        let waited = started.elapsed();
+        assert!(waited >= MAX_DEFER, "{waited:?}");
+        assert!(waited < MAX_DEFER + RECHECK * 2, "{waited:?}");
+        // Within its share, it accepts at once.
+        let within = Share::new(1, 2);
+        let started = tokio::time::Instant::now();
+        within.wait_for_turn(&accepting).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
     #[test]
