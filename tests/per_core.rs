@@ -37,20 +37,24 @@ fn start(name: &str, config: &str) -> Server {
     Server::start(&dir, &["--config", "gw.toml"], &[])
 }
 
+/// A signed CloudKeep delivery of event `id` to the source at `server`.
+fn signed_delivery(server: std::net::SocketAddr, id: &str) -> http::Request<Full<Bytes>> {
+    let (headers, body) = sign::cloudkeep_event("per-core-secret", id, now_secs());
+    let mut request = http::Request::post(format!("http://{server}/hooks/ck"));
+    for (name, value) in &headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    request.body(Full::new(Bytes::from(body))).unwrap()
+}
+
 /// Sends `count` deliveries one after the other on one keep-alive connection.
 async fn deliveries_on_one_connection(server: std::net::SocketAddr, client: usize, count: usize) {
     let http: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(1)
         .build_http();
     for n in 0..count {
-        let (headers, body) =
-            sign::cloudkeep_event("per-core-secret", &format!("evt_{client}_{n}"), now_secs());
-        let mut request = http::Request::post(format!("http://{server}/hooks/ck"));
-        for (name, value) in &headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
         let response = http
-            .request(request.body(Full::new(Bytes::from(body))).unwrap())
+            .request(signed_delivery(server, &format!("evt_{client}_{n}")))
             .await
             .expect("the gateway answered");
         let status = response.status();
@@ -158,13 +162,7 @@ async fn concurrent_http2_streams_on_one_connection_each_arrive_once() {
             let mut sender = sender.clone();
             let addr = server.addr;
             tokio::spawn(async move {
-                let id = format!("evt_h2_{n}");
-                let (headers, body) = sign::cloudkeep_event("per-core-secret", &id, now_secs());
-                let mut request = http::Request::post(format!("http://{addr}/hooks/ck"));
-                for (name, value) in &headers {
-                    request = request.header(name.as_str(), value.as_str());
-                }
-                let request = request.body(Full::new(Bytes::from(body))).unwrap();
+                let request = signed_delivery(addr, &format!("evt_h2_{n}"));
                 let response =
                     tokio::time::timeout(Duration::from_secs(20), sender.send_request(request))
                         .await
