@@ -31,10 +31,14 @@ fn runtime_config(runtime_line: &str, upstream: &str, extra: &str) -> String {
 }
 
 fn start(name: &str, config: &str) -> Server {
+    start_with_env(name, config, &[])
+}
+
+fn start_with_env(name: &str, config: &str, env: &[(&str, &str)]) -> Server {
     let dir = temp_dir(name);
     std::fs::write(dir.join("ck.secret"), "per-core-secret").unwrap();
     std::fs::write(dir.join("gw.toml"), config).unwrap();
-    Server::start(&dir, &["--config", "gw.toml"], &[])
+    Server::start(&dir, &["--config", "gw.toml"], env)
 }
 
 /// A signed CloudKeep delivery of event `id` to the source at `server`.
@@ -202,12 +206,9 @@ async fn a_burst_of_connections_is_spread_over_the_serving_threads() {
     // reproduce it on the 2-core VM.)
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let upstream = Upstream::start().await;
-    let dir = temp_dir("per-core-burst");
-    std::fs::write(dir.join("ck.secret"), "per-core-secret").unwrap();
-    std::fs::write(dir.join("gw.toml"), per_core_config(&upstream.url(), "")).unwrap();
-    let mut server = Server::start(
-        &dir,
-        &["--config", "gw.toml"],
+    let mut server = start_with_env(
+        "per-core-burst",
+        &per_core_config(&upstream.url(), ""),
         &[("RUST_LOG", "info,hookgate::server=debug")],
     );
     let count = 10 * threads;
