@@ -211,6 +211,17 @@ async fn a_burst_of_connections_is_spread_over_the_serving_threads() {
         &per_core_config(&upstream.url(), ""),
         &[("RUST_LOG", "info,hookgate::server=debug")],
     );
+    // "listening" is logged before the serving threads start; a burst sent earlier would
+    // find one thread accepting (the others may take more than the 50 ms a thread defers).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while serving_threads(server.pid()) < threads && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        serving_threads(server.pid()),
+        threads,
+        "serving threads started"
+    );
     let count = 10 * threads;
     // All connections at once, each busy at once (as a load generator's are): a thread
     // serving requests polls the listener between them while an idle one must be woken, so
