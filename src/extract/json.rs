@@ -81,16 +81,21 @@ pub fn json_fields<P: AsRef<JsonPath>>(
     assert!(paths.len() <= 64, "at most 64 paths per walk");
     let out = RefCell::new(vec![None; paths.len()]);
     let duplicate = Cell::new(None);
-    let wanted: Vec<(usize, &[String])> = paths
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (i, p.as_ref().0.as_slice()))
-        .collect();
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let seek = Seek {
-        wanted: &wanted,
+    let walk = Walk {
+        paths,
         out: &out,
         duplicate: &duplicate,
+    };
+    let all = if paths.len() == 64 {
+        u64::MAX
+    } else {
+        (1u64 << paths.len()) - 1
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let seek = Seek {
+        walk: &walk,
+        wanted: all,
+        depth: 0,
     };
     seek.deserialize(&mut de)
         .map_err(|_| match duplicate.get() {
@@ -101,27 +106,60 @@ pub fn json_fields<P: AsRef<JsonPath>>(
     Ok(out.into_inner())
 }
 
-/// The paths still wanted below the current value: (index in the answer, remaining segments).
-struct Seek<'p, 'w> {
-    wanted: &'w [(usize, &'p [String])],
+/// The indexes in the bit set `bits`, lowest first.
+fn indexes(mut bits: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (bits != 0).then(|| {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            i
+        })
+    })
+}
+
+/// What every level of one walk shares: the paths (by index), the answers, and the path whose
+/// key appeared twice in one object.
+struct Walk<'w, P> {
+    paths: &'w [P],
     out: &'w RefCell<Vec<Option<Scalar>>>,
-    /// Set to the path whose key appeared twice in one object.
     duplicate: &'w Cell<Option<usize>>,
 }
 
-impl Seek<'_, '_> {
+impl<P: AsRef<JsonPath>> Walk<'_, P> {
+    /// The path `i`'s segment at `depth`, if it goes that deep.
+    fn segment(&self, i: usize, depth: usize) -> Option<&String> {
+        self.paths[i].as_ref().0.get(depth)
+    }
+}
+
+/// The paths still wanted at the current value, as a bit set over the walk's paths, and how
+/// deep the value is: the walk allocates nothing but its answers.
+struct Seek<'w, P> {
+    walk: &'w Walk<'w, P>,
+    wanted: u64,
+    depth: usize,
+}
+
+impl<P: AsRef<JsonPath>> Seek<'_, P> {
+    /// The same walk one level down, for the paths in `wanted`.
+    fn below(&self, wanted: u64) -> Self {
+        Seek {
+            walk: self.walk,
+            wanted,
+            depth: self.depth + 1,
+        }
+    }
+
     /// Records `scalar` for every path that ends here (moved into the last, copied for the
     /// others: the same path asked twice).
     fn found(&self, scalar: Scalar) {
-        let mut out = self.out.borrow_mut();
-        let mut ends = self
-            .wanted
-            .iter()
-            .filter(|(_, rest)| rest.is_empty())
+        let mut out = self.walk.out.borrow_mut();
+        let mut ends = indexes(self.wanted)
+            .filter(|&i| self.walk.segment(i, self.depth).is_none())
             .peekable();
         let mut scalar = Some(scalar);
-        while let Some((i, _)) = ends.next() {
-            out[*i] = if ends.peek().is_some() {
+        while let Some(i) = ends.next() {
+            out[i] = if ends.peek().is_some() {
                 scalar.clone()
             } else {
                 scalar.take()
@@ -130,11 +168,11 @@ impl Seek<'_, '_> {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Seek<'_, '_> {
+impl<'de, P: AsRef<JsonPath>> DeserializeSeed<'de> for Seek<'_, P> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        if self.wanted.is_empty() {
+        if self.wanted == 0 {
             IgnoredAny::deserialize(d)?;
             return Ok(());
         }
@@ -142,7 +180,7 @@ impl<'de> DeserializeSeed<'de> for Seek<'_, '_> {
     }
 }
 
-impl<'de> Visitor<'de> for Seek<'_, '_> {
+impl<'de, P: AsRef<JsonPath>> Visitor<'de> for Seek<'_, P> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -182,28 +220,22 @@ impl<'de> Visitor<'de> for Seek<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = 0u64;
-        while let Some(matches) = map.next_key_seed(KeyMatches(self.wanted))? {
+        let keys = KeyMatches {
+            walk: self.walk,
+            wanted: self.wanted,
+            depth: self.depth,
+        };
+        while let Some(matches) = map.next_key_seed(keys.copy())? {
             if matches == 0 {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            if let Some(bit) = (0..self.wanted.len()).find(|b| seen & matches & (1 << b) != 0) {
-                self.duplicate.set(Some(self.wanted[bit].0));
+            if let Some(i) = indexes(seen & matches).next() {
+                self.walk.duplicate.set(Some(i));
                 return Err(de::Error::custom("duplicate key"));
             }
             seen |= matches;
-            let below: Vec<(usize, &[String])> = self
-                .wanted
-                .iter()
-                .enumerate()
-                .filter(|(b, _)| matches & (1 << b) != 0)
-                .map(|(_, (i, rest))| (*i, &rest[1..]))
-                .collect();
-            map.next_value_seed(Seek {
-                wanted: &below,
-                out: self.out,
-                duplicate: self.duplicate,
-            })?;
+            map.next_value_seed(self.below(matches))?;
         }
         Ok(())
     }
@@ -211,20 +243,15 @@ impl<'de> Visitor<'de> for Seek<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut index = 0usize;
         loop {
-            let below: Vec<(usize, &[String])> = self
-                .wanted
-                .iter()
-                .filter(|(_, rest)| {
-                    rest.first().and_then(|s| s.parse::<usize>().ok()) == Some(index)
+            let wanted = indexes(self.wanted)
+                .filter(|&i| {
+                    self.walk
+                        .segment(i, self.depth)
+                        .and_then(|s| s.parse::<usize>().ok())
+                        == Some(index)
                 })
-                .map(|(i, rest)| (*i, &rest[1..]))
-                .collect();
-            let seek = Seek {
-                wanted: &below,
-                out: self.out,
-                duplicate: self.duplicate,
-            };
-            if seq.next_element_seed(seek)?.is_none() {
+                .fold(0u64, |bits, i| bits | 1 << i);
+            if seq.next_element_seed(self.below(wanted))?.is_none() {
                 break;
             }
             index += 1;
@@ -233,11 +260,24 @@ impl<'de> Visitor<'de> for Seek<'_, '_> {
     }
 }
 
-/// Which wanted paths continue through an object key, as a bit set over `wanted`, without
-/// allocating.
-struct KeyMatches<'w, 'p>(&'w [(usize, &'p [String])]);
+/// Which wanted paths continue through an object key, as a bit set over the walk's paths.
+struct KeyMatches<'w, P> {
+    walk: &'w Walk<'w, P>,
+    wanted: u64,
+    depth: usize,
+}
 
-impl<'de> DeserializeSeed<'de> for KeyMatches<'_, '_> {
+impl<P> KeyMatches<'_, P> {
+    fn copy(&self) -> Self {
+        KeyMatches {
+            walk: self.walk,
+            wanted: self.wanted,
+            depth: self.depth,
+        }
+    }
+}
+
+impl<'de, P: AsRef<JsonPath>> DeserializeSeed<'de> for KeyMatches<'_, P> {
     type Value = u64;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
@@ -245,7 +285,7 @@ impl<'de> DeserializeSeed<'de> for KeyMatches<'_, '_> {
     }
 }
 
-impl<'de> Visitor<'de> for KeyMatches<'_, '_> {
+impl<'de, P: AsRef<JsonPath>> Visitor<'de> for KeyMatches<'_, P> {
     type Value = u64;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -253,13 +293,9 @@ impl<'de> Visitor<'de> for KeyMatches<'_, '_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-        let mut bits = 0u64;
-        for (b, (_, rest)) in self.0.iter().enumerate() {
-            if rest.first().is_some_and(|k| k == v) {
-                bits |= 1 << b;
-            }
-        }
-        Ok(bits)
+        Ok(indexes(self.wanted)
+            .filter(|&i| self.walk.segment(i, self.depth).is_some_and(|k| k == v))
+            .fold(0u64, |bits, i| bits | 1 << i))
     }
 }
 
@@ -356,5 +392,31 @@ mod tests {
         // A duplicate of a key nobody reads is not refused (the receiver reads nothing there).
         let other = br#"{"id":"a","note":1,"note":2}"#;
         assert!(json_fields(other, &[&id]).is_ok());
+    }
+
+    #[test]
+    fn sixty_four_paths_and_a_nested_duplicate() {
+        let keys: Vec<String> = (0..64).map(|i| format!("k{i}")).collect();
+        let body = format!(
+            "{{\"o\":{{{}}}}}",
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| format!("\"{k}\":{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let paths: Vec<JsonPath> = keys.iter().map(|k| path(&format!("o.{k}"))).collect();
+        let found = json_fields(body.as_bytes(), &paths).unwrap();
+        assert_eq!(found.len(), 64);
+        assert_eq!(found[63], Some(Scalar::Int(63)));
+        assert!(found
+            .iter()
+            .enumerate()
+            .all(|(i, v)| *v == Some(Scalar::Int(i as i64))));
+        let twice = br#"{"o":{"k1":1,"k63":2,"k63":3}}"#;
+        assert_eq!(
+            json_fields(twice, &paths),
+            Err(JsonError::DuplicateKey("o.k63".into()))
+        );
     }
 }
