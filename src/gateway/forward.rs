@@ -9,6 +9,7 @@
 //! its retry logic keeps working. Unreachable upstream: 502; no answer in time: 504.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -127,8 +128,8 @@ fn set_forwarding_headers(headers: &mut HeaderMap, peer: Option<PeerAddr>, trust
         strip_forwarding(headers);
         return;
     };
-    let ip = peer.ip().to_string();
     if contains(trusted, peer.ip()) {
+        let ip = peer.ip().to_string();
         let previous: Vec<&str> = headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
@@ -145,11 +146,32 @@ fn set_forwarding_headers(headers: &mut HeaderMap, peer: Option<PeerAddr>, trust
         return;
     }
     strip_forwarding(headers);
-    // The address's own bytes become the value (no second copy).
-    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(ip)) {
-        headers.insert(X_FORWARDED_FOR, value.clone());
-        headers.insert(X_REAL_IP, value);
-    }
+    let value = peer_value(peer.ip());
+    headers.insert(X_FORWARDED_FOR, value.clone());
+    headers.insert(X_REAL_IP, value);
+}
+
+thread_local! {
+    /// The last peer address this thread wrote as a header value, and that value: a sender's
+    /// deliveries come from a few addresses, over kept-alive connections, so the address is
+    /// formatted once rather than for every request (an allocation and some 700 instructions,
+    /// `bench/instructions.py`). The value's bytes are shared by the requests that carry it.
+    static LAST_PEER: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `ip` as a header value.
+fn peer_value(ip: IpAddr) -> HeaderValue {
+    LAST_PEER.with_borrow_mut(|last| match last {
+        Some((cached, value)) if *cached == ip => value.clone(),
+        _ => {
+            // An address's text is always a valid header value.
+            let value = HeaderValue::from_maybe_shared(Bytes::from(ip.to_string()))
+                .expect("an IP address is a valid header value");
+            *last = Some((ip, value.clone()));
+            value
+        }
+    })
 }
 
 /// Turns a verified request's headers into the upstream's: hop-by-hop, `Expect` and
@@ -313,5 +335,25 @@ mod tests {
         headers.insert("x-other", "kept".parse().unwrap());
         strip_own_headers(&mut headers);
         assert_eq!(headers.len(), 1);
+    }
+
+    #[test]
+    fn each_peer_gets_its_own_address_whatever_the_last_one_was() {
+        let peers = [
+            "10.0.0.1",
+            "2001:db8::7",
+            "10.0.0.1",
+            "10.0.0.1",
+            "192.0.2.9",
+        ];
+        for text in peers {
+            let mut headers = HeaderMap::new();
+            headers.insert(X_FORWARDED_FOR, "203.0.113.66".parse().unwrap());
+            let peer = PeerAddr(std::net::SocketAddr::new(text.parse().unwrap(), 443));
+            set_forwarding_headers(&mut headers, Some(peer), &[]);
+            assert_eq!(headers.get_all(X_FORWARDED_FOR).iter().count(), 1);
+            assert_eq!(headers[X_FORWARDED_FOR], text);
+            assert_eq!(headers[X_REAL_IP], text);
+        }
     }
 }
