@@ -7,7 +7,9 @@
 //! Text values are quoted and escaped like `{:?}` does, so a value can never forge a second
 //! line or a field of its own.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -31,12 +33,10 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        write!(
-            writer,
-            "{} {} ",
-            humantime::format_rfc3339_micros(std::time::SystemTime::now()),
-            level_str(meta.level())
-        )?;
+        write_timestamp(&mut writer, SystemTime::now())?;
+        writer.write_char(' ')?;
+        writer.write_str(level_str(meta.level()))?;
+        writer.write_char(' ')?;
         if let Some(scope) = ctx.event_scope() {
             let mut any = false;
             for span in scope.from_root() {
@@ -64,6 +64,34 @@ where
         fields.result?;
         writer.write_char('\n')
     }
+}
+
+thread_local! {
+    /// The second last written by this thread and its text up to the seconds
+    /// (`2026-11-26T02:14:51`): the date is formatted once a second, not on every line.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// `now` in RFC 3339 with microseconds, UTC: `2026-11-26T02:14:51.123456Z`.
+fn write_timestamp(writer: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let seconds = since.as_secs();
+    SECOND.with_borrow_mut(|(cached, text)| {
+        if *cached != seconds {
+            let whole = UNIX_EPOCH + Duration::from_secs(seconds);
+            let stamp = humantime::format_rfc3339_seconds(whole).to_string();
+            *text = stamp.trim_end_matches('Z').to_string();
+            *cached = seconds;
+        }
+        writer.write_str(text)
+    })?;
+    let mut fraction = *b".000000Z";
+    let mut micros = since.subsec_micros();
+    for digit in fraction[1..7].iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    writer.write_str(std::str::from_utf8(&fraction).expect("ASCII digits"))
 }
 
 /// The level, right-aligned in five characters like the library's default.
@@ -244,5 +272,25 @@ mod tests {
             text.contains("ERROR request{request_id=\"ab\"}: hookgate::telemetry::text::tests: failed error=connection refused code=-3\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn timestamps_match_the_library_format_across_seconds() {
+        let base = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let offsets_us = [
+            0u64,
+            1,
+            999_999,
+            1_000_000,
+            1_000_001,
+            59_500_000,
+            3_600_000_007,
+        ];
+        for us in offsets_us.into_iter().chain(offsets_us.into_iter().rev()) {
+            let now = base + Duration::from_micros(us);
+            let mut text = String::new();
+            write_timestamp(&mut Writer::new(&mut text), now).unwrap();
+            assert_eq!(text, humantime::format_rfc3339_micros(now).to_string());
+        }
     }
 }
