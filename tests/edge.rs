@@ -144,6 +144,59 @@ async fn silent_and_idle_connections_are_closed_by_their_deadlines() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_second_head_is_cut_off_by_the_header_read_timeout_and_http2_is_not() {
+    let upstream = Upstream::start().await;
+    let limits =
+        "first_request_timeout = \"5s\"\nidle_timeout = \"60s\"\nheader_read_timeout = \"300ms\"";
+    let gateway = TestGateway::start(&config(limits), &upstream, &[]).await;
+
+    // HTTP/1.1: one request, then the next head dribbles in and never completes.
+    let mut slow = TcpStream::connect(gateway.addr).await.unwrap();
+    slow.write_all(b"GET /nowhere HTTP/1.1\r\nHost: g\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    slow.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 404");
+    slow.write_all(b"POST /hooks/ck HTTP/1.1\r\nHost: g\r\n")
+        .await
+        .unwrap();
+    let took = closed_within(&mut slow, Duration::from_secs(5))
+        .await
+        .expect("a slow second head is cut off");
+    assert!(took >= Duration::from_millis(200), "closed after {took:?}");
+
+    // HTTP/2 is bounded by the idle timeout (60 s here), not the header-read timeout.
+    let io = TokioIo::new(TcpStream::connect(gateway.addr).await.unwrap());
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake::<_, _, Empty<Bytes>>(TokioExecutor::new(), io)
+            .await
+            .unwrap();
+    let mut connection = tokio::spawn(connection);
+    let request = || {
+        http::Request::get(format!("http://{}/nowhere", gateway.addr))
+            .body(Empty::new())
+            .unwrap()
+    };
+    assert_eq!(sender.send_request(request()).await.unwrap().status(), 404);
+    let still_open = tokio::time::timeout(Duration::from_millis(900), &mut connection).await;
+    assert!(
+        still_open.is_err(),
+        "an HTTP/2 connection outlived 3x the header timeout"
+    );
+    assert_eq!(sender.send_request(request()).await.unwrap().status(), 404);
+
+    let text = render(&gateway);
+    let cut = metric(
+        &text,
+        r#"hookgate_connections_closed_total{reason="header_read_timeout"}"#,
+    );
+    assert_eq!(cut, 1.0, "{text}");
+    connection.abort();
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_are_closed_at_once_and_counted() {
     let upstream = Upstream::start().await;
     let limits = "max_connections = 3\nfirst_request_timeout = \"20s\"";

@@ -1,7 +1,9 @@
 //! One connection's lifetime: the deadline from accept to its first complete request head, the
-//! idle deadline between requests (HTTP/1.1 keep-alive and HTTP/2 alike: a connection with no
-//! request in progress is closed once it has been idle that long), and the bookkeeping that
-//! lets both be decided without a timer per request.
+//! deadline for each later head on HTTP/1.1, the idle deadline between requests (HTTP/1.1
+//! keep-alive and HTTP/2 alike: a connection with no request in progress is closed once it has
+//! been idle that long), and the bookkeeping that lets all three be decided without a timer
+//! per request. (hyper's own HTTP/1 header-read timer allocated and registered a timer for
+//! every request; it is off, and this watchdog applies `header_read_timeout` instead.)
 //!
 //! Requests are counted by [`Tracked`], the connection's service, which also adds the peer
 //! address; the watchdog ([`Activity::expired`]) sleeps until the next deadline and re-reads
@@ -12,14 +14,14 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::future::Either;
 use futures_util::task::noop_waker_ref;
-use http::Request;
+use http::{Request, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 use tower::util::Oneshot;
@@ -34,6 +36,10 @@ pub enum CloseReason {
     FirstRequestTimeout,
     /// No request in progress for the idle timeout.
     IdleTimeout,
+    /// HTTP/1.1: no complete next request head within the header-read timeout of the end of
+    /// the previous request (a slow head, or an idle keep-alive connection when that timeout
+    /// is the shorter).
+    HeaderReadTimeout,
 }
 
 impl CloseReason {
@@ -42,6 +48,7 @@ impl CloseReason {
         match self {
             CloseReason::FirstRequestTimeout => "first_request_timeout",
             CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::HeaderReadTimeout => "header_read_timeout",
         }
     }
 }
@@ -54,6 +61,8 @@ pub(super) struct Activity {
     finished: AtomicU64,
     /// Milliseconds from `accepted` to the end of the last finished request.
     last_done_ms: AtomicU64,
+    /// Set by the first HTTP/2 request: the header-read deadline is HTTP/1's.
+    http2: AtomicBool,
 }
 
 impl Activity {
@@ -63,6 +72,7 @@ impl Activity {
             started: AtomicU64::new(0),
             finished: AtomicU64::new(0),
             last_done_ms: AtomicU64::new(0),
+            http2: AtomicBool::new(false),
         })
     }
 
@@ -81,30 +91,39 @@ impl Activity {
         self.finished.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Resolves when the connection has outlived a deadline: no request head by
-    /// `first_request_timeout` after accept, or no request in progress for `idle_timeout`.
+    /// Resolves when the connection has outlived a deadline: no complete first request head
+    /// by the shorter of `first_request_timeout` and `header_read` after accept; or no request
+    /// in progress for `idle` — on HTTP/1.1 for the shorter of `idle` and `header_read`, since
+    /// a partial head cannot be told from silence.
     pub(super) async fn expired(
         &self,
         first_request_timeout: Duration,
         idle: Duration,
+        header_read: Duration,
     ) -> CloseReason {
-        tokio::time::sleep_until(self.first_request_deadline(first_request_timeout)).await;
+        let first = first_request_timeout.min(header_read);
+        tokio::time::sleep_until(self.first_request_deadline(first)).await;
         if self.started.load(Ordering::Acquire) == 0 {
             return CloseReason::FirstRequestTimeout;
         }
         loop {
+            let (limit, reason) = if self.http2.load(Ordering::Relaxed) || idle <= header_read {
+                (idle, CloseReason::IdleTimeout)
+            } else {
+                (header_read, CloseReason::HeaderReadTimeout)
+            };
             // Finished is read first: a request that starts after this read is in progress.
             let finished = self.finished.load(Ordering::Acquire);
             let started = self.started.load(Ordering::Acquire);
             if started > finished {
-                tokio::time::sleep(idle).await;
+                tokio::time::sleep(limit).await;
                 continue;
             }
             let last_done =
                 self.accepted + Duration::from_millis(self.last_done_ms.load(Ordering::Acquire));
-            let deadline = last_done + idle;
+            let deadline = last_done + limit;
             if Instant::now() >= deadline {
-                return CloseReason::IdleTimeout;
+                return reason;
             }
             tokio::time::sleep_until(deadline).await;
         }
@@ -143,6 +162,9 @@ where
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         req.extensions_mut().insert(PeerAddr(self.peer));
+        if req.version() == Version::HTTP_2 {
+            self.activity.http2.store(true, Ordering::Relaxed);
+        }
         self.activity.begin();
         let mut inner = self.inner.borrow_mut();
         let future = match inner.poll_ready(&mut Context::from_waker(noop_waker_ref())) {
@@ -193,7 +215,11 @@ mod tests {
         let activity = Activity::new(Instant::now());
         let started = Instant::now();
         let reason = activity
-            .expired(Duration::from_secs(10), Duration::from_secs(60))
+            .expired(
+                Duration::from_secs(10),
+                Duration::from_secs(60),
+                Duration::from_secs(30),
+            )
             .await;
         assert_eq!(reason, CloseReason::FirstRequestTimeout);
         assert_eq!(started.elapsed(), Duration::from_secs(10));
@@ -207,7 +233,11 @@ mod tests {
             let activity = activity.clone();
             tokio::spawn(async move {
                 let reason = activity
-                    .expired(Duration::from_secs(1), Duration::from_secs(5))
+                    .expired(
+                        Duration::from_secs(1),
+                        Duration::from_secs(5),
+                        Duration::from_secs(10),
+                    )
                     .await;
                 (reason, Instant::now())
             })
@@ -221,5 +251,58 @@ mod tests {
         assert_eq!(reason, CloseReason::IdleTimeout);
         assert!(at >= ended + Duration::from_secs(5) - Duration::from_millis(1));
         assert!(at <= ended + Duration::from_secs(6));
+    }
+
+    /// Runs the watchdog with a 60 s idle timeout and a 2 s header-read timeout through one
+    /// finished request; returns why and how long after the request it closed.
+    async fn after_one_request(http2: bool) -> (CloseReason, Duration) {
+        let activity = Activity::new(Instant::now());
+        activity.http2.store(http2, Ordering::Relaxed);
+        activity.begin();
+        activity.end();
+        let ended = Instant::now();
+        let reason = activity
+            .expired(
+                Duration::from_secs(1),
+                Duration::from_secs(60),
+                Duration::from_secs(2),
+            )
+            .await;
+        (reason, ended.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http1_needs_its_next_head_within_the_header_read_timeout() {
+        let (reason, after) = after_one_request(false).await;
+        assert_eq!(reason, CloseReason::HeaderReadTimeout);
+        assert!(
+            after >= Duration::from_secs(2) && after < Duration::from_secs(3),
+            "{after:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_connections_wait_for_the_idle_timeout() {
+        let (reason, after) = after_one_request(true).await;
+        assert_eq!(reason, CloseReason::IdleTimeout);
+        assert!(
+            after >= Duration::from_secs(60) && after < Duration::from_secs(61),
+            "{after:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_head_gets_the_shorter_of_its_two_timeouts() {
+        let activity = Activity::new(Instant::now());
+        let started = Instant::now();
+        let reason = activity
+            .expired(
+                Duration::from_secs(10),
+                Duration::from_secs(60),
+                Duration::from_secs(3),
+            )
+            .await;
+        assert_eq!(reason, CloseReason::FirstRequestTimeout);
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
     }
 }

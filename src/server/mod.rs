@@ -40,7 +40,9 @@ pub struct Limits {
     /// Time from accept to a complete first request head: TLS handshake, HTTP/1-vs-HTTP/2
     /// detection and the head itself. A silent connection is closed when it runs out.
     pub first_request_timeout: Duration,
-    /// Time to receive a request head once it has begun (HTTP/1.1 slow-loris protection).
+    /// HTTP/1.1: each request head must be complete this soon after the previous request
+    /// ended (slow-loris protection; an idle keep-alive connection is closed after the shorter
+    /// of this and `idle_timeout`), the first this soon after accept.
     pub header_read_timeout: Duration,
     /// A connection with no request in progress for this long is closed (HTTP/1.1 keep-alive
     /// and HTTP/2 alike). HTTP/2 connections are also pinged at this interval and closed when
@@ -319,8 +321,9 @@ fn protocol_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // The connection's watchdog applies `header_read_timeout` (`connection::Activity`):
+        // hyper's own allocates and registers a timer for every request head.
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes)
         .max_headers(limits.max_headers);
     builder
@@ -359,9 +362,11 @@ impl Connection {
     {
         let connection = self.builder.serve_connection(io, service);
         tokio::pin!(connection);
-        let expired = self
-            .activity
-            .expired(self.limits.first_request_timeout, self.limits.idle_timeout);
+        let expired = self.activity.expired(
+            self.limits.first_request_timeout,
+            self.limits.idle_timeout,
+            self.limits.header_read_timeout,
+        );
         tokio::pin!(expired);
         let stopping = self.stopping.wait_for(|stop| *stop);
         tokio::pin!(stopping);
