@@ -250,7 +250,7 @@ pub(super) fn duplicate_response() -> Response {
         "x-hookgate-duplicate",
         HeaderValue::from_static("delivered"),
     );
-    response.extensions_mut().insert(Outcome::Duplicate);
+    Outcome::Duplicate.mark(response.extensions_mut());
     response
 }
 
@@ -347,10 +347,8 @@ where
                 if !source.enforce {
                     // Shadow mode: duplicates (and a dedup store that cannot answer) are
                     // forwarded too, marked; they claim nothing.
-                    let code = refusal
-                        .extensions()
-                        .get::<Outcome>()
-                        .map_or("duplicate", Outcome::as_str);
+                    let code = Outcome::of(refusal.extensions())
+                        .map_or("duplicate", |outcome| outcome.as_str());
                     shadow::record(&source, &mut req, code, &metrics);
                     return inner.call(req).await;
                 }

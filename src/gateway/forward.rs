@@ -295,7 +295,7 @@ impl Service<http::Request<Bytes>> for Forward {
                     let (mut parts, body) = response.into_parts();
                     strip_hop_by_hop(&mut parts.headers);
                     parts.extensions = Extensions::new();
-                    parts.extensions.insert(Outcome::Forwarded);
+                    Outcome::Forwarded.mark(&mut parts.extensions);
                     Ok(http::Response::from_parts(
                         parts,
                         body.map_err(Into::into).boxed(),

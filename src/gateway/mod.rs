@@ -60,7 +60,8 @@ pub fn full_body(bytes: Bytes) -> Body {
     Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
-/// What happened to a request; carried in the response's extensions for the request log.
+/// What happened to a request; carried in the response's extensions ([`Settled`]) for the
+/// request log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Passed every check and was sent to the upstream (whatever it answered).
@@ -76,6 +77,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Records this outcome in a response's extensions.
+    pub fn mark(self, extensions: &mut http::Extensions) {
+        Settled::entry(extensions).outcome = Some(self);
+    }
+
+    /// The outcome recorded in a response's extensions.
+    pub fn of(extensions: &http::Extensions) -> Option<Outcome> {
+        extensions.get::<Settled>().and_then(|s| s.outcome)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Forwarded => "forwarded",
@@ -96,9 +107,29 @@ pub struct EventId {
     pub signed: bool,
 }
 
-/// The source a response belongs to (for the request log).
+/// The source a response belongs to (for the request log), recorded by the route layer.
 #[derive(Debug, Clone)]
 pub struct RoutedTo(pub Arc<Source>);
+
+/// What the request log reads from a response: how the request ended and the source it was
+/// routed to, in one response extension (each extension is a heap allocation).
+#[derive(Debug, Clone, Default)]
+pub struct Settled {
+    pub outcome: Option<Outcome>,
+    pub source: Option<Arc<Source>>,
+}
+
+impl Settled {
+    /// The response's record, created on first use.
+    fn entry(extensions: &mut http::Extensions) -> &mut Settled {
+        if extensions.get::<Settled>().is_none() {
+            extensions.insert(Settled::default());
+        }
+        extensions
+            .get_mut::<Settled>()
+            .expect("inserted above when absent")
+    }
+}
 
 /// hookgate's id for one request: in the log line, the response and the upstream request.
 #[derive(Debug, Clone)]

@@ -216,7 +216,7 @@ async fn enqueue(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
-            response.extensions_mut().insert(Outcome::Queued);
+            Outcome::Queued.mark(response.extensions_mut());
             response
         }
         Ok(_) => duplicate_response(),

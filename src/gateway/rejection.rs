@@ -162,9 +162,7 @@ impl Rejection {
             }
             _ => {}
         }
-        response
-            .extensions_mut()
-            .insert(Outcome::Rejected(self.code()));
+        Outcome::Rejected(self.code()).mark(response.extensions_mut());
         response
     }
 }

@@ -16,7 +16,7 @@ use tower::{Layer, Service};
 
 use super::finish::{OnResponse, Then};
 use super::rejection::Rejection;
-use super::{Response, RoutedTo};
+use super::{Response, RoutedTo, Settled};
 use crate::source::Source;
 
 /// The routing table.
@@ -104,7 +104,7 @@ where
             req.method() == Method::GET && source.handshake.as_ref().is_some_and(|h| h.is_get());
         if req.method() != Method::POST && !get_handshake {
             let mut response = Rejection::MethodNotAllowed.into_response();
-            response.extensions_mut().insert(routed);
+            routed.on_response(&mut response);
             return Either::Left(ready(Ok(response)));
         }
         req.extensions_mut().insert(source);
@@ -115,6 +115,6 @@ where
 impl OnResponse for RoutedTo {
     /// Names the source on the response, for the request log.
     fn on_response(self, response: &mut Response) {
-        response.extensions_mut().insert(self);
+        Settled::entry(response.extensions_mut()).source = Some(self.0);
     }
 }

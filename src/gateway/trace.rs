@@ -18,7 +18,7 @@ use tracing::instrument::{Instrument, Instrumented};
 
 use super::facts::Facts;
 use super::finish::{OnResponse, Then};
-use super::{Outcome, RequestId, Response, RoutedTo};
+use super::{RequestId, Response, Settled};
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -108,11 +108,11 @@ impl OnResponse for Finish {
     /// Records the metrics, writes the request line and returns the id to the sender.
     fn on_response(self, response: &mut Response) {
         let elapsed = self.started.elapsed();
-        let source = response.extensions().get::<RoutedTo>().map(|r| &*r.0);
-        let outcome = response
-            .extensions()
-            .get::<Outcome>()
-            .map_or("unknown", Outcome::as_str);
+        let settled = response.extensions().get::<Settled>();
+        let source = settled.and_then(|s| s.source.as_deref());
+        let outcome = settled
+            .and_then(|s| s.outcome)
+            .map_or("unknown", |outcome| outcome.as_str());
         self.metrics.request(
             source.map(|s| (&s.name, &s.metric_handles)),
             outcome,

@@ -48,7 +48,7 @@ fn answer(content_type: &'static str, body: String) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response.extensions_mut().insert(Outcome::Handshake);
+    Outcome::Handshake.mark(response.extensions_mut());
     response
 }
 
