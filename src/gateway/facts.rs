@@ -32,13 +32,7 @@ impl Facts {
 
     /// The facts of `req`, to record one (created on first use).
     pub(super) fn of_mut<B>(req: &mut http::Request<B>) -> &mut Facts {
-        let extensions = req.extensions_mut();
-        if extensions.get::<Facts>().is_none() {
-            extensions.insert(Facts::default());
-        }
-        extensions
-            .get_mut::<Facts>()
-            .expect("inserted above when absent")
+        req.extensions_mut().get_or_insert_default::<Facts>()
     }
 }
 

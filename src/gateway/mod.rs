@@ -122,12 +122,7 @@ pub struct Settled {
 impl Settled {
     /// The response's record, created on first use.
     fn entry(extensions: &mut http::Extensions) -> &mut Settled {
-        if extensions.get::<Settled>().is_none() {
-            extensions.insert(Settled::default());
-        }
-        extensions
-            .get_mut::<Settled>()
-            .expect("inserted above when absent")
+        extensions.get_or_insert_default::<Settled>()
     }
 }
 
