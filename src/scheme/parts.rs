@@ -69,6 +69,14 @@ const LENIENT: GeneralPurposeConfig =
 const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
 const BASE64URL_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
 
+/// True for a `0x`/`0X` prefix, which the hex decoder would skip: no provider writes one, so
+/// a signature that has it is not in the provider's format and is refused.
+fn has_0x(text: &str) -> bool {
+    text.as_bytes()
+        .get(..2)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"0x"))
+}
+
 impl Encoding {
     /// Writes `mac` in this encoding, as a sender puts it in the header.
     pub fn encode(self, mac: &[u8]) -> String {
@@ -87,7 +95,7 @@ impl Encoding {
         match self {
             Encoding::Hex => {
                 let len = text.len() / 2;
-                if text.len() % 2 != 0 || len > MAX_MAC {
+                if text.len() % 2 != 0 || len > MAX_MAC || has_0x(text) {
                     return None;
                 }
                 hex::decode_to_slice(text, &mut out[..len]).ok()?;
@@ -104,6 +112,7 @@ impl Encoding {
     /// when it is not valid. For signatures longer than an HMAC (RSA, ECDSA).
     pub fn decode(self, text: &str) -> Option<Vec<u8>> {
         match self {
+            Encoding::Hex if has_0x(text) => None,
             Encoding::Hex => hex::decode(text).ok(),
             Encoding::Base64 => BASE64_LENIENT.decode(text).ok(),
             Encoding::Base64url | Encoding::Base64urlNopad => BASE64URL_LENIENT.decode(text).ok(),

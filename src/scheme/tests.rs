@@ -79,6 +79,17 @@ fn plain_roundtrip_accepts_any_key_and_upper_case_hex() {
         s.verify(&keys, &headers(&[("x-sig", &upper)]), b"{}"),
         Ok(())
     );
+    // A `0x` prefix is not the provider's format, however valid the digits after it.
+    for prefix in ["0x", "0X"] {
+        let prefixed = format!("sha256={prefix}{}", &value[7..]);
+        assert_eq!(
+            s.verify(&keys, &headers(&[("x-sig", &prefixed)]), b"{}"),
+            Err(SignatureError::Mismatch),
+            "{prefixed}"
+        );
+    }
+    assert_eq!(Encoding::Hex.decode("0x00"), None);
+    assert_eq!(Encoding::Hex.decode("00"), Some(vec![0]));
     assert_eq!(
         s.verify(&keys, &headers(&[("x-sig", &value)]), b"{ }"),
         Err(SignatureError::Mismatch)
