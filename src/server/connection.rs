@@ -16,11 +16,11 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use futures_util::future::Either;
-use futures_util::task::noop_waker_ref;
+use futures_util::task::{noop_waker_ref, AtomicWaker};
 use http::{Request, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
@@ -180,6 +180,75 @@ where
     }
 }
 
+pin_project_lite::pin_project! {
+    /// Runs a connection (`main`) beside its guard (its deadlines and the server's stop
+    /// signal), polling the guard only when the guard's own waker has fired (and on the first
+    /// poll). A `select!` of the two polled the guard's timer and channel on every wake of the
+    /// connection's task, which is several times per request. Resolves with whichever ends
+    /// first.
+    pub(super) struct Watched<M, G> {
+        #[pin]
+        main: M,
+        #[pin]
+        guard: G,
+        signal: Arc<GuardSignal>,
+        guard_waker: Waker,
+    }
+}
+
+/// Set when the guard's waker fires; wakes the connection's task.
+#[derive(Default)]
+pub(super) struct GuardSignal {
+    fired: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for GuardSignal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl<M, G> Watched<M, G> {
+    pub(super) fn new(main: M, guard: G) -> Self {
+        let signal = Arc::new(GuardSignal {
+            // The guard is polled on the first poll, to arm its timer.
+            fired: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        Watched {
+            main,
+            guard,
+            guard_waker: Waker::from(signal.clone()),
+            signal,
+        }
+    }
+}
+
+impl<M: Future, G: Future> Future for Watched<M, G> {
+    type Output = Either<M::Output, G::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        this.signal.task.register(cx.waker());
+        if let Poll::Ready(output) = this.main.poll(cx) {
+            return Poll::Ready(Either::Left(output));
+        }
+        if this.signal.fired.swap(false, Ordering::AcqRel) {
+            let mut guard_cx = Context::from_waker(this.guard_waker);
+            if let Poll::Ready(output) = this.guard.poll(&mut guard_cx) {
+                return Poll::Ready(Either::Right(output));
+            }
+        }
+        Poll::Pending
+    }
+}
+
 /// Marks the request finished when dropped (answered or cancelled alike).
 struct Done(Arc<Activity>);
 
@@ -304,5 +373,61 @@ mod tests {
             .await;
         assert_eq!(reason, CloseReason::FirstRequestTimeout);
         assert_eq!(started.elapsed(), Duration::from_secs(3));
+    }
+
+    /// Pending `left` more times (waking itself each time), then ready.
+    struct Spins {
+        left: usize,
+        polls: Arc<AtomicU64>,
+    }
+
+    impl Future for Spins {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            self.polls.fetch_add(1, Ordering::Relaxed);
+            if self.left == 0 {
+                return Poll::Ready(());
+            }
+            self.left -= 1;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+
+    /// Never ready; wakes itself on its first poll only.
+    struct WakesOnce(Arc<AtomicU64>);
+
+    impl Future for WakesOnce {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.0.fetch_add(1, Ordering::Relaxed) == 0 {
+                cx.waker().wake_by_ref();
+            }
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn the_guard_is_polled_when_it_wakes_not_when_the_connection_does() {
+        let main_polls = Arc::new(AtomicU64::new(0));
+        let guard_polls = Arc::new(AtomicU64::new(0));
+        let main = Spins {
+            left: 50,
+            polls: main_polls.clone(),
+        };
+        let guard = WakesOnce(guard_polls.clone());
+        // The guard wakes itself on its first poll: polled once more, then not again.
+        assert!(matches!(Watched::new(main, guard).await, Either::Left(())));
+        assert_eq!(main_polls.load(Ordering::Relaxed), 51);
+        assert_eq!(guard_polls.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_guard_that_fires_ends_the_watch() {
+        let started = Instant::now();
+        let main = std::future::pending::<()>();
+        let guard = tokio::time::sleep(Duration::from_secs(7));
+        assert!(matches!(Watched::new(main, guard).await, Either::Right(())));
+        assert_eq!(started.elapsed(), Duration::from_secs(7));
     }
 }

@@ -22,7 +22,8 @@ use tokio_rustls::TlsAcceptor;
 use tower::Service;
 
 pub use connection::CloseReason;
-use connection::{Activity, Tracked};
+use connection::{Activity, Tracked, Watched};
+use futures_util::future::Either;
 
 use crate::metrics::Metrics;
 
@@ -367,18 +368,23 @@ impl Connection {
             self.limits.idle_timeout,
             self.limits.header_read_timeout,
         );
-        tokio::pin!(expired);
         let stopping = self.stopping.wait_for(|stop| *stop);
-        tokio::pin!(stopping);
-        let reason = tokio::select! {
-            result = connection.as_mut() => {
+        // The deadlines and the stop signal are polled when they wake, not on every wake of
+        // the connection (several per request).
+        let guard = async {
+            tokio::select! {
+                reason = expired => Some(reason),
+                _ = stopping => None,
+            }
+        };
+        let reason = match Watched::new(connection.as_mut(), guard).await {
+            Either::Left(result) => {
                 if let Err(error) = result {
                     tracing::debug!(%error, "connection ended with an error");
                 }
                 return None;
             }
-            reason = &mut expired => Some(reason),
-            _ = &mut stopping => None,
+            Either::Right(reason) => reason,
         };
         if reason == Some(CloseReason::FirstRequestTimeout) {
             // No request was ever dispatched: nothing to finish, close now.
