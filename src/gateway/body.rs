@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
+use super::held::{Held, PerCopy};
 use super::rejection::Rejection;
 use super::{BoxError, BoxFuture, Response};
 use crate::metrics::Metrics;
@@ -66,15 +67,15 @@ impl BodyBudget {
 struct BudgetExhausted;
 
 /// A body that holds budget for the bytes it has produced (or was declared to produce).
-struct Budgeted<B> {
+struct Budgeted<'a, B> {
     inner: B,
-    budget: BodyBudget,
+    budget: &'a BodyBudget,
     held: Option<OwnedSemaphorePermit>,
     /// True when the declared length was reserved up front.
     prepaid: bool,
 }
 
-impl<B> Body for Budgeted<B>
+impl<B> Body for Budgeted<'_, B>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
@@ -130,16 +131,25 @@ impl<S> Layer<S> for CollectLayer {
 
     fn layer(&self, inner: S) -> Collect<S> {
         Collect {
-            inner,
-            budget: self.budget.clone(),
-            metrics: self.metrics.clone(),
+            inner: Held::new(inner),
+            parts: PerCopy::new(Parts {
+                budget: self.budget.clone(),
+                metrics: self.metrics.clone(),
+            }),
         }
     }
 }
 
 #[derive(Clone)]
 pub(super) struct Collect<S> {
-    inner: S,
+    /// Called once the body is in; held per copy of the stack, not cloned per request.
+    inner: Held<S>,
+    parts: PerCopy<Parts>,
+}
+
+/// What a body read uses, one copy per copy of the stack ([`PerCopy`]).
+#[derive(Clone)]
+struct Parts {
     budget: BodyBudget,
     metrics: Arc<Metrics>,
 }
@@ -161,12 +171,10 @@ where
     }
 
     fn call(&mut self, req: http::Request<Incoming>) -> BoxFuture {
-        // The ready clone is used now; the fresh clone waits for the next request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let budget = self.budget.clone();
-        let metrics = self.metrics.clone();
+        let inner = self.inner.handle();
+        let parts = self.parts.handle();
         Box::pin(async move {
+            let Parts { budget, metrics } = &*parts;
             let source = req
                 .extensions()
                 .get::<Arc<Source>>()

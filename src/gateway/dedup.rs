@@ -31,6 +31,7 @@ use tower::{Layer, Service};
 use super::detach::Detached;
 use super::facts::Facts;
 use super::fields::BodyFields;
+use super::held::{Held, PerCopy};
 use super::outstanding::{Outstanding, Slot};
 use super::rejection::Rejection;
 use super::{full_body, shadow, BoxFuture, EventId, Outcome, RequestId, Response};
@@ -67,20 +68,21 @@ impl<S, D: Clone> Layer<S> for DedupLayer<D> {
 
     fn layer(&self, inner: S) -> Dedup<S, D> {
         Dedup {
-            inner,
-            store: self.store.clone(),
-            outstanding: self.outstanding.clone(),
-            metrics: self.metrics.clone(),
+            inner: Held::new(inner),
+            parts: PerCopy::new(Parts {
+                store: self.store.clone(),
+                outstanding: self.outstanding.clone(),
+                metrics: self.metrics.clone(),
+            }),
         }
     }
 }
 
 #[derive(Clone)]
 pub(super) struct Dedup<S, D> {
-    inner: S,
-    store: D,
-    outstanding: Outstanding,
-    metrics: Arc<Metrics>,
+    /// Called once the keys are claimed; held per copy of the stack, not cloned per request.
+    inner: Held<S>,
+    parts: PerCopy<Parts<D>>,
 }
 
 /// The keys a delivery claims, and its event id if it has one.
@@ -132,30 +134,38 @@ pub(super) fn keys_for(
     Ok((keys, id))
 }
 
+/// What a dedup layer's requests use, one copy per copy of the stack ([`PerCopy`]).
+#[derive(Clone)]
+struct Parts<D> {
+    store: D,
+    outstanding: Outstanding,
+    metrics: Arc<Metrics>,
+}
+
 /// The claims one request holds. Dropped unsettled (a panic, a cancelled task): released.
 struct Claims<D: DedupStore + Clone> {
-    store: D,
-    metrics: Arc<Metrics>,
+    parts: PerCopy<Parts<D>>,
     source: Arc<str>,
     /// For the warnings of a claim that cannot be settled.
     request_id: Option<RequestId>,
     held: Vec<(DedupKey, ClaimToken)>,
-    /// Where the claims are registered while the request is in progress.
-    tracked: Option<(Outstanding, Slot)>,
+    /// Where the claims are registered in `parts.outstanding` while the request is in
+    /// progress.
+    tracked: Option<Slot>,
 }
 
 impl<D: DedupStore + Clone> Claims<D> {
     fn untrack(&mut self) {
-        if let Some((outstanding, slot)) = self.tracked.take() {
-            outstanding.settle(slot);
+        if let Some(slot) = self.tracked.take() {
+            self.parts.outstanding.settle(slot);
         }
     }
 
     async fn complete(mut self, ttl: Duration) {
         self.untrack();
         for (key, token) in std::mem::take(&mut self.held) {
-            if let Err(error) = self.store.complete(key, token, ttl).await {
-                self.metrics.dedup_promote_deferred(&self.source);
+            if let Err(error) = self.parts.store.complete(key, token, ttl).await {
+                self.parts.metrics.dedup_promote_deferred(&self.source);
                 tracing::warn!(
                     request_id = RequestId::log_str(self.request_id.as_ref()),
                     source = %self.source,
@@ -168,7 +178,7 @@ impl<D: DedupStore + Clone> Claims<D> {
     async fn release(mut self) {
         self.untrack();
         for (key, token) in std::mem::take(&mut self.held) {
-            if let Err(error) = self.store.release(key, token).await {
+            if let Err(error) = self.parts.store.release(key, token).await {
                 tracing::warn!(
                     request_id = RequestId::log_str(self.request_id.as_ref()),
                     %error,
@@ -187,20 +197,20 @@ impl<D: DedupStore + Clone> Drop for Claims<D> {
     fn drop(&mut self) {
         let tracked = self.tracked.take();
         if self.held.is_empty() {
-            if let Some((outstanding, slot)) = tracked {
-                outstanding.settle(slot);
+            if let Some(slot) = tracked {
+                self.parts.outstanding.settle(slot);
             }
             return;
         }
         let held = std::mem::take(&mut self.held);
-        let store = self.store.clone();
+        let parts = self.parts.handle();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 for (key, token) in held {
-                    let _ = store.release(key, token).await;
+                    let _ = parts.store.release(key, token).await;
                 }
-                if let Some((outstanding, slot)) = tracked {
-                    outstanding.settle(slot);
+                if let Some(slot) = tracked {
+                    parts.outstanding.settle(slot);
                 }
             });
         }
@@ -272,12 +282,10 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<Bytes>) -> BoxFuture {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let store = self.store.clone();
-        let outstanding = self.outstanding.clone();
-        let metrics = self.metrics.clone();
+        let inner = self.inner.handle();
+        let parts = self.parts.handle();
         Box::pin(async move {
+            let (store, metrics) = (&parts.store, &parts.metrics);
             let source = req
                 .extensions()
                 .get::<Arc<Source>>()
@@ -310,15 +318,14 @@ where
             let in_flight_ttl = source.upstream.timeout + CLAIM_MARGIN;
             let deadline = tokio::time::Instant::now() + policy.inflight_wait;
             let mut claims = Claims {
-                store: store.clone(),
-                metrics: metrics.clone(),
+                parts: parts.handle(),
                 source: source.name.clone(),
                 request_id: Facts::of(&req).and_then(|f| f.request_id.clone()),
                 held: Vec::with_capacity(keys.len()),
                 tracked: None,
             };
             for key in keys {
-                let refusal = match claim_or_wait(&store, key, in_flight_ttl, deadline).await {
+                let refusal = match claim_or_wait(store, key, in_flight_ttl, deadline).await {
                     Ok(ClaimOutcome::Claimed(token)) => {
                         claims.held.push((key, token));
                         continue;
@@ -355,7 +362,7 @@ where
                 return Ok(refusal);
             }
             let ttl = policy.ttl;
-            claims.tracked = Some((outstanding.clone(), outstanding.track(claims.held.clone())));
+            claims.tracked = Some(parts.outstanding.track(claims.held.clone()));
             // Inline on the request's own future; handed to a task only if the sender hangs up
             // before the upstream has answered (the claim must follow what the upstream did); then
             // it takes the request's span along, so the forward's warnings name the request.

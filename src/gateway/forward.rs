@@ -22,6 +22,7 @@ use ipnet::IpNet;
 use tower::Service;
 
 use super::facts::Facts;
+use super::held::PerCopy;
 use super::rejection::Rejection;
 use super::shadow::{self, Verdict};
 use super::upstream::UpstreamClient;
@@ -213,14 +214,18 @@ pub(super) fn upstream_headers(
 
 /// The innermost service: sends the delivery upstream.
 #[derive(Clone)]
-pub(super) struct Forward {
+pub(super) struct Forward(PerCopy<Parts>);
+
+/// What a forward uses, one copy per copy of the stack ([`PerCopy`]).
+#[derive(Clone)]
+struct Parts {
     client: UpstreamClient,
     metrics: Arc<Metrics>,
 }
 
 impl Forward {
     pub(super) fn new(client: UpstreamClient, metrics: Arc<Metrics>) -> Self {
-        Forward { client, metrics }
+        Forward(PerCopy::new(Parts { client, metrics }))
     }
 }
 
@@ -234,9 +239,9 @@ impl Service<http::Request<Bytes>> for Forward {
     }
 
     fn call(&mut self, mut req: http::Request<Bytes>) -> BoxFuture {
-        let client = self.client.clone();
-        let metrics = self.metrics.clone();
+        let parts = self.0.handle();
         Box::pin(async move {
+            let Parts { client, metrics } = &*parts;
             let source = req
                 .extensions()
                 .get::<Arc<Source>>()

@@ -12,6 +12,7 @@ mod finish;
 mod forward;
 mod freshness;
 mod handshake;
+mod held;
 mod keyed;
 mod outstanding;
 mod queue;

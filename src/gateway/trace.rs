@@ -18,6 +18,7 @@ use tracing::instrument::{Instrument, Instrumented};
 
 use super::facts::Facts;
 use super::finish::{OnResponse, Then};
+use super::held::PerCopy;
 use super::{RequestId, Response, Settled};
 use crate::metrics::Metrics;
 
@@ -38,7 +39,7 @@ impl<S> Layer<S> for TraceLayer {
     fn layer(&self, inner: S) -> Trace<S> {
         Trace {
             inner,
-            metrics: self.metrics.clone(),
+            metrics: PerCopy::new(self.metrics.clone()),
         }
     }
 }
@@ -46,7 +47,8 @@ impl<S> Layer<S> for TraceLayer {
 #[derive(Clone)]
 pub(super) struct Trace<S> {
     inner: S,
-    metrics: Arc<Metrics>,
+    /// Handed to each request's line; one count per copy of the stack ([`PerCopy`]).
+    metrics: PerCopy<Arc<Metrics>>,
 }
 
 /// A new request id: 16 hex digits. One allocation, shared by the copies of the id (the log
@@ -90,7 +92,7 @@ where
             started,
             method,
             id,
-            metrics: self.metrics.clone(),
+            metrics: self.metrics.handle(),
         };
         Then::new(response, finish).instrument(span)
     }
@@ -101,7 +103,7 @@ pub(super) struct Finish {
     started: Instant,
     method: Method,
     id: HeaderValue,
-    metrics: Arc<Metrics>,
+    metrics: PerCopy<Arc<Metrics>>,
 }
 
 impl OnResponse for Finish {
