@@ -188,6 +188,9 @@ pub(super) fn upstream_headers(
     request_id: Option<RequestId>,
     verdict: Verdict,
 ) {
+    // Room for the headers added below at once, rather than growing (and rehashing) the
+    // map the sender's headers filled to its capacity.
+    headers.reserve(8);
     strip_hop_by_hop(headers);
     strip_own_headers(headers);
     headers.remove(header::EXPECT);

@@ -132,6 +132,37 @@ impl Fields<'_, '_> {
     }
 }
 
+/// An integer's decimal digits, without the formatting machinery (a status code and a count
+/// are on most lines).
+struct Decimal {
+    digits: [u8; 21],
+    start: usize,
+}
+
+impl Decimal {
+    fn new(mut value: u64, negative: bool) -> Self {
+        let mut digits = [0u8; 21];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        if negative {
+            start -= 1;
+            digits[start] = b'-';
+        }
+        Decimal { digits, start }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.digits[self.start..]).expect("ASCII digits")
+    }
+}
+
 /// True when a text value can be written between quotes as it is.
 fn plain(text: &str) -> bool {
     text.bytes()
@@ -155,11 +186,15 @@ impl Visit for Fields<'_, '_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.write(field, |out| write!(out, "{value}"));
+        self.write(field, |out| {
+            out.write_str(Decimal::new(value, false).as_str())
+        });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.write(field, |out| write!(out, "{value}"));
+        self.write(field, |out| {
+            out.write_str(Decimal::new(value.unsigned_abs(), value < 0).as_str())
+        });
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -291,6 +326,17 @@ mod tests {
             let mut text = String::new();
             write_timestamp(&mut Writer::new(&mut text), now).unwrap();
             assert_eq!(text, humantime::format_rfc3339_micros(now).to_string());
+        }
+    }
+
+    #[test]
+    fn integers_are_written_like_display_does() {
+        for value in [0u64, 7, 10, 202, 65_535, u64::MAX] {
+            assert_eq!(Decimal::new(value, false).as_str(), value.to_string());
+        }
+        for value in [-1i64, -3, -10, i64::MIN, i64::MAX] {
+            let text = Decimal::new(value.unsigned_abs(), value < 0);
+            assert_eq!(text.as_str(), value.to_string());
         }
     }
 }
