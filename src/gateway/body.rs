@@ -175,13 +175,14 @@ where
         let parts = self.parts.handle();
         Box::pin(async move {
             let Parts { budget, metrics } = &*parts;
-            let source = req
-                .extensions()
+            let (parts, body) = req.into_parts();
+            // Read where the route layer left it (no reference count taken: every serving
+            // thread shares the source's).
+            let source = parts
+                .extensions
                 .get::<Arc<Source>>()
-                .cloned()
                 .expect("the route layer runs first");
             let limit = source.max_body;
-            let (parts, body) = req.into_parts();
             let declared = parts
                 .headers
                 .get(CONTENT_LENGTH)

@@ -245,17 +245,18 @@ impl Service<http::Request<Bytes>> for Forward {
         let parts = self.0.handle();
         Box::pin(async move {
             let Parts { client, metrics } = &*parts;
-            let source = req
-                .extensions()
-                .get::<Arc<Source>>()
-                .cloned()
-                .expect("the route layer runs first");
             let peer = req.extensions().get::<PeerAddr>().copied();
             let facts = Facts::of_mut(&mut req);
             let event_id = facts.event_id.take();
             let request_id = facts.request_id.take();
             let verdict = facts.verdict.unwrap_or_default();
             let (parts, body) = req.into_parts();
+            // Read where the route layer left it (no reference count taken: every serving
+            // thread shares the source's).
+            let source = parts
+                .extensions
+                .get::<Arc<Source>>()
+                .expect("the route layer runs first");
             // The query string is not covered by any signature: dropped unless the source
             // asks for it.
             let query = parts.uri.query().filter(|_| source.forward_query);
