@@ -303,7 +303,7 @@ where
             let (keys, id) = match keys_for(&source, policy, &req, &fields) {
                 Ok(found) => found,
                 Err(rejection) => {
-                    return match shadow::refuse_or_record(&source, &mut req, rejection, &metrics) {
+                    return match shadow::refuse_or_record(&source, &mut req, rejection, metrics) {
                         Ok(()) => inner.call(req).await,
                         Err(rejection) => Ok(rejection.into_response()),
                     }
@@ -356,7 +356,7 @@ where
                     // forwarded too, marked; they claim nothing.
                     let code = Outcome::of(refusal.extensions())
                         .map_or("duplicate", |outcome| outcome.as_str());
-                    shadow::record(&source, &mut req, code, &metrics);
+                    shadow::record(&source, &mut req, code, metrics);
                     return inner.call(req).await;
                 }
                 return Ok(refusal);

@@ -268,7 +268,7 @@ impl Service<http::Request<Bytes>> for Forward {
             let request_log = request_id.clone();
             upstream_headers(
                 &mut headers,
-                &source,
+                source,
                 peer,
                 event_id.as_ref(),
                 request_id,
