@@ -172,7 +172,8 @@ impl UpstreamClient {
         loop {
             let (mut sender, reused) = match self.take_idle(&key) {
                 Some(sender) => (sender, true),
-                None => (self.connect(&uri).await?, false),
+                // Boxed: a new connection (TLS included) is rare and its state is large.
+                None => (Box::pin(self.connect(&uri)).await?, false),
             };
             if reused && sender.ready().await.is_err() {
                 continue;
