@@ -101,20 +101,16 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<Incoming>) -> Self::Future {
-        let source = req
-            .extensions()
-            .get::<Arc<Source>>()
-            .cloned()
-            .expect("the route layer runs first");
         let peer = req.extensions().get::<PeerAddr>().copied();
-        let checked = check_head(&source, peer, req.headers()).or_else(|rejection| {
+        let checked = check_head(super::routed(&req), peer, req.headers()).or_else(|rejection| {
+            let source = super::routed(&req).clone();
             shadow::refuse_or_record(&source, &mut req, rejection, &self.metrics)
         });
         match checked {
             Ok(()) => Either::Right(self.inner.call(req)),
             Err(rejection) => {
                 self.metrics
-                    .refused_before_body(&source.name, rejection.code());
+                    .refused_before_body(&super::routed(&req).name, rejection.code());
                 Either::Left(ready(Ok(rejection.into_response())))
             }
         }

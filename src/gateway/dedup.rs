@@ -299,7 +299,7 @@ where
             if shadow::failed(&req) {
                 return inner.call(req).await;
             }
-            let fields = BodyFields::of(&source, &mut req);
+            let fields = BodyFields::of(&mut req);
             let (keys, id) = match keys_for(&source, policy, &req, &fields) {
                 Ok(found) => found,
                 Err(rejection) => {

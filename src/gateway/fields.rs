@@ -26,12 +26,13 @@ impl BodyFields {
         BodyFields(Arc::new(values))
     }
 
-    /// The fields of `req`: the ones already read for it, or read now and kept with it.
-    pub(super) fn of(source: &Source, req: &mut http::Request<Bytes>) -> BodyFields {
+    /// The fields of `req` (for the source it was routed to): the ones already read for it, or
+    /// read now and kept with it.
+    pub(super) fn of(req: &mut http::Request<Bytes>) -> BodyFields {
         if let Some(fields) = Facts::of(req).and_then(|f| f.fields.as_ref()) {
             return fields.clone();
         }
-        let fields = BodyFields::read(source, req.body());
+        let fields = BodyFields::read(super::routed(req), req.body());
         Facts::of_mut(req).fields = Some(fields.clone());
         fields
     }

@@ -169,15 +169,12 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<Bytes>) -> Self::Future {
-        let source = req
-            .extensions()
-            .get::<Arc<Source>>()
-            .cloned()
-            .expect("the route layer runs first");
-        let fields = BodyFields::of(&source, &mut req);
-        let checked = check(&source, &req, &fields, self.clock.wall_ms()).or_else(|rejection| {
-            shadow::refuse_or_record(&source, &mut req, rejection, &self.metrics)
-        });
+        let fields = BodyFields::of(&mut req);
+        let checked =
+            check(super::routed(&req), &req, &fields, self.clock.wall_ms()).or_else(|rejection| {
+                let source = super::routed(&req).clone();
+                shadow::refuse_or_record(&source, &mut req, rejection, &self.metrics)
+            });
         match checked {
             Ok(()) => Either::Right(self.inner.call(req)),
             Err(rejection) => Either::Left(ready(Ok(rejection.into_response()))),

@@ -108,6 +108,14 @@ pub struct EventId {
     pub signed: bool,
 }
 
+/// The source the route layer chose for `req`, borrowed where it was left: every serving
+/// thread shares the source's reference count, so a layer that can read it in place takes none.
+fn routed<B>(req: &http::Request<B>) -> &Arc<Source> {
+    req.extensions()
+        .get::<Arc<Source>>()
+        .expect("the route layer runs first")
+}
+
 /// The source a response belongs to (for the request log), recorded by the route layer.
 #[derive(Debug, Clone)]
 pub struct RoutedTo(pub Arc<Source>);

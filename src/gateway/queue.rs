@@ -123,14 +123,10 @@ where
     }
 
     fn call(&mut self, req: http::Request<Bytes>) -> BoxFuture {
-        let source = req
-            .extensions()
-            .get::<Arc<Source>>()
-            .cloned()
-            .expect("the route layer runs first");
-        if source.delivery == DeliveryMode::Sync {
+        if super::routed(&req).delivery == DeliveryMode::Sync {
             return self.forward.call(req);
         }
+        let source = super::routed(&req).clone();
         let engine = self.queue.engine();
         Box::pin(async move { Ok(enqueue(engine, &source, req).await) })
     }

@@ -115,7 +115,6 @@ fn verify_signature(
 /// Turns a verification outcome into go/refuse: a refusal of a shadow source is recorded and
 /// the request goes on; a match is counted by key position and marked on the request.
 fn settle(
-    source: &Source,
     req: &mut http::Request<Bytes>,
     outcome: Result<Option<usize>, Rejection>,
     metrics: &Metrics,
@@ -123,11 +122,13 @@ fn settle(
     let verified = match outcome {
         Ok(verified) => verified,
         Err(rejection) => {
-            shadow::refuse_or_record(source, req, rejection, metrics)?;
+            let source = super::routed(req).clone();
+            shadow::refuse_or_record(&source, req, rejection, metrics)?;
             None
         }
     };
     if let Some(position) = verified {
+        let source = super::routed(req);
         metrics.secret_matched(&source.name, &source.metric_handles, position);
         Facts::of_mut(req).verified = Some(Verified { position });
     }
@@ -151,13 +152,13 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<Bytes>) -> Self::Future {
-        let source = req
-            .extensions()
-            .get::<Arc<Source>>()
-            .cloned()
-            .expect("the route layer runs first");
         // The head checks ran before the body was read (admit layer).
-        if source.signature.as_ref().is_some_and(keyed::fetches) {
+        let fetches = super::routed(&req)
+            .signature
+            .as_ref()
+            .is_some_and(keyed::fetches);
+        if fetches {
+            let source = super::routed(&req).clone();
             let clone = self.inner.clone();
             let mut inner = std::mem::replace(&mut self.inner, clone);
             let clock = self.clock.clone();
@@ -165,14 +166,14 @@ where
             return Either::Right(Either::Right(Box::pin(async move {
                 let check = source.signature.as_ref().expect("checked above");
                 let outcome = keyed::verify_fetched(check, &req, &clock).await;
-                match settle(&source, &mut req, outcome, &metrics) {
+                match settle(&mut req, outcome, &metrics) {
                     Ok(()) => inner.call(req).await,
                     Err(rejection) => Ok(rejection.into_response()),
                 }
             })));
         }
-        let outcome = verify_signature(&source, &req, self.clock.wall_ms());
-        match settle(&source, &mut req, outcome, &self.metrics) {
+        let outcome = verify_signature(super::routed(&req), &req, self.clock.wall_ms());
+        match settle(&mut req, outcome, &self.metrics) {
             Ok(()) => Either::Right(Either::Left(self.inner.call(req))),
             Err(rejection) => Either::Left(ready(Ok(rejection.into_response()))),
         }

@@ -161,11 +161,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<Bytes>) -> Self::Future {
-        let source = req
-            .extensions()
-            .get::<Arc<Source>>()
-            .cloned()
-            .expect("the route layer runs first");
+        let source = super::routed(&req);
         let handshake = source
             .handshake
             .as_ref()
@@ -186,7 +182,7 @@ where
         match answer::post(handshake.kind, &req, key) {
             Ok(None) => Either::Right(self.inner.call(req)),
             Ok(Some(response)) => {
-                answered(&self.metrics, &source, handshake, &req);
+                answered(&self.metrics, source, handshake, &req);
                 Either::Left(ready(Ok(response)))
             }
             Err(rejection) => {
