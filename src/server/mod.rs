@@ -39,7 +39,8 @@ pub struct PeerAddr(pub std::net::SocketAddr);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Time from accept to a complete first request head: TLS handshake, HTTP/1-vs-HTTP/2
-    /// detection and the head itself. A silent connection is closed when it runs out.
+    /// detection and the head itself (or `header_read_timeout`, if that is shorter). A silent
+    /// connection is closed when it runs out.
     pub first_request_timeout: Duration,
     /// HTTP/1.1: each request head must be complete this soon after the previous request
     /// ended (slow-loris protection; an idle keep-alive connection is closed after the shorter
