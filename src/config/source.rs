@@ -21,8 +21,8 @@ use crate::secret::{Env, Secret, SecretEncoding, SecretRef};
 use crate::sender::retry::RetryPolicy;
 use crate::source::method::Method;
 use crate::source::{
-    check_replay_cover, DedupPolicy, DedupSpec, DeliveryMode, Freshness, FreshnessSpec,
-    SignatureCheck, Source, Upstream,
+    check_replay_cover, DedupPolicy, DedupSpec, DeliveryMode, Destination, Freshness,
+    FreshnessSpec, SignatureCheck, Source, Upstream,
 };
 
 /// What `[server]` sets for every source that does not set its own.
@@ -436,8 +436,9 @@ fn parse_upstream(text: &str, source: &str, timeout: Duration) -> Result<Upstrea
         .path_and_query(path_and_query.as_str())
         .build()
         .map_err(|e| format!("`{shown}`: {e}"))?;
+    let destination = Destination::new(uri).ok_or_else(|| format!("`{shown}` has no host"))?;
     Ok(Upstream {
-        base_uri: uri,
+        destination,
         host_header: HeaderValue::from_str(authority.as_str())
             .map_err(|_| "bad host".to_string())?,
         source_header: HeaderValue::from_str(source).map_err(|_| "bad source name".to_string())?,

@@ -260,7 +260,7 @@ impl Service<http::Request<Bytes>> for Forward {
             // The query string is not covered by any signature: dropped unless the source
             // asks for it.
             let query = parts.uri.query().filter(|_| source.forward_query);
-            let Ok(uri) = source.upstream.uri(query) else {
+            let Ok(uri) = source.upstream.origin(query) else {
                 return Ok(Rejection::UpstreamUnavailable.into_response());
             };
 
@@ -283,7 +283,12 @@ impl Service<http::Request<Bytes>> for Forward {
             *upstream.headers_mut() = headers;
 
             let started = Instant::now();
-            match tokio::time::timeout(source.upstream.timeout, client.request(upstream)).await {
+            match tokio::time::timeout(
+                source.upstream.timeout,
+                client.request(&source.upstream.destination, upstream),
+            )
+            .await
+            {
                 Err(_) => Ok(Rejection::UpstreamTimeout.into_response()),
                 Ok(Err(error)) => {
                     tracing::warn!(

@@ -75,7 +75,7 @@ pub fn queue_targets(sources: &[Arc<Source>], client: &Sender) -> Vec<TargetSpec
                 }
             };
             retry.timeout = source.upstream.timeout;
-            let url = source.upstream.uri(None).ok()?;
+            let url = source.upstream.destination.uri.clone();
             Some(TargetSpec {
                 name: DeliveryMode::target_name(&source.name),
                 url,

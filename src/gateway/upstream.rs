@@ -16,7 +16,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::uri::{Authority, Scheme};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -26,6 +25,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use tower::ServiceExt;
 
 use super::BoxError;
+use crate::source::Destination;
 use crate::tls::upstream_client_config;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,37 +34,15 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per upstream; more are closed as they come back.
 const POOL_MAX_IDLE: usize = 1024;
 
-/// A pool's upstream. Compared and hashed on the exact text of scheme and authority:
-/// `Authority`'s own `Hash` lowercases and feeds the hasher one byte at a time, which was
-/// about 1,000 instructions per request (a lookup when a connection is taken and another when
-/// it comes back). Two spellings of one host in different case get a pool each, nothing worse.
-///
-/// With one runtime per core the key also names the serving thread (`lane`): a connection's
-/// task runs on the runtime that opened it, so a request sent on another thread's connection
-/// would hand every read and write across threads. Each thread keeps its own connections.
-#[derive(Clone)]
+/// A pool: the upstream's pool number ([`Destination::pool`], one per scheme and authority,
+/// worked out when the configuration is loaded) and, with one runtime per core, the serving
+/// thread (`lane`): a connection's task runs on the runtime that opened it, so a request sent
+/// on another thread's connection would hand every read and write across threads. Each thread
+/// keeps its own connections. Two numbers: nothing to clone or hash per request.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
-    scheme: Scheme,
-    authority: Authority,
+    pool: u64,
     lane: u64,
-}
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Key) -> bool {
-        self.lane == other.lane
-            && self.scheme.as_str() == other.scheme.as_str()
-            && self.authority.as_str() == other.authority.as_str()
-    }
-}
-
-impl Eq for Key {}
-
-impl std::hash::Hash for Key {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.lane.hash(state);
-        self.scheme.as_str().hash(state);
-        self.authority.as_str().hash(state);
-    }
 }
 
 /// This thread's lane: a number of its own, from 1.
@@ -82,8 +60,8 @@ struct Idle {
 }
 
 /// Idle connections by upstream, for the serving threads whose lane falls in this shard.
-/// The key is hashed with foldhash (it comes from the configuration, not from senders):
-/// SipHash of the key was some 500 instructions per request. Aligned to its own cache lines,
+/// The key is hashed with foldhash (it comes from the configuration, not from senders).
+/// Aligned to its own cache lines,
 /// so that each per-core thread's lock stays on its own core.
 #[repr(align(128))]
 #[derive(Default)]
@@ -148,32 +126,25 @@ impl UpstreamClient {
         }))
     }
 
-    /// Sends `req` (absolute URI; the request is written in origin form with the `Host` header
-    /// the caller set) and returns the upstream's answer.
+    /// Sends `req` to `to` over one of its pooled connections (or a new one) and returns the
+    /// upstream's answer. `req` carries the request line's URI in origin form and the `Host`
+    /// header the caller set.
     pub(super) async fn request(
         &self,
+        to: &Destination,
         mut req: http::Request<Full<Bytes>>,
     ) -> Result<http::Response<PooledBody>, BoxError> {
-        let uri = req.uri().clone();
-        let key: Key = match (uri.scheme(), uri.authority()) {
-            (Some(scheme), Some(authority)) => Key {
-                scheme: scheme.clone(),
-                authority: authority.clone(),
-                lane: if self.0.per_thread { thread_lane() } else { 0 },
-            },
-            _ => return Err("upstream URI without scheme or authority".into()),
+        let key = Key {
+            pool: to.pool,
+            lane: if self.0.per_thread { thread_lane() } else { 0 },
         };
-        let origin_form = uri
-            .path_and_query()
-            .map_or_else(|| http::Uri::from_static("/"), |pq| pq.clone().into());
-        *req.uri_mut() = origin_form;
         // A pooled connection the upstream closed in the meantime gives the request back
         // unsent; it then goes on the next idle connection, or a new one.
         loop {
             let (mut sender, reused) = match self.take_idle(&key) {
                 Some(sender) => (sender, true),
                 // Boxed: a new connection (TLS included) is rare and its state is large.
-                None => (Box::pin(self.connect(&uri)).await?, false),
+                None => (Box::pin(self.connect(&to.uri)).await?, false),
             };
             if reused && sender.ready().await.is_err() {
                 continue;
@@ -354,6 +325,17 @@ mod tests {
         (format!("http://{addr}/hook"), accepted)
     }
 
+    /// Sends `req` to the absolute URI it carries, as the forward does: to that destination's
+    /// pool, with the request line in origin form.
+    async fn request_to(
+        client: &UpstreamClient,
+        mut req: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<PooledBody>, BoxError> {
+        let to = Destination::new(req.uri().clone()).expect("an absolute URI");
+        *req.uri_mut() = to.origin.clone();
+        client.request(&to, req).await
+    }
+
     async fn send(client: &UpstreamClient, uri: &str) -> (u16, Bytes) {
         let mut req = http::Request::new(Full::new(Bytes::from_static(b"{}")));
         *req.method_mut() = http::Method::POST;
@@ -361,7 +343,7 @@ mod tests {
         let host = req.uri().authority().unwrap().as_str().to_owned();
         req.headers_mut()
             .insert(http::header::HOST, host.parse().unwrap());
-        let response = tokio::time::timeout(Duration::from_secs(5), client.request(req))
+        let response = tokio::time::timeout(Duration::from_secs(5), request_to(client, req))
             .await
             .expect("answered in time")
             .expect("answered");
@@ -441,7 +423,7 @@ mod tests {
         *req.uri_mut() = uri.parse().unwrap();
         req.headers_mut()
             .insert(http::header::HOST, "upstream".parse().unwrap());
-        let response = client.request(req).await.unwrap();
+        let response = request_to(&client, req).await.unwrap();
         // "ok" may already be complete: then the connection was rightly given back.
         let given_back = response.body().back.is_none();
         drop(response);
@@ -467,7 +449,8 @@ mod tests {
             *req.uri_mut() = format!("http://{addr}/").parse().unwrap();
             req.headers_mut()
                 .insert(http::header::HOST, "upstream".parse().unwrap());
-            let answer = tokio::time::timeout(Duration::from_secs(5), client.request(req)).await;
+            let answer =
+                tokio::time::timeout(Duration::from_secs(5), request_to(&client, req)).await;
             assert!(answer.expect("answered in time").is_err());
         }
         for shard in client.0.idle.iter() {
@@ -483,6 +466,6 @@ mod tests {
         let client = UpstreamClient::new(None);
         let mut req = http::Request::new(Full::new(Bytes::new()));
         *req.uri_mut() = format!("http://{addr}/").parse().unwrap();
-        assert!(client.request(req).await.is_err());
+        assert!(request_to(&client, req).await.is_err());
     }
 }

@@ -9,11 +9,13 @@ use http::uri::{Authority, Scheme as UriScheme};
 use http::{HeaderValue, Uri};
 
 mod describe;
+mod destination;
 mod handles;
 mod handshake;
 pub mod method;
 mod spec;
 
+pub use destination::Destination;
 pub use handles::{Handles, SourceHandles};
 pub use handshake::{Handshake, HandshakeKind};
 pub use spec::{DedupSpec, FreshnessSpec};
@@ -177,8 +179,8 @@ pub struct Upstream {
     pub authority: Authority,
     /// Path (and query, if configured) the delivery is sent to.
     pub path_and_query: String,
-    /// `scheme://authority/path_and_query`, parsed once (cloning it shares its bytes).
-    pub base_uri: Uri,
+    /// The URI, the request line and the connection pool, worked out once.
+    pub destination: Destination,
     pub host_header: HeaderValue,
     /// The `X-Hookgate-Source` value (the source's name).
     pub source_header: HeaderValue,
@@ -186,24 +188,12 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// The upstream URI for a request that arrived with `query`.
-    pub fn uri(&self, query: Option<&str>) -> Result<Uri, http::Error> {
-        let path = match query {
-            Some(q) if !q.is_empty() => {
-                let sep = if self.path_and_query.contains('?') {
-                    '&'
-                } else {
-                    '?'
-                };
-                format!("{}{sep}{q}", self.path_and_query)
-            }
-            _ => return Ok(self.base_uri.clone()),
-        };
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path)
-            .build()
+    /// The request line's URI (origin form) for a request that arrived with `query`.
+    pub fn origin(&self, query: Option<&str>) -> Result<Uri, http::Error> {
+        match query {
+            Some(q) if !q.is_empty() => self.destination.origin_with(q),
+            _ => Ok(self.destination.origin.clone()),
+        }
     }
 }
 
