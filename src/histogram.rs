@@ -5,15 +5,15 @@
 //! counters on separate cache lines); a scrape sums the shards. The exposition is the same as
 //! prometheus-client's with `exponential_buckets(0.0001, 2.0, 20)`: 100 µs to about 52 s.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
-/// Shards per histogram; threads beyond this share them round-robin.
-const SHARDS: usize = 16;
+use crate::sharded::{shard_of_this_thread, SHARDS};
+
 /// Finite buckets: upper bounds of 100 µs × 2^i.
 const BUCKETS: usize = 20;
 /// The first upper bound, in nanoseconds.
@@ -45,15 +45,6 @@ impl std::fmt::Debug for LatencyHistogram {
             .field("sum", &sum)
             .finish()
     }
-}
-
-/// This thread's shard, given out round-robin at its first observation.
-fn shard_of_this_thread() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SHARD: usize = NEXT.fetch_add(1, Relaxed) % SHARDS;
-    }
-    SHARD.with(|shard| *shard)
 }
 
 /// The bucket of an observation: the first bound it does not exceed, else +Inf.

@@ -64,6 +64,8 @@ pub mod secret;
 #[doc(hidden)]
 pub mod server;
 #[doc(hidden)]
+pub mod sharded;
+#[doc(hidden)]
 pub mod sidecar;
 #[doc(hidden)]
 pub mod source;

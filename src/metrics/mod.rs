@@ -18,6 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::histogram::LatencyHistogram;
+use crate::sharded::ShardedCounter;
 
 mod delivery;
 mod edge;
@@ -63,10 +64,10 @@ type HistogramFamily<L> = Family<L, LatencyHistogram, fn() -> LatencyHistogram>;
 /// Every metric hookgate exposes.
 pub struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
+    requests: Family<RequestLabels, ShardedCounter>,
     request_seconds: HistogramFamily<SourceLabels>,
     upstream_seconds: HistogramFamily<SourceLabels>,
-    upstream_responses: Family<UpstreamLabels, Counter>,
+    upstream_responses: Family<UpstreamLabels, ShardedCounter>,
     dedup_entries: Gauge,
     dedup_early_evictions: Counter,
     dedup_fail_open: Family<SourceLabels, Counter>,

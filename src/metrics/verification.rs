@@ -11,6 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 use super::{Metrics, Name, SourceHandles};
+use crate::sharded::ShardedCounter;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
@@ -33,7 +34,7 @@ struct ReasonLabels {
 /// The verification metrics, registered beside the others.
 pub(super) struct Verification {
     handshakes: Family<KindLabels, Counter>,
-    secret_matches: Family<PositionLabels, Counter>,
+    secret_matches: Family<PositionLabels, ShardedCounter>,
     shadow_failures: Family<ReasonLabels, Counter>,
 }
 

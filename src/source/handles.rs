@@ -13,7 +13,7 @@
 use std::sync::OnceLock;
 
 use crate::histogram::LatencyHistogram;
-use prometheus_client::metrics::counter::Counter;
+use crate::sharded::ShardedCounter;
 
 /// A source's cached series; empty until the source's first request.
 #[derive(Debug, Default)]
@@ -25,10 +25,10 @@ pub struct SourceHandles {
 pub struct Handles {
     owner: usize,
     pub request_seconds: OnceLock<LatencyHistogram>,
-    pub forwarded: OnceLock<Counter>,
+    pub forwarded: OnceLock<ShardedCounter>,
     pub upstream_seconds: OnceLock<LatencyHistogram>,
-    pub upstream_2xx: OnceLock<Counter>,
-    pub first_secret: OnceLock<Counter>,
+    pub upstream_2xx: OnceLock<ShardedCounter>,
+    pub first_secret: OnceLock<ShardedCounter>,
 }
 
 impl SourceHandles {
