@@ -72,6 +72,19 @@ async fn deliveries_on_one_connection(server: std::net::SocketAddr, client: usiz
 
 /// The serving threads of their own a running hookgate has (`hookgate-serve-N`, which the
 /// kernel's 15-byte thread names cut to `hookgate-serve-`).
+/// The event ids the upstream received, without repeats.
+fn event_ids(received: &[common::Recorded]) -> HashSet<String> {
+    received
+        .iter()
+        .map(|r| {
+            r.headers["x-hookgate-event-id"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
 fn serving_threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
@@ -128,15 +141,7 @@ async fn concurrent_deliveries_arrive_once(runtime_line: &str) {
         .wait_for_requests(clients * each, Duration::from_secs(20))
         .await;
     assert_eq!(received.len(), clients * each);
-    let ids: HashSet<String> = received
-        .iter()
-        .map(|r| {
-            r.headers["x-hookgate-event-id"]
-                .to_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let ids = event_ids(&received);
     assert_eq!(
         ids.len(),
         clients * each,
@@ -183,15 +188,7 @@ async fn concurrent_http2_streams_on_one_connection_each_arrive_once() {
     let received = upstream
         .wait_for_requests(streams, Duration::from_secs(20))
         .await;
-    let ids: HashSet<String> = received
-        .iter()
-        .map(|r| {
-            r.headers["x-hookgate-event-id"]
-                .to_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let ids = event_ids(&received);
     assert_eq!(ids.len(), streams, "each stream's delivery arrived once");
     let (code, log) = server.stop();
     assert_eq!(code, Some(0), "{log}");
