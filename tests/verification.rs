@@ -168,3 +168,29 @@ async fn the_metrics_say_which_secret_or_key_verified_each_delivery() {
     assert_eq!(position("dc", 0), 1.0);
     assert_eq!(position("dc", 1), 2.0);
 }
+
+#[tokio::test]
+async fn a_hex_signature_with_a_0x_prefix_is_refused_though_its_digits_match() {
+    let upstream = Upstream::start().await;
+    let gw = TestGateway::start(&shadow_config(true), &upstream, &[("S", SECRET)]).await;
+    let (headers, body) = sign::cloudkeep_event(SECRET, "evt_0x", now_secs());
+    let prefixed: Vec<(String, String)> = headers
+        .iter()
+        .map(|(name, value)| match value.strip_prefix("sha256=") {
+            Some(digits) => (name.clone(), format!("sha256=0x{digits}")),
+            None => (name.clone(), value.clone()),
+        })
+        .collect();
+    assert_ne!(prefixed, headers, "the signature header was rewritten");
+    let refused = gw.post("/hooks/ck", &prefixed, &body).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.error_code(), "bad_signature");
+    assert_eq!(gw.post("/hooks/ck", &headers, &body).await.status, 202);
+    upstream.wait_for_requests(1, LIMIT).await;
+    assert_eq!(
+        upstream.count(),
+        1,
+        "only the unprefixed delivery got through"
+    );
+    gw.shutdown().await;
+}
