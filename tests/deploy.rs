@@ -1119,7 +1119,8 @@ fn hookgate_samples() -> BTreeMap<String, BTreeSet<String>> {
     metrics.dedup(1, 1);
     metrics.connection_opened();
     metrics.connection_refused();
-    metrics.connection_closed(Some("idle_timeout"));
+    metrics.connection_deadline("idle_timeout");
+    metrics.connection_closed();
     metrics.refused_before_body(&name, "bad_token");
     metrics.pending_bodies(1, 2);
     let text = metrics.render();

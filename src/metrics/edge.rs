@@ -98,16 +98,19 @@ impl Metrics {
         self.edge.open.inc();
     }
 
-    /// A connection ended; `reason` names the deadline that closed it, if one did
-    /// (`first_request_timeout`, `idle_timeout`).
-    pub fn connection_closed(&self, reason: Option<&'static str>) {
+    /// A connection ended (however it ended).
+    pub fn connection_closed(&self) {
         self.edge.open.dec();
-        if let Some(reason) = reason {
-            self.edge
-                .closed
-                .get_or_create(&ReasonLabels { reason })
-                .inc();
-        }
+    }
+
+    /// A deadline (`first_request_timeout`, `idle_timeout`, `header_read_timeout`) is closing
+    /// a connection. Counted when the deadline fires, before the socket is closed, so a peer
+    /// that sees the close also sees the count.
+    pub fn connection_deadline(&self, reason: &'static str) {
+        self.edge
+            .closed
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// A connection closed at accept because the cap was reached.

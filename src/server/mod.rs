@@ -292,24 +292,24 @@ async fn accept<S, B>(
             if let Some(m) = &connection.metrics {
                 m.connection_opened();
             }
-            let reason = match tls {
+            match tls {
                 None => connection.drive(TokioIo::new(stream), service).await,
                 Some(acceptor) => {
                     let deadline = connection
                         .activity
                         .first_request_deadline(limits.first_request_timeout);
-                    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                    // Dropped (closing the socket) only after a timeout is counted.
+                    let accept = acceptor.accept(stream);
+                    tokio::pin!(accept);
+                    match tokio::time::timeout_at(deadline, accept.as_mut()).await {
                         Ok(Ok(stream)) => connection.drive(TokioIo::new(stream), service).await,
-                        Ok(Err(error)) => {
-                            tracing::debug!(%error, "TLS handshake failed");
-                            None
-                        }
-                        Err(_) => Some(CloseReason::FirstRequestTimeout),
+                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => connection.deadline(CloseReason::FirstRequestTimeout),
                     }
                 }
-            };
+            }
             if let Some(m) = &connection.metrics {
-                m.connection_closed(reason.map(CloseReason::as_str));
+                m.connection_closed();
             }
             drop(slot);
             drop(held);
@@ -350,9 +350,15 @@ struct Connection {
 }
 
 impl Connection {
+    /// Counts a deadline that is closing the connection, before the socket is closed.
+    fn deadline(&self, reason: CloseReason) {
+        if let Some(m) = &self.metrics {
+            m.connection_deadline(reason.as_str());
+        }
+    }
+
     /// Serves one connection until it ends, a deadline closes it, or the server stops.
-    /// Returns the deadline that closed it, if one did.
-    async fn drive<I, S, B>(&mut self, io: I, service: S) -> Option<CloseReason>
+    async fn drive<I, S, B>(&mut self, io: I, service: S)
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
         S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
@@ -383,13 +389,16 @@ impl Connection {
                 if let Err(error) = result {
                     tracing::debug!(%error, "connection ended with an error");
                 }
-                return None;
+                return;
             }
             Either::Right(reason) => reason,
         };
+        if let Some(reason) = reason {
+            self.deadline(reason);
+        }
         if reason == Some(CloseReason::FirstRequestTimeout) {
             // No request was ever dispatched: nothing to finish, close now.
-            return reason;
+            return;
         }
         // Idle or shutting down: say goodbye (HTTP/2 GOAWAY, HTTP/1.1 close after the
         // response in progress), and still bound how long a response may keep it open.
@@ -399,6 +408,5 @@ impl Connection {
             None => self.limits.shutdown_grace,
         };
         let _ = tokio::time::timeout(bound, connection).await;
-        reason
     }
 }
