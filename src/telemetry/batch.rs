@@ -75,7 +75,7 @@ impl BatchWriter {
         )
     }
 
-    fn append(&self, line: &[u8]) {
+    pub(super) fn append(&self, line: &[u8]) {
         let mut pending = self.shared.lock();
         while pending.bytes.len() >= MAX_PENDING && !pending.closed {
             self.shared.full.notify_one();

@@ -73,7 +73,7 @@ thread_local! {
 }
 
 /// `now` in RFC 3339 with microseconds, UTC: `2026-11-26T02:14:51.123456Z`.
-fn write_timestamp(writer: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
+pub(super) fn write_timestamp(writer: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since.as_secs();
     SECOND.with_borrow_mut(|(cached, text)| {
@@ -134,13 +134,13 @@ impl Fields<'_, '_> {
 
 /// An integer's decimal digits, without the formatting machinery (a status code and a count
 /// are on most lines).
-struct Decimal {
+pub(super) struct Decimal {
     digits: [u8; 21],
     start: usize,
 }
 
 impl Decimal {
-    fn new(mut value: u64, negative: bool) -> Self {
+    pub(super) fn new(mut value: u64, negative: bool) -> Self {
         let mut digits = [0u8; 21];
         let mut start = digits.len();
         loop {
@@ -158,7 +158,7 @@ impl Decimal {
         Decimal { digits, start }
     }
 
-    fn as_str(&self) -> &str {
+    pub(super) fn as_str(&self) -> &str {
         std::str::from_utf8(&self.digits[self.start..]).expect("ASCII digits")
     }
 }
@@ -169,18 +169,25 @@ fn plain(text: &str) -> bool {
         .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
 }
 
+/// A text value between quotes, escaped like `{:?}` where it needs to be.
+pub(super) fn write_quoted(out: &mut Writer<'_>, value: &str) -> fmt::Result {
+    if plain(value) {
+        out.write_char('"')?;
+        out.write_str(value)?;
+        out.write_char('"')
+    } else {
+        write!(out, "{value:?}")
+    }
+}
+
 impl Visit for Fields<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         let message = field.name() == "message";
         self.write(field, |out| {
             if message {
                 out.write_str(value)
-            } else if plain(value) {
-                out.write_char('"')?;
-                out.write_str(value)?;
-                out.write_char('"')
             } else {
-                write!(out, "{value:?}")
+                write_quoted(out, value)
             }
         });
     }
@@ -213,7 +220,7 @@ impl Visit for Fields<'_, '_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
     use tracing_subscriber::fmt::MakeWriter;
@@ -239,7 +246,7 @@ mod tests {
     }
 
     /// The lines `log` writes through [`TextFormat`].
-    fn lines(log: impl FnOnce()) -> String {
+    pub(crate) fn lines(log: impl FnOnce()) -> String {
         let captured = Captured::default();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(Level::DEBUG)

@@ -11,7 +11,7 @@ use hookgate::delivery::Engine;
 use hookgate::reload::{ConfigOrigin, Reloader};
 use hookgate::secret::Secret;
 
-use super::{headers, send, Answer, TestGateway};
+use super::{headers, now_secs, send, sign, Answer, TestGateway};
 
 /// A gateway with its admin listener.
 pub(crate) struct Ops {
@@ -93,4 +93,22 @@ async fn start_ops_full(dir: &Path, config: &str, auth: AdminAuth, engine: Optio
         admin,
         dir: dir.to_path_buf(),
     }
+}
+
+/// A CloudKeep source whose secrets are the files `secrets` (relative to the config file).
+pub(crate) fn source_config(upstream: &str, secrets: &[&str]) -> String {
+    let list: Vec<String> = secrets
+        .iter()
+        .map(|f| format!("{{ file = \"{f}\" }}"))
+        .collect();
+    format!(
+        "[[source]]\nname = \"ck\"\npath = \"/hooks/ck\"\npreset = \"cloudkeep\"\nupstream = \"{upstream}/ck\"\n\
+         max_body_bytes = 1024\nsecrets = [{}]\n",
+        list.join(", ")
+    )
+}
+
+/// A CloudKeep delivery of event `id`, stamped `age_secs` ago and signed with `secret`.
+pub(crate) fn cloudkeep(secret: &str, id: &str, age_secs: i64) -> (Vec<(String, String)>, Vec<u8>) {
+    sign::cloudkeep_event(secret, id, now_secs() - age_secs)
 }
