@@ -283,9 +283,11 @@ impl Service<http::Request<Bytes>> for Forward {
             *upstream.headers_mut() = headers;
 
             let started = Instant::now();
-            match tokio::time::timeout(
-                source.upstream.timeout,
-                client.request(&source.upstream.destination, upstream),
+            // The deadline from `started`: one reading of the clock for both.
+            let deadline = tokio::time::Instant::from_std(started) + source.upstream.timeout;
+            match tokio::time::timeout_at(
+                deadline,
+                client.request(&source.upstream.destination, upstream, started),
             )
             .await
             {

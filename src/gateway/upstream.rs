@@ -56,6 +56,9 @@ fn thread_lane() -> u64 {
 
 struct Idle {
     sender: SendRequest<Full<Bytes>>,
+    /// When the request that last used it started: idle since then at the latest. (Its end
+    /// would be exact, but costs a reading of the clock per request; the difference only
+    /// retires a connection early by one request's duration.)
     since: Instant,
 }
 
@@ -128,11 +131,13 @@ impl UpstreamClient {
 
     /// Sends `req` to `to` over one of its pooled connections (or a new one) and returns the
     /// upstream's answer. `req` carries the request line's URI in origin form and the `Host`
-    /// header the caller set.
+    /// header the caller set; `now` is when the caller read the clock last (the pool's idle
+    /// times are measured from it).
     pub(super) async fn request(
         &self,
         to: &Destination,
         mut req: http::Request<Full<Bytes>>,
+        now: Instant,
     ) -> Result<http::Response<PooledBody>, BoxError> {
         let key = Key {
             pool: to.pool,
@@ -141,7 +146,7 @@ impl UpstreamClient {
         // A pooled connection the upstream closed in the meantime gives the request back
         // unsent; it then goes on the next idle connection, or a new one.
         loop {
-            let (mut sender, reused) = match self.take_idle(&key) {
+            let (mut sender, reused) = match self.take_idle(&key, now) {
                 Some(sender) => (sender, true),
                 // Boxed: a new connection (TLS included) is rare and its state is large.
                 None => (Box::pin(self.connect(&to.uri)).await?, false),
@@ -154,7 +159,12 @@ impl UpstreamClient {
                     let (parts, body) = response.into_parts();
                     let mut body = PooledBody {
                         inner: body,
-                        back: Some((sender, self.0.clone(), key)),
+                        back: Some(Homeward {
+                            sender,
+                            client: self.0.clone(),
+                            key,
+                            since: now,
+                        }),
                     };
                     if body.inner.is_end_stream() {
                         body.give_back();
@@ -169,11 +179,13 @@ impl UpstreamClient {
         }
     }
 
-    fn take_idle(&self, key: &Key) -> Option<SendRequest<Full<Bytes>>> {
+    fn take_idle(&self, key: &Key, now: Instant) -> Option<SendRequest<Full<Bytes>>> {
         let mut pools = self.0.shard(key).lock();
         let pool = pools.get_mut(key)?;
         while let Some(idle) = pool.pop_back() {
-            if !idle.sender.is_closed() && idle.since.elapsed() < POOL_IDLE_TIMEOUT {
+            if !idle.sender.is_closed()
+                && now.saturating_duration_since(idle.since) < POOL_IDLE_TIMEOUT
+            {
                 return Some(idle.sender);
             }
         }
@@ -199,7 +211,7 @@ impl Inner {
         &self.idle[(key.lane % SHARDS as u64) as usize]
     }
 
-    fn put_back(&self, key: Key, sender: SendRequest<Full<Bytes>>) {
+    fn put_back(&self, key: Key, sender: SendRequest<Full<Bytes>>, since: Instant) {
         if sender.is_closed() {
             return;
         }
@@ -209,29 +221,36 @@ impl Inner {
         // been closed or left idle too long (one checked per return, so none lingers for ever
         // while the pool is in use).
         if pool.len() >= POOL_MAX_IDLE
-            || pool
-                .front()
-                .is_some_and(|o| o.sender.is_closed() || o.since.elapsed() >= POOL_IDLE_TIMEOUT)
+            || pool.front().is_some_and(|o| {
+                o.sender.is_closed()
+                    || since.saturating_duration_since(o.since) >= POOL_IDLE_TIMEOUT
+            })
         {
             pool.pop_front();
         }
-        pool.push_back(Idle {
-            sender,
-            since: Instant::now(),
-        });
+        pool.push_back(Idle { sender, since });
     }
 }
 
 /// An upstream response body that returns its connection to the pool once read to the end.
 pub(super) struct PooledBody {
     inner: Incoming,
-    back: Option<(SendRequest<Full<Bytes>>, Arc<Inner>, Key)>,
+    back: Option<Homeward>,
+}
+
+/// A connection on its way back to its pool.
+struct Homeward {
+    sender: SendRequest<Full<Bytes>>,
+    client: Arc<Inner>,
+    key: Key,
+    /// When the request that used it started.
+    since: Instant,
 }
 
 impl PooledBody {
     fn give_back(&mut self) {
-        if let Some((sender, inner, key)) = self.back.take() {
-            inner.put_back(key, sender);
+        if let Some(home) = self.back.take() {
+            home.client.put_back(home.key, home.sender, home.since);
         }
     }
 }

@@ -98,7 +98,7 @@ async fn request_to(
 ) -> Result<http::Response<PooledBody>, BoxError> {
     let to = Destination::new(req.uri().clone()).expect("an absolute URI");
     *req.uri_mut() = to.origin.clone();
-    client.request(&to, req).await
+    client.request(&to, req, Instant::now()).await
 }
 
 async fn send(client: &UpstreamClient, uri: &str) -> (u16, Bytes) {
@@ -171,6 +171,32 @@ fn a_per_thread_client_keeps_each_serving_threads_connections_apart() {
     first.join().unwrap();
     assert!(second.is_ok(), "the second thread's requests failed");
     // One connection per thread, each reused for its three requests.
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_connection_idle_past_the_pool_timeout_is_not_reused() {
+    let (uri, accepted) = upstream(Close::Never).await;
+    let client = UpstreamClient::new(None);
+    let to = Destination::new(uri.parse().unwrap()).unwrap();
+    let at = |now: Instant| {
+        let mut req = http::Request::new(Full::new(Bytes::new()));
+        *req.uri_mut() = to.origin.clone();
+        req.headers_mut()
+            .insert(http::header::HOST, "upstream".parse().unwrap());
+        let client = client.clone();
+        let to = to.clone();
+        async move {
+            let response = client.request(&to, req, now).await.unwrap();
+            response.into_body().collect().await.unwrap();
+        }
+    };
+    let start = Instant::now();
+    at(start).await;
+    // Within the idle timeout the connection is reused; past it, a new one is opened.
+    at(start + POOL_IDLE_TIMEOUT - Duration::from_secs(1)).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    at(start + POOL_IDLE_TIMEOUT * 3).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
 
