@@ -26,16 +26,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
+use smallvec::{smallvec, SmallVec};
 use tower::{Layer, Service};
 
 use super::detach::Detached;
 use super::facts::Facts;
 use super::fields::BodyFields;
 use super::held::{Held, PerCopy};
-use super::outstanding::{Outstanding, Slot};
+use super::outstanding::{self, Outstanding, Slot};
 use super::rejection::Rejection;
 use super::{full_body, shadow, BoxFuture, EventId, Outcome, RequestId, Response};
-use crate::dedup::{ClaimOutcome, ClaimToken, DedupKey, DedupStore, StoreError};
+use crate::dedup::{ClaimOutcome, DedupKey, DedupStore, StoreError};
 use crate::extract::{HeaderLookup, JsonError, ValueSource};
 use crate::metrics::Metrics;
 use crate::source::{DedupPolicy, MissingId, Source};
@@ -85,13 +86,16 @@ pub(super) struct Dedup<S, D> {
     parts: PerCopy<Parts<D>>,
 }
 
+/// A delivery's dedup keys: one to three (event id, body digest, transmission id), inline.
+pub(super) type Keys = SmallVec<[DedupKey; 3]>;
+
 /// The keys a delivery claims, and its event id if it has one.
 pub(super) fn keys_for(
     source: &Source,
     policy: &DedupPolicy,
     req: &http::Request<Bytes>,
     fields: &BodyFields,
-) -> Result<(Vec<DedupKey>, Option<String>), Rejection> {
+) -> Result<(Keys, Option<String>), Rejection> {
     let reject_missing = policy.on_missing == MissingId::Reject;
     let id = match &policy.id {
         None => None,
@@ -118,11 +122,11 @@ pub(super) fn keys_for(
     };
     let body_key = || DedupKey::for_body(&policy.scope, req.body());
     let mut keys = match &id {
-        Some(id) if policy.id_signed => vec![DedupKey::for_id(&policy.scope, id.as_bytes())],
+        Some(id) if policy.id_signed => smallvec![DedupKey::for_id(&policy.scope, id.as_bytes())],
         // An unsigned id can be rewritten by a replayer; the body digest cannot.
-        Some(id) => vec![DedupKey::for_id(&policy.scope, id.as_bytes()), body_key()],
+        Some(id) => smallvec![DedupKey::for_id(&policy.scope, id.as_bytes()), body_key()],
         None if reject_missing => return Err(Rejection::MissingEventId),
-        None => vec![body_key()],
+        None => smallvec![body_key()],
     };
     if let Some(name) = &policy.transmission_key {
         // Verified before this layer, so present and signed.
@@ -148,7 +152,7 @@ struct Claims<D: DedupStore + Clone> {
     source: Arc<str>,
     /// For the warnings of a claim that cannot be settled.
     request_id: Option<RequestId>,
-    held: Vec<(DedupKey, ClaimToken)>,
+    held: outstanding::Claims,
     /// Where the claims are registered in `parts.outstanding` while the request is in
     /// progress.
     tracked: Option<Slot>,
@@ -321,7 +325,7 @@ where
                 parts: parts.handle(),
                 source: source.name.clone(),
                 request_id: Facts::of(&req).and_then(|f| f.request_id.clone()),
-                held: Vec::with_capacity(keys.len()),
+                held: SmallVec::new(),
                 tracked: None,
             };
             for key in keys {

@@ -333,7 +333,9 @@ pub fn decide(
     let fields = fields::BodyFields::read(source, req.body());
     freshness::check(source, req, &fields, now_ms)?;
     match &source.dedup {
-        Some(policy) => dedup::keys_for(source, policy, req, &fields).map(|(keys, _)| keys),
+        Some(policy) => {
+            dedup::keys_for(source, policy, req, &fields).map(|(keys, _)| keys.to_vec())
+        }
         None => Ok(Vec::new()),
     }
 }

@@ -10,13 +10,16 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use smallvec::SmallVec;
+
 use crate::dedup::{ClaimToken, DedupKey};
 
 /// Locks the list is split into.
 const SHARDS: usize = 64;
 
 /// One request's claims.
-type Claims = Vec<(DedupKey, ClaimToken)>;
+/// One request's claims: at most three keys (event id, body digest, transmission), inline.
+pub(super) type Claims = SmallVec<[(DedupKey, ClaimToken); 3]>;
 
 /// Where one request's claims are listed: the shard and a number unique within it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,9 +126,12 @@ mod tests {
     fn settled_claims_leave_the_list_and_unsettled_ones_are_taken_at_shutdown() {
         let outstanding = Outstanding::default();
         // Two requests on the same shard, one on another; one request holds two keys.
-        let a = outstanding.track(vec![claim(1, 10)]);
-        let b = outstanding.track(vec![claim(1 + SHARDS as u8, 11), claim(9, 12)]);
-        let c = outstanding.track(vec![claim(2, 13)]);
+        let a = outstanding.track(smallvec::smallvec![claim(1, 10)]);
+        let b = outstanding.track(smallvec::smallvec![
+            claim(1 + SHARDS as u8, 11),
+            claim(9, 12)
+        ]);
+        let c = outstanding.track(smallvec::smallvec![claim(2, 13)]);
         assert_eq!(a.shard, b.shard);
         assert_ne!(a, b);
         assert_ne!(a.shard, c.shard);
