@@ -15,7 +15,6 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use tracing::Level;
-use tracing_subscriber::fmt::format::Writer;
 
 use super::text::{write_quoted, write_timestamp, Decimal};
 use super::BatchWriter;
@@ -55,10 +54,7 @@ impl RequestLine<'_> {
         match DIRECT.get() {
             Some(writer) if !in_span => LINE.with_borrow_mut(|line| {
                 line.clear();
-                if self
-                    .write_text(&mut Writer::new(line), SystemTime::now())
-                    .is_ok()
-                {
+                if self.write_text(line, SystemTime::now()).is_ok() {
                     writer.append(line.as_bytes());
                 }
             }),
@@ -76,7 +72,7 @@ impl RequestLine<'_> {
     }
 
     /// The text format's line for this event at `now`, newline included.
-    fn write_text(&self, out: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
+    fn write_text(&self, out: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
         write_timestamp(out, now)?;
         // The timestamp, a space, and the level right-aligned in five characters.
         out.write_str("  INFO hookgate::request: request request_id=")?;
@@ -101,7 +97,14 @@ struct Millis(Duration);
 
 impl Millis {
     fn write(&self, out: &mut impl fmt::Write) -> fmt::Result {
-        let mut hundredths = u64::try_from((self.0.as_micros() + 5) / 10).unwrap_or(u64::MAX);
+        // In `u64` (`as_micros` is a `u128`, and its division a library call): whole seconds
+        // past 584,000 years saturate.
+        let micros = self
+            .0
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(self.0.subsec_micros()));
+        let mut hundredths = micros / 10 + u64::from(micros % 10 >= 5);
         // Digits from the right: two decimals, the point, then at least one whole digit.
         let mut text = [0u8; 24];
         let mut start = text.len();
@@ -155,8 +158,7 @@ mod tests {
             let line = sample(source);
             let through_tracing = lines(|| line.log(false));
             let mut direct = String::new();
-            line.write_text(&mut Writer::new(&mut direct), SystemTime::now())
-                .unwrap();
+            line.write_text(&mut direct, SystemTime::now()).unwrap();
             assert_eq!(
                 without_stamp(&direct),
                 without_stamp(&through_tracing),

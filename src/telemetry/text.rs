@@ -73,7 +73,7 @@ thread_local! {
 }
 
 /// `now` in RFC 3339 with microseconds, UTC: `2026-11-26T02:14:51.123456Z`.
-pub(super) fn write_timestamp(writer: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
+pub(super) fn write_timestamp(writer: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since.as_secs();
     SECOND.with_borrow_mut(|(cached, text)| {
@@ -170,7 +170,7 @@ fn plain(text: &str) -> bool {
 }
 
 /// A text value between quotes, escaped like `{:?}` where it needs to be.
-pub(super) fn write_quoted(out: &mut Writer<'_>, value: &str) -> fmt::Result {
+pub(super) fn write_quoted(out: &mut impl fmt::Write, value: &str) -> fmt::Result {
     if plain(value) {
         out.write_char('"')?;
         out.write_str(value)?;
