@@ -105,9 +105,12 @@ fn iso8601(text: &str) -> Result<i64, TimestampError> {
         .or_else(|_| OffsetDateTime::parse(text, &Iso8601::DEFAULT))
         .or_else(|_| PrimitiveDateTime::parse(text, &Iso8601::DEFAULT).map(|p| p.assume_utc()))
         .map_err(|_| TimestampError::NotIso8601)?;
-    let ms = parsed.unix_timestamp_nanos() / 1_000_000;
-    i64::try_from(ms)
-        .ok()
+    // Seconds and milliseconds in `i64` (the nanoseconds are an `i128`, whose division is a
+    // library call on every delivery).
+    parsed
+        .unix_timestamp()
+        .checked_mul(1000)
+        .and_then(|ms| ms.checked_add(i64::from(parsed.millisecond())))
         .filter(|ms| (0..=MAX_MILLIS).contains(ms))
         .ok_or(TimestampError::OutOfRange)
 }
@@ -144,6 +147,13 @@ mod tests {
         assert_eq!(
             parse_str("2024-12-14T12:00:00.000000", TimeFormat::Auto),
             Ok(zoneless)
+        );
+        // Fractions are cut to whole milliseconds; before 1970 is out of range.
+        let fraction = parse_str("2025-06-11T10:30:00.123999Z", TimeFormat::Iso8601);
+        assert_eq!(fraction, Ok(1_749_637_800_123));
+        assert_eq!(
+            parse_str("1969-12-31T23:59:59.500Z", TimeFormat::Iso8601),
+            Err(TimestampError::OutOfRange)
         );
     }
 
