@@ -86,7 +86,9 @@ pub fn header_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> HeaderLook
         (None, _) => HeaderLookup::Missing,
         (Some(_), Some(_)) => HeaderLookup::Repeated,
         (Some(value), None) => match value.to_str() {
-            Ok(text) => HeaderLookup::Value(text.trim()),
+            // `to_str` passes visible ASCII, space and tab only: the ASCII trim is the same
+            // cut as `trim`, without its Unicode tables.
+            Ok(text) => HeaderLookup::Value(text.trim_ascii()),
             Err(_) => HeaderLookup::Invalid,
         },
     }
@@ -95,6 +97,7 @@ pub fn header_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> HeaderLook
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     #[test]
     fn value_sources_parse_and_reject_nonsense() {
@@ -125,5 +128,15 @@ mod tests {
         assert_eq!(header_value(&headers, &name), HeaderLookup::Value("a"));
         headers.append(&name, "b".parse().unwrap());
         assert_eq!(header_value(&headers, &name), HeaderLookup::Repeated);
+    }
+
+    #[test]
+    fn header_values_are_trimmed_and_non_ascii_is_invalid() {
+        let name = HeaderName::from_static("x-id");
+        let mut headers = HeaderMap::new();
+        headers.insert(&name, HeaderValue::from_static(" \t evt_1 \t"));
+        assert_eq!(header_value(&headers, &name), HeaderLookup::Value("evt_1"));
+        headers.insert(&name, HeaderValue::from_bytes(b"evt\xa0").unwrap());
+        assert_eq!(header_value(&headers, &name), HeaderLookup::Invalid);
     }
 }
