@@ -7,23 +7,36 @@ mod common;
 use common::ops::*;
 use common::*;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn json_logs_have_one_structured_line_per_request() {
-    let dir = temp_dir("ops-json");
-    std::fs::write(dir.join("ck.secret"), "json-secret").unwrap();
-    let upstream = Upstream::start().await;
-    std::fs::write(
-        dir.join("gw.toml"),
-        source_config(&upstream.url(), &["ck.secret"]),
-    )
-    .unwrap();
-    let mut server = Server::start(&dir, &["--config", "gw.toml", "--log-format", "json"], &[]);
-    let (h, b) = cloudkeep("json-secret", "evt_json", 0);
-    let answer = send(server.addr, "POST", "/hooks/ck", &h, &b).await;
-    let id = answer.headers["x-hookgate-request-id"]
+/// The binary on a configuration in a fresh directory `name`: one CloudKeep source whose
+/// secret `secret` is in a file, forwarding to `upstream`; `args` after `--config`.
+fn serve(name: &str, secret: &str, upstream: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+    let dir = temp_dir(name);
+    std::fs::write(dir.join("ck.secret"), secret).unwrap();
+    std::fs::write(dir.join("gw.toml"), source_config(upstream, &["ck.secret"])).unwrap();
+    let args: Vec<&str> = ["--config", "gw.toml"]
+        .iter()
+        .chain(args)
+        .copied()
+        .collect();
+    Server::start(&dir, &args, env)
+}
+
+/// The request id hookgate answered with.
+fn request_id(answer: &Answer) -> String {
+    answer.headers["x-hookgate-request-id"]
         .to_str()
         .unwrap()
-        .to_string();
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_have_one_structured_line_per_request() {
+    let upstream = Upstream::start().await;
+    let json = ["--log-format", "json"];
+    let mut server = serve("ops-json", "json-secret", &upstream.url(), &json, &[]);
+    let (h, b) = cloudkeep("json-secret", "evt_json", 0);
+    let answer = send(server.addr, "POST", "/hooks/ck", &h, &b).await;
+    let id = request_id(&answer);
     let line = server.wait_for("\"request_id\"");
     let json: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(json["request_id"], id.as_str());
@@ -39,22 +52,13 @@ async fn json_logs_have_one_structured_line_per_request() {
 /// Starts the binary with the text log format on a pipe and `RUST_LOG=rust_log`, sends one
 /// delivery, and returns its request id and the whole log once the process has exited.
 async fn text_log_of_one_request(name: &str, rust_log: &str) -> (String, String) {
-    let dir = temp_dir(name);
-    std::fs::write(dir.join("ck.secret"), "text-secret").unwrap();
     let upstream = Upstream::start().await;
-    std::fs::write(
-        dir.join("gw.toml"),
-        source_config(&upstream.url(), &["ck.secret"]),
-    )
-    .unwrap();
-    let server = Server::start(&dir, &["--config", "gw.toml"], &[("RUST_LOG", rust_log)]);
+    let env = [("RUST_LOG", rust_log)];
+    let server = serve(name, "text-secret", &upstream.url(), &[], &env);
     let (h, b) = cloudkeep("text-secret", &format!("evt_{name}"), 0);
     let answer = send(server.addr, "POST", "/hooks/ck", &h, &b).await;
     assert_eq!(answer.status, 202, "{}", answer.text());
-    let id = answer.headers["x-hookgate-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let id = request_id(&answer);
     let (code, log) = server.stop();
     assert_eq!(code, Some(0), "{log}");
     assert!(!log.contains("text-secret"), "{log}");
@@ -93,26 +97,23 @@ async fn text_request_lines_follow_the_log_filter() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_warning_during_a_request_carries_its_request_id() {
-    let dir = temp_dir("ops-span");
-    std::fs::write(dir.join("ck.secret"), "span-secret").unwrap();
     // An upstream port nobody listens on: the spawned forward logs "upstream unreachable".
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
     };
-    std::fs::write(
-        dir.join("gw.toml"),
-        source_config(&format!("http://{closed}"), &["ck.secret"]),
-    )
-    .unwrap();
-    let mut server = Server::start(&dir, &["--config", "gw.toml", "--log-format", "json"], &[]);
+    let json = ["--log-format", "json"];
+    let mut server = serve(
+        "ops-span",
+        "span-secret",
+        &format!("http://{closed}"),
+        &json,
+        &[],
+    );
     let (h, b) = cloudkeep("span-secret", "evt_span", 0);
     let answer = send(server.addr, "POST", "/hooks/ck", &h, &b).await;
     assert_eq!(answer.status, 502);
-    let id = answer.headers["x-hookgate-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let id = request_id(&answer);
     let line = server.wait_for("upstream unreachable");
     let json: serde_json::Value = serde_json::from_str(&line).unwrap();
     // The warning names the request itself: there is no per-request span at the default level.
