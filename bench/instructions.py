@@ -17,6 +17,12 @@ binaries that bench/run.sh builds. Environment: INSN_SECONDS (8), INSN_CONNECTIO
 INSN_BODY (body bytes, 1024), INSN_KEEP=1 keeps the callgrind files (for `callgrind_annotate`), INSN_RUNTIME (`per-core`) and
 INSN_CPUS (`0,1`: hookgate on both CPUs, so it runs two serving threads; valgrind runs them
 one at a time, so this counts the scheduler's extra work, not parallelism).
+
+INSN_ATOMICS=1 also counts the atomic read-modify-writes per request (`lock`-prefixed
+instructions and `xchg` with memory, found with objdump in each binary) and lists the
+functions that execute them. Each one on memory that other cores also write moves a cache
+line between cores, a cost callgrind does not see and a 2-core machine can hardly measure;
+the count is the figure to lower for scaling with cores.
 """
 
 import glob
@@ -37,11 +43,13 @@ KEEP = os.environ.get("INSN_KEEP") == "1"
 # hookgate with `[server] runtime = INSN_RUNTIME` on the CPUs INSN_CPUS (default: as bench/run.py).
 RUNTIME = os.environ.get("INSN_RUNTIME") or None
 CPUS = os.environ.get("INSN_CPUS") or None
+ATOMICS = os.environ.get("INSN_ATOMICS") == "1"
 
 
 def callgrind(args, outdir, cpus=None):
     return bench.pinned(cpus or bench.SERVER_CPU, [
-        "valgrind", "--tool=callgrind", "--dump-instr=no", "--compress-strings=no",
+        "valgrind", "--tool=callgrind", f"--dump-instr={'yes' if ATOMICS else 'no'}",
+        "--compress-strings=no",
         f"--callgrind-out-file={outdir}/cg.out"] + args)
 
 
@@ -70,9 +78,11 @@ def sha256_instructions(path):
     (`bench/profile.py`: 2 % of the samples); it is reported apart. Cost lines belong to the
     last `fn=` (inlined code switches `fi=`/`fe=` only), and the line after a `calls=` is a
     callee's cost, not its own. The frees count hookgate's heap allocations (mimalloc)."""
-    total, frees, current, callee, skip_next = 0, 0, "", "", False
+    total, frees, current, callee, skip_next, positions = 0, 0, "", "", False, 1
     with open(path) as f:
         for line in f:
+            if line.startswith("positions:"):
+                positions = len(line.split()) - 1
             if skip_next:
                 skip_next = False
                 continue
@@ -86,12 +96,57 @@ def sha256_instructions(path):
                     frees += int(line[6:].split()[0])
             elif "sha2::sha256::compress256" in current and line[:1] in "0123456789+-*":
                 parts = line.split()
-                if len(parts) >= 2:
-                    total += int(parts[1])
+                if len(parts) > positions:
+                    total += int(parts[positions])
     return total, frees
 
 
-def measure(label, start, workload):
+def atomic_addresses(binary):
+    """Addresses of the atomic read-modify-write instructions in `binary` (as objdump and
+    callgrind both give them: relative to the file's start, for a position-independent
+    executable): `lock`-prefixed ones, and `xchg` with a memory operand (locked implicitly)."""
+    dump = subprocess.run(["objdump", "-d", "--no-show-raw-insn", binary], check=True,
+                          capture_output=True, text=True).stdout
+    found = set()
+    for m in re.finditer(r"^\s*([0-9a-f]+):\s+(lock |xchg\S*\s+\S*\()", dump, re.M):
+        found.add(int(m.group(1), 16))
+    return found
+
+
+def atomic_rmws(path, binary, requests):
+    """(Atomic read-modify-writes per request, [(per request, function)] largest first) of
+    `binary`'s own code, from a callgrind file dumped with --dump-instr=yes. Positions are
+    `instr line`, absolute (0x...), relative (+n, -n) or repeated (*); the line after a
+    `calls=` is a call's inclusive cost, not the call site's own, but still moves the
+    position."""
+    atomic = atomic_addresses(binary)
+    name = os.path.basename(binary)
+    by_fn, ob, fn, addr, skip_next = {}, "", "", 0, False
+    with open(path) as f:
+        for line in f:
+            head = line[:1]
+            if head in "0123456789+-*":
+                parts = line.split()
+                pos = parts[0]
+                if pos.startswith("0x"):
+                    addr = int(pos, 16)
+                elif pos[0] in "+-":
+                    addr += int(pos)
+                if skip_next:
+                    skip_next = False
+                elif addr in atomic and len(parts) >= 3 and os.path.basename(ob) == name:
+                    by_fn[fn] = by_fn.get(fn, 0) + int(parts[2])
+            elif line.startswith("ob="):
+                ob = line[3:].strip()
+            elif line.startswith("fn="):
+                fn = line[3:].strip()
+            elif line.startswith("calls="):
+                skip_next = True
+    ranked = sorted(((n / requests, f) for f, n in by_fn.items()), reverse=True)
+    return sum(n for n, _ in ranked), ranked
+
+
+def measure(label, start, workload, binary=None):
     outdir = tempfile.mkdtemp(prefix="insn-")
     port = bench.free_port()
     proc = start(port, outdir)
@@ -103,6 +158,9 @@ def measure(label, start, workload):
         result = bench.run_wrk(port, workload, CONNECTIONS, SECONDS)
         time.sleep(1)  # requests in flight when wrk stopped finish or are dropped
         instructions, sha256, frees = dumped_instructions(outdir, proc.pid)
+        dumps = sorted(glob.glob(f"{outdir}/cg.out.*"))
+        atomics = (atomic_rmws(dumps[-1], binary, max(result["requests"], 1))
+                   if ATOMICS and binary and dumps else None)
     finally:
         bench.stop(proc)
         if KEEP:
@@ -116,6 +174,11 @@ def measure(label, start, workload):
     print(f"   {label:<44} {per_request:>10,.0f} instructions/req without SHA-256"
           f" (+{sha256 / requests:,.0f} in SHA-256), {frees / requests:.1f} heap frees/req"
           f" ({result['requests']} requests)", flush=True)
+    if atomics:
+        total, ranked = atomics
+        print(f"      {total:.1f} atomic read-modify-writes/req in its own code; the most:")
+        for n, fn in ranked[:25]:
+            print(f"      {n:6.2f}  {fn[:150]}")
     return per_request
 
 
@@ -138,7 +201,7 @@ def main():
             def hookgate(port, outdir, binary=binary):
                 return callgrind([binary, "serve", "--config", config,
                                   "--listen", f"127.0.0.1:{port}"], outdir, CPUS)
-            results[binary] = measure(f"hookgate {binary}", hookgate, workload)
+            results[binary] = measure(f"hookgate {binary}", hookgate, workload, binary)
 
         def nginx(port, outdir):
             ndir = tempfile.mkdtemp(dir=workdir)
