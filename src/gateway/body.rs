@@ -25,7 +25,6 @@ use super::held::{Held, PerCopy};
 use super::rejection::Rejection;
 use super::{BoxError, BoxFuture, Response};
 use crate::metrics::Metrics;
-use crate::source::Source;
 
 /// What a sender refused for want of budget is told to wait.
 const BUDGET_RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -180,7 +179,7 @@ where
             // thread shares the source's).
             let source = parts
                 .extensions
-                .get::<Arc<Source>>()
+                .get::<super::Routed>()
                 .expect("the route layer runs first");
             let limit = source.max_body;
             let declared = parts
