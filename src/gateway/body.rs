@@ -18,12 +18,12 @@ use http::header::CONTENT_LENGTH;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
 use super::held::{Held, PerCopy};
 use super::rejection::Rejection;
 use super::{BoxError, BoxFuture, Response};
+use crate::allowance::{Allowance, Grant};
 use crate::metrics::Metrics;
 
 /// What a sender refused for want of budget is told to wait.
@@ -31,32 +31,24 @@ const BUDGET_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// The bytes all unverified bodies being received may hold together.
 #[derive(Clone, Debug)]
-pub(super) struct BodyBudget {
-    permits: Arc<Semaphore>,
-    total: usize,
-}
+pub(super) struct BodyBudget(Allowance);
 
 impl BodyBudget {
     pub(super) fn new(total: usize) -> Self {
-        let total = total.clamp(1, Semaphore::MAX_PERMITS);
-        BodyBudget {
-            permits: Arc::new(Semaphore::new(total)),
-            total,
-        }
+        BodyBudget(Allowance::new(total))
     }
 
     /// Bytes reserved now.
     pub(super) fn in_use(&self) -> usize {
-        self.total - self.permits.available_permits()
+        self.0.in_use()
     }
 
     pub(super) fn total(&self) -> usize {
-        self.total
+        self.0.total()
     }
 
-    fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
-        let n = u32::try_from(bytes).ok()?;
-        self.permits.clone().try_acquire_many_owned(n).ok()
+    fn reserve(&self, bytes: usize) -> Option<Grant<'_>> {
+        self.0.grant(bytes)
     }
 }
 
@@ -69,7 +61,7 @@ struct BudgetExhausted;
 struct Budgeted<'a, B> {
     inner: B,
     budget: &'a BodyBudget,
-    held: Option<OwnedSemaphorePermit>,
+    held: Option<Grant<'a>>,
     /// True when the declared length was reserved up front.
     prepaid: bool,
 }
