@@ -6,9 +6,16 @@
 //! store wakes them from its one pub/sub subscription per process (see `redis.rs`), and wakes
 //! all of them whenever that subscription is (re)established, since settlements published
 //! while it was down were missed.
+//!
+//! Every settlement asks to wake a key's waiters, and there almost never are any: a count of
+//! the keys waited on answers that without the lock, so the settlements of every serving
+//! thread only read a cache line nobody writes until someone waits. A waiter counts itself
+//! before its re-read of the key's state and a settlement reads the count after changing that
+//! state, so at least one of them sees the other.
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::futures::OwnedNotified;
@@ -26,6 +33,8 @@ struct Entry {
 #[derive(Clone, Default)]
 pub struct Waiters {
     map: Arc<Mutex<HashMap<DedupKey, Entry>>>,
+    /// Registrations not yet dropped (the sum of the entries' `waiters`).
+    waiting: Arc<AtomicUsize>,
     /// Woken on every (re)subscription: everyone re-checks.
     all: Arc<Notify>,
 }
@@ -41,6 +50,7 @@ impl Waiters {
             let mut map = self.lock();
             let entry = map.entry(key).or_default();
             entry.waiters += 1;
+            self.waiting.fetch_add(1, SeqCst);
             entry.notify.clone()
         };
         Registration::new(self.clone(), key, notify)
@@ -48,6 +58,9 @@ impl Waiters {
 
     /// Wakes every waiter of `key`.
     pub fn wake(&self, key: &DedupKey) {
+        if self.waiting.load(SeqCst) == 0 {
+            return;
+        }
         if let Some(entry) = self.lock().get(key) {
             entry.notify.notify_waiters();
         }
@@ -63,13 +76,14 @@ impl Waiters {
 
     /// How many requests are waiting (for tests and diagnostics).
     pub fn waiting(&self) -> usize {
-        self.lock().values().map(|e| e.waiters).sum()
+        self.waiting.load(SeqCst)
     }
 
     fn unregister(&self, key: &DedupKey) {
         let mut map = self.lock();
         if let Some(entry) = map.get_mut(key) {
             entry.waiters -= 1;
+            self.waiting.fetch_sub(1, SeqCst);
             if entry.waiters == 0 {
                 map.remove(key);
             }

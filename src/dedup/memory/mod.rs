@@ -17,7 +17,6 @@
 
 mod shard;
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -28,14 +27,41 @@ use crate::clock::{SharedClock, SystemClock};
 
 const SHARDS: usize = 64;
 
+/// One shard's table and what only its lock's holder changes: the next claim token and its
+/// early evictions. Aligned to its own cache lines (and the adjacent one the prefetcher pairs
+/// with them), so that threads working on different shards never write the same line: the
+/// store keeps no count that every claim updates.
+#[repr(align(128))]
+struct Locked(Mutex<Table>);
+
+struct Table {
+    shard: Shard,
+    /// A claim's token is unique among the claims of its shard, which is all a key's claims.
+    next_token: u32,
+    early_evictions: u64,
+}
+
+impl Table {
+    fn token(&mut self) -> u32 {
+        if self.next_token == DELIVERED {
+            self.next_token = DELIVERED.wrapping_add(1);
+        }
+        let token = self.next_token;
+        self.next_token = token.wrapping_add(1);
+        token
+    }
+
+    /// Sets `key`, counting a live entry evicted for room as an early eviction.
+    fn put(&mut self, key: &DedupKey, token: u32, ttl: Duration, now: u64) {
+        let Made { evicted, .. } = self.shard.put(key.0, token, millis(ttl), now);
+        self.early_evictions += u64::from(evicted);
+    }
+}
+
 struct Inner {
-    shards: Vec<Mutex<Shard>>,
+    shards: Box<[Locked]>,
     clock: SharedClock,
     waiters: Waiters,
-    next_token: AtomicU32,
-    early_evictions: AtomicU64,
-    /// Entries held in all shards (expired ones until dropped).
-    held: AtomicU64,
 }
 
 /// In-memory dedup store. Cheap to clone (shared state).
@@ -62,20 +88,27 @@ impl MemoryStore {
         MemoryStore {
             inner: Arc::new(Inner {
                 shards: (0..SHARDS)
-                    .map(|_| Mutex::new(Shard::new(per_shard_capacity)))
+                    .map(|_| {
+                        Locked(Mutex::new(Table {
+                            shard: Shard::new(per_shard_capacity),
+                            next_token: 1,
+                            early_evictions: 0,
+                        }))
+                    })
                     .collect(),
                 clock,
                 waiters: Waiters::default(),
-                next_token: AtomicU32::new(1),
-                early_evictions: AtomicU64::new(0),
-                held: AtomicU64::new(0),
             }),
         }
     }
 
     /// Keys evicted for lack of space before their lifetime ended.
     pub fn early_evictions(&self) -> u64 {
-        self.inner.early_evictions.load(Ordering::Relaxed)
+        self.inner
+            .shards
+            .iter()
+            .map(|locked| lock(locked).early_evictions)
+            .sum()
     }
 
     /// Keys held and not yet expired. Drops what has expired first: each shard's expired
@@ -83,12 +116,15 @@ impl MemoryStore {
     /// entries dropped, never a walk over the entries held.
     pub fn len(&self) -> u64 {
         let now = self.now();
-        for shard in &self.inner.shards {
-            let mut shard = lock(shard);
-            let dropped = shard.purge(now);
-            self.settle(dropped, false);
-        }
-        self.inner.held.load(Ordering::Relaxed)
+        self.inner
+            .shards
+            .iter()
+            .map(|locked| {
+                let mut table = lock(locked);
+                table.shard.purge(now);
+                table.shard.len() as u64
+            })
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -99,57 +135,21 @@ impl MemoryStore {
         self.inner.clock.uptime_ms()
     }
 
-    fn token(&self) -> u32 {
-        loop {
-            let t = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
-            if t != DELIVERED {
-                return t;
-            }
-        }
-    }
-
-    fn shard(&self, key: &DedupKey) -> MutexGuard<'_, Shard> {
+    fn shard(&self, key: &DedupKey) -> MutexGuard<'_, Table> {
         let index = (key.0[8] as usize) % SHARDS;
         lock(&self.inner.shards[index])
-    }
-
-    /// Accounts for `dropped` entries removed and, with `evicted`, one live entry evicted.
-    fn settle(&self, dropped: usize, evicted: bool) {
-        let dropped = dropped + usize::from(evicted);
-        if dropped > 0 {
-            self.inner.held.fetch_sub(dropped as u64, Ordering::Relaxed);
-        }
-        if evicted {
-            self.inner.early_evictions.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Sets `key` in `shard`, keeping the count and the eviction counter.
-    fn put(&self, shard: &mut Shard, key: &DedupKey, token: u32, ttl: Duration, now: u64) {
-        let before = shard.len();
-        let Made { expired, evicted } = shard.put(key.0, token, millis(ttl), now);
-        // Whatever was dropped, the shard's size grew by one or stayed (an update in place).
-        let grown = shard.len() + expired + usize::from(evicted) - before;
-        self.inner.held.fetch_add(grown as u64, Ordering::Relaxed);
-        self.settle(expired, evicted);
-    }
-
-    fn remove(&self, shard: &mut Shard, key: &DedupKey) {
-        if shard.remove(&key.0) {
-            self.inner.held.fetch_sub(1, Ordering::Relaxed);
-        }
     }
 
     /// [`DedupStore::claim`], synchronously (the memory store never waits).
     pub fn claim_now(&self, key: DedupKey, ttl: Duration) -> ClaimOutcome {
         let now = self.now();
         let mut shard = self.shard(&key);
-        match shard.get(&key.0) {
+        match shard.shard.get(&key.0) {
             Some(slot) if slot.expires > now && slot.token == DELIVERED => ClaimOutcome::Delivered,
             Some(slot) if slot.expires > now => ClaimOutcome::InFlight,
             _ => {
-                let token = self.token();
-                self.put(&mut shard, &key, token, ttl, now);
+                let token = shard.token();
+                shard.put(&key, token, ttl, now);
                 ClaimOutcome::Claimed(ClaimToken(token))
             }
         }
@@ -159,13 +159,13 @@ impl MemoryStore {
     pub fn complete_now(&self, key: DedupKey, token: ClaimToken, ttl: Duration) {
         let now = self.now();
         let mut shard = self.shard(&key);
-        let ours_or_lapsed = match shard.get(&key.0) {
+        let ours_or_lapsed = match shard.shard.get(&key.0) {
             None => true,
             Some(slot) => slot.token == token.0 || slot.expires <= now,
         };
         // Someone else's live claim, or already delivered: leave it.
         if ours_or_lapsed {
-            self.put(&mut shard, &key, DELIVERED, ttl, now);
+            shard.put(&key, DELIVERED, ttl, now);
         }
         drop(shard);
         self.inner.waiters.wake(&key);
@@ -174,8 +174,12 @@ impl MemoryStore {
     /// [`DedupStore::release`], synchronously.
     pub fn release_now(&self, key: DedupKey, token: ClaimToken) {
         let mut shard = self.shard(&key);
-        if shard.get(&key.0).is_some_and(|slot| slot.token == token.0) {
-            self.remove(&mut shard, &key);
+        if shard
+            .shard
+            .get(&key.0)
+            .is_some_and(|slot| slot.token == token.0)
+        {
+            shard.shard.remove(&key.0);
         }
         drop(shard);
         self.inner.waiters.wake(&key);
@@ -184,14 +188,14 @@ impl MemoryStore {
     /// [`DedupStore::forget`], synchronously.
     pub fn forget_now(&self, key: DedupKey) {
         let mut shard = self.shard(&key);
-        self.remove(&mut shard, &key);
+        shard.shard.remove(&key.0);
         drop(shard);
         self.inner.waiters.wake(&key);
     }
 }
 
-fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    shard.lock().unwrap_or_else(|e| e.into_inner())
+fn lock(locked: &Locked) -> MutexGuard<'_, Table> {
+    locked.0.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl DedupStore for MemoryStore {
