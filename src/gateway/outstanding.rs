@@ -1,10 +1,11 @@
 //! The dedup claims held by requests still in progress, so shutdown can release those that
 //! never finish (a shared store would otherwise keep them until they lapse).
 //!
-//! Every delivery registers its claims here and takes them off when it settles, on whichever
-//! thread serves it, so the list is split into [`SHARDS`] locks chosen by the claim's key (a
-//! digest, so evenly spread): two serving threads rarely touch the same lock or cache line,
-//! where one shared lock and counter cost more the more cores served.
+//! Every delivery registers its claims here and takes them off when it settles, so the list is
+//! split into one lock per serving thread ([`crate::sharded`]), each on cache lines of its
+//! own, where one shared lock and counter cost more the more cores served: a request lists its
+//! claims in its thread's shard and remembers which, so settling on another thread still
+//! finds them.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -13,11 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use smallvec::SmallVec;
 
 use crate::dedup::{ClaimToken, DedupKey};
+use crate::sharded::{shard_of_this_thread, SHARDS};
 
-/// Locks the list is split into.
-const SHARDS: usize = 64;
-
-/// One request's claims.
 /// One request's claims: at most three keys (event id, body digest, transmission), inline.
 pub(super) type Claims = SmallVec<[(DedupKey, ClaimToken); 3]>;
 
@@ -28,6 +26,9 @@ pub(super) struct Slot {
     id: u64,
 }
 
+/// Aligned so that no two shards share a cache line (or the adjacent one the prefetcher
+/// pairs with it).
+#[repr(align(128))]
 #[derive(Default)]
 struct Shard {
     next: u64,
@@ -78,9 +79,7 @@ impl std::fmt::Debug for Outstanding {
 impl Outstanding {
     /// Lists one request's claims (not empty) until [`Outstanding::settle`].
     pub(super) fn track(&self, claims: Claims) -> Slot {
-        let shard = claims
-            .first()
-            .map_or(0, |(key, _)| usize::from(key.0[0]) % SHARDS);
+        let shard = shard_of_this_thread();
         let mut locked = self.lock(shard);
         let id = locked.next;
         locked.next += 1;
@@ -125,22 +124,24 @@ mod tests {
     #[test]
     fn settled_claims_leave_the_list_and_unsettled_ones_are_taken_at_shutdown() {
         let outstanding = Outstanding::default();
-        // Two requests on the same shard, one on another; one request holds two keys.
+        // Two requests of this thread, one of another; one request holds two keys.
         let a = outstanding.track(smallvec::smallvec![claim(1, 10)]);
-        let b = outstanding.track(smallvec::smallvec![
-            claim(1 + SHARDS as u8, 11),
-            claim(9, 12)
-        ]);
-        let c = outstanding.track(smallvec::smallvec![claim(2, 13)]);
+        let b = outstanding.track(smallvec::smallvec![claim(1, 11), claim(9, 12)]);
+        let c = std::thread::scope(|s| {
+            s.spawn(|| outstanding.track(smallvec::smallvec![claim(2, 13)]))
+                .join()
+                .unwrap()
+        });
         assert_eq!(a.shard, b.shard);
         assert_ne!(a, b);
-        assert_ne!(a.shard, c.shard);
-        outstanding.settle(a);
+        // Settled from another thread than the one that listed it.
+        std::thread::scope(|s| s.spawn(|| outstanding.settle(a)).join().unwrap());
         let mut left: Vec<u32> = outstanding.take_all().iter().map(|(_, t)| t.0).collect();
         left.sort_unstable();
         assert_eq!(left, vec![11, 12, 13]);
         assert!(outstanding.take_all().is_empty(), "taken once");
         // Settling a slot already taken is harmless.
         outstanding.settle(b);
+        outstanding.settle(c);
     }
 }
