@@ -306,7 +306,7 @@ class Bench:
             port, pid, stop = self.start_nginx_proxy(cpus, n)
         try:
             up0 = upstream_count(self.up_port)
-            ticks0, wall0 = base.process_ticks(pid), time.time()
+            times0, wall0 = base.process_times(pid), time.time()
             perf = None
             if profile:
                 data = os.path.join(self.workdir, profile + ".data")
@@ -315,15 +315,18 @@ class Bench:
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             res = run_wrk(self.lay["wrk"], self.lay["wrk_threads"], port, self.specs[body],
                           connections, seconds)
-            ticks1, wall1 = base.process_ticks(pid), time.time()
+            times1, wall1 = base.process_times(pid), time.time()
             if perf:
                 perf.wait()
                 flat_profile(data, os.path.join(OUT, profile + ".txt"), res["requests"])
         finally:
             stop()
         res["upstream"] = upstream_count(self.up_port) - up0
-        cpu_s = (ticks1 - ticks0) / base.CLK_TCK
+        user_s, sys_s = ((b - a) / base.CLK_TCK for a, b in zip(times0, times1))
+        cpu_s = user_s + sys_s
         res["cpu_us"] = cpu_s * 1e6 / max(res["requests"], 1)
+        res["user_us"] = user_s * 1e6 / max(res["requests"], 1)
+        res["sys_us"] = sys_s * 1e6 / max(res["requests"], 1)
         # Over the wrk run (its set-up included, when the server idles): a lower bound.
         res["cpu_pct"] = 100 * cpu_s / (wall1 - wall0)
         problems = []
@@ -359,7 +362,7 @@ def flat_profile(data, out, requests):
 
 
 def median_row(runs):
-    keys = ("cpu_us", "rps", "p50_us", "p99_us", "cpu_pct")
+    keys = ("cpu_us", "user_us", "sys_us", "rps", "p50_us", "p99_us", "cpu_pct")
     return {k: statistics.median(r[k] for r in runs) for k in keys}
 
 
@@ -383,6 +386,7 @@ def case(bench, spec):
             res = bench.round(system, spec, SECONDS)
             runs[system].append(res)
             log(f"   round {r + 1} {system:<9} {res['cpu_us']:>7.2f} us CPU/req"
+                f" ({res['user_us']:.2f} user + {res['sys_us']:.2f} sys)"
                 f" {res['rps']:>9.0f} req/s  p50 {res['p50_us']:>6.0f} p99 {res['p99_us']:>6.0f} us"
                 f"  server CPU {res['cpu_pct']:>4.0f} %  upstream {res['upstream']}/"
                 f"{res['requests']}  wraps {res['wraps']}"
@@ -416,8 +420,9 @@ def summary(results, meta):
              + (" **DRY RUN** (a check of the script, not a measurement)." if DRY else ""), "",
              "| server cores | conns | body | hookgate CPU µs/req | nginx CPU µs/req | ratio |"
              " hookgate req/s | nginx req/s | req/s ratio | p50 hg / nginx (ms) |"
-             " p99 hg / nginx (ms) | server CPU % hg / nginx | invalid rounds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             " p99 hg / nginx (ms) | server CPU % hg / nginx | user µs/req hg / nginx |"
+             " sys µs/req hg / nginx | invalid rounds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         h, x = r["hookgate"], r["nginx"]
         lines.append(
@@ -426,7 +431,9 @@ def summary(results, meta):
             f" **{r['cpu_ratio']:.2f}** | {h['rps']:,.0f} | {x['rps']:,.0f} |"
             f" {r['rps_ratio']:.2f} | {h['p50_us'] / 1000:.2f} / {x['p50_us'] / 1000:.2f} |"
             f" {h['p99_us'] / 1000:.2f} / {x['p99_us'] / 1000:.2f} |"
-            f" {h['cpu_pct']:.0f} / {x['cpu_pct']:.0f} | {r['invalid_rounds']} |")
+            f" {h['cpu_pct']:.0f} / {x['cpu_pct']:.0f} |"
+            f" {h['user_us']:.2f} / {x['user_us']:.2f} | {h['sys_us']:.2f} / {x['sys_us']:.2f} |"
+            f" {r['invalid_rounds']} |")
     if BASELINE:
         lines += ["", f"Against the baseline build ({BASELINE}), same rounds:", "",
                   "| server cores | conns | body | this build CPU µs/req | baseline CPU µs/req |"
@@ -442,13 +449,18 @@ def summary(results, meta):
     by = {r["cores"]: r for r in results
           if r["body"] == 1024 and r["connections"] == 64 * r["cores"]}
     if 1 in by and max(by) > 1:
-        top = max(by)
-        lines += ["", f"Scaling: req/s per core at {top} cores against 1 core "
-                  "(target for hookgate: within 10 %)", ""]
-        for system in ("hookgate", "nginx"):
-            one, many = by[1][system]["rps"], by[top][system]["rps"] / top
-            lines.append(f"- {system}: {one:,.0f} at 1 core, {many:,.0f} per core at {top} cores"
-                         f" = **{many / one:.2f}**")
+        lines += ["", "Scaling: req/s per core at N cores against 1 core (target for hookgate:"
+                  " within 10 %), and CPU µs/req at N cores against 1 core (what each request"
+                  " costs more with more cores; not capped by the load generator or the upstream,"
+                  " which can limit the req/s of every system at the highest core counts)", ""]
+        systems = ("hookgate", "nginx", "baseline") if BASELINE else ("hookgate", "nginx")
+        for top in sorted(c for c in by if c > 1):
+            for system in systems:
+                one, many = by[1][system]["rps"], by[top][system]["rps"] / top
+                cost = by[top][system]["cpu_us"] / by[1][system]["cpu_us"]
+                lines.append(f"- {top} cores, {system}: {one:,.0f} req/s at 1 core, {many:,.0f}"
+                             f" per core = **{many / one:.2f}**; CPU/req x{cost:.2f}"
+                             f" (server CPU {by[top][system]['cpu_pct']:.0f} %)")
     lines += ["", "CPU µs/req: utime + stime of the server's process tree over the round divided"
               " by the requests answered; server CPU % is over the whole wrk run (its start-up"
               " included), so it reads slightly low.", ""]

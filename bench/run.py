@@ -214,8 +214,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 UPSTREAM_PID = [0]
 
 
-def process_ticks(pid):
-    """utime + stime of pid and every descendant (nginx's workers), in clock ticks."""
+def process_times(pid):
+    """(utime, stime) of pid and every descendant (nginx's workers), in clock ticks."""
     children = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -225,15 +225,21 @@ def process_ticks(pid):
             except OSError:
                 continue
             children.setdefault(int(fields[1]), []).append((int(entry), fields))
-    total, todo = 0, [pid]
+    user, system, todo = 0, 0, [pid]
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    total += int(fields[11]) + int(fields[12])
+    user, system = int(fields[11]), int(fields[12])
     while todo:
         for child, fields in children.get(todo.pop(), []):
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
             todo.append(child)
-    return total
+    return user, system
+
+
+def process_ticks(pid):
+    """utime + stime of pid and every descendant (nginx's workers), in clock ticks."""
+    return sum(process_times(pid))
 
 
 def core_ticks(cpu):
