@@ -373,3 +373,38 @@ fn a_long_string_is_scanned_to_its_end_and_a_control_byte_anywhere_refuses_it() 
         }
     }
 }
+
+#[test]
+fn the_string_stop_test_is_exactly_quote_backslash_and_control_bytes() {
+    for b in 0..=255u8 {
+        let expected = b < 0x20 || b == b'"' || b == b'\\';
+        assert_eq!(walk::stops_string(b), expected, "byte {b:#04x}");
+        // Found at every offset of a longer run (the vector path and the tail).
+        for at in [0, 5, 31, 32, 40, 63, 64, 70] {
+            let mut bytes = vec![b'x'; 71];
+            bytes[at] = b;
+            let want = if expected { Some(at) } else { None };
+            assert_eq!(walk::string_stop(&bytes), want, "byte {b:#04x} at {at}");
+        }
+    }
+    // Random runs, rich in the bytes next to the stops' values: the first stop, as a plain
+    // search finds it.
+    let mut rng = fastrand::Rng::with_seed(7);
+    const NEAR: &[u8] = b"\x00\x1f\x20\x21\x22\x23\x5b\x5c\x5d\x7f\x80\xa2\xc3\xa9\xdc\xffx";
+    for _ in 0..20_000 {
+        let len = rng.usize(..80);
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                if rng.u8(..8) == 0 {
+                    NEAR[rng.usize(..NEAR.len())]
+                } else {
+                    b'a' + rng.u8(..26)
+                }
+            })
+            .collect();
+        let plain = bytes
+            .iter()
+            .position(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        assert_eq!(walk::string_stop(&bytes), plain, "{bytes:?}");
+    }
+}

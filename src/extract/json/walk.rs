@@ -28,16 +28,47 @@ fn indexes(mut bits: u64) -> impl Iterator<Item = usize> {
     })
 }
 
-/// Whether any byte is a control byte (below 0x20), which a JSON string may not hold raw.
-/// Fixed-size chunks without an early exit inside are compared 16 or 32 bytes per instruction.
-fn has_control_byte(bytes: &[u8]) -> bool {
-    let mut chunks = bytes.chunks_exact(32);
-    for chunk in &mut chunks {
-        if chunk.iter().fold(false, |seen, &b| seen | (b < 0x20)) {
-            return true;
+/// Whether `b` ends a run of plain string bytes: a quote, a backslash or a control byte (which
+/// a JSON string may not hold raw). `b ^ 2` maps the quote to 0x20 and the control bytes onto
+/// themselves, so one comparison covers both.
+pub(super) fn stops_string(b: u8) -> bool {
+    ((b ^ 2) <= 0x20) | (b == b'\\')
+}
+
+/// The bytes of `word` (little-endian) that stop a string, as the high bit of each: exact for
+/// the lowest one (the ones above it may be flagged wrongly). As [`stops_string`], with the
+/// byte-wise "less than" and "equal" of Mycroft's zero-byte test.
+fn stops_in_word(word: u64) -> u64 {
+    const ONES: u64 = u64::MAX / 255;
+    let quote_or_control = word ^ (ONES * 2);
+    let below = quote_or_control.wrapping_sub(ONES * 0x21) & !quote_or_control;
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let equal = backslash.wrapping_sub(ONES) & !backslash;
+    (below | equal) & (ONES << 7)
+}
+
+/// Where the plain bytes at the start of `bytes` end. Chunks of 32 bytes, each tested whole
+/// without an early exit, are compared 16 bytes per instruction; the chunk that holds the stop,
+/// and the tail, are read 8 bytes at a time.
+pub(super) fn string_stop(bytes: &[u8]) -> Option<usize> {
+    let mut offset = 0;
+    for chunk in bytes.chunks_exact(32) {
+        if chunk.iter().fold(false, |seen, &b| seen | stops_string(b)) {
+            break;
         }
+        offset += 32;
     }
-    chunks.remainder().iter().any(|&b| b < 0x20)
+    for word in bytes[offset..].chunks(8) {
+        // Past the end: bytes that stop nothing.
+        let mut padded = [b'x'; 8];
+        padded[..word.len()].copy_from_slice(word);
+        let stops = stops_in_word(u64::from_le_bytes(padded));
+        if stops != 0 {
+            return Some(offset + stops.trailing_zeros() as usize / 8);
+        }
+        offset += word.len();
+    }
+    None
 }
 
 /// The four hex digits at the start of `bytes`, as a number.
@@ -55,7 +86,7 @@ fn hex4(bytes: &[u8]) -> Result<u32> {
 fn decode(raw: &[u8]) -> Result<String> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
-    while let Some(k) = memchr::memchr(b'\\', &raw[i..]) {
+    while let Some(k) = raw[i..].iter().position(|&b| b == b'\\') {
         out.extend_from_slice(&raw[i..i + k]);
         i += k + 1;
         let escape = *raw.get(i).ok_or(Failure::Invalid)?;
@@ -304,17 +335,15 @@ impl<'b, 'p, P: AsRef<JsonPath>> Walk<'b, 'p, P> {
         let mut i = start;
         let mut escaped = false;
         loop {
-            let rest = &self.bytes[i..];
-            let stop = memchr::memchr2(b'"', b'\\', rest).ok_or(Failure::Invalid)?;
-            if has_control_byte(&rest[..stop]) {
-                return Err(Failure::Invalid);
+            i += string_stop(&self.bytes[i..]).ok_or(Failure::Invalid)?;
+            match self.bytes[i] {
+                b'"' => {
+                    self.at = i + 1;
+                    return Ok((start, i, escaped));
+                }
+                b'\\' => escaped = true,
+                _ => return Err(Failure::Invalid),
             }
-            i += stop;
-            if self.bytes[i] == b'"' {
-                self.at = i + 1;
-                return Ok((start, i, escaped));
-            }
-            escaped = true;
             i += 1;
             match self.bytes.get(i) {
                 Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 1,
