@@ -108,8 +108,7 @@ fn main() {
         });
         let mut req = http::Request::new(event.body.clone());
         *req.headers_mut() = headers.clone();
-        req.extensions_mut()
-            .insert(hookgate::gateway::Routed::new(Arc::clone(source)));
+        req.extensions_mut().insert(Arc::clone(source));
         req.extensions_mut()
             .insert(PeerAddr("127.0.0.1:1".parse().unwrap()));
         let now_ms = now * 1000;

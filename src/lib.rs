@@ -21,8 +21,7 @@
 //! - `keyfetch`: provider keys fetched over HTTPS (SNS certificates, Google's JWKS), cached.
 //! - `access` (tokens, allowlists, admin auth), `extract` (timestamps and ids from headers
 //!   and JSON), `timestamp`, `clock`, `secret`, `redact`, `tls`, `metrics`, `telemetry`,
-//!   `histogram` (the latency histogram every serving thread updates), `sharded` (its
-//!   counters), `allowance` (the limits every serving thread takes from).
+//!   `histogram` (the latency histogram every serving thread updates).
 //! - `sidecar`: the outbound sidecar endpoint, which stores events in the delivery engine.
 //! - `fuzzing`: entry points of the cargo-fuzz targets and their corpus replay.
 #![forbid(unsafe_code)]
@@ -38,8 +37,6 @@ pub mod sender;
 pub mod access;
 #[doc(hidden)]
 pub mod admin;
-#[doc(hidden)]
-pub mod allowance;
 mod answer;
 #[doc(hidden)]
 pub mod clock;

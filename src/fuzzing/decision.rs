@@ -136,8 +136,7 @@ fn request(data: &[u8], source: &Arc<Source>) -> http::Request<Bytes> {
             req.headers_mut().append(name, value);
         }
     }
-    req.extensions_mut()
-        .insert(crate::gateway::Routed::new(source.clone()));
+    req.extensions_mut().insert(source.clone());
     req.extensions_mut()
         .insert(PeerAddr("127.0.0.1:1".parse().expect("an address")));
     req

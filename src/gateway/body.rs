@@ -18,37 +18,46 @@ use http::header::CONTENT_LENGTH;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
 use super::held::{Held, PerCopy};
 use super::rejection::Rejection;
 use super::{BoxError, BoxFuture, Response};
-use crate::allowance::{Allowance, Grant};
 use crate::metrics::Metrics;
+use crate::source::Source;
 
 /// What a sender refused for want of budget is told to wait.
 const BUDGET_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// The bytes all unverified bodies being received may hold together.
 #[derive(Clone, Debug)]
-pub(super) struct BodyBudget(Allowance);
+pub(super) struct BodyBudget {
+    permits: Arc<Semaphore>,
+    total: usize,
+}
 
 impl BodyBudget {
     pub(super) fn new(total: usize) -> Self {
-        BodyBudget(Allowance::new(total))
+        let total = total.clamp(1, Semaphore::MAX_PERMITS);
+        BodyBudget {
+            permits: Arc::new(Semaphore::new(total)),
+            total,
+        }
     }
 
     /// Bytes reserved now.
     pub(super) fn in_use(&self) -> usize {
-        self.0.in_use()
+        self.total - self.permits.available_permits()
     }
 
     pub(super) fn total(&self) -> usize {
-        self.0.total()
+        self.total
     }
 
-    fn reserve(&self, bytes: usize) -> Option<Grant<'_>> {
-        self.0.grant(bytes)
+    fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let n = u32::try_from(bytes).ok()?;
+        self.permits.clone().try_acquire_many_owned(n).ok()
     }
 }
 
@@ -61,7 +70,7 @@ struct BudgetExhausted;
 struct Budgeted<'a, B> {
     inner: B,
     budget: &'a BodyBudget,
-    held: Option<Grant<'a>>,
+    held: Option<OwnedSemaphorePermit>,
     /// True when the declared length was reserved up front.
     prepaid: bool,
 }
@@ -171,7 +180,7 @@ where
             // thread shares the source's).
             let source = parts
                 .extensions
-                .get::<super::Routed>()
+                .get::<Arc<Source>>()
                 .expect("the route layer runs first");
             let limit = source.max_body;
             let declared = parts

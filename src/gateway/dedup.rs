@@ -292,7 +292,7 @@ where
             let (store, metrics) = (&parts.store, &parts.metrics);
             let source = req
                 .extensions()
-                .get::<super::Routed>()
+                .get::<Arc<Source>>()
                 .cloned()
                 .expect("the route layer runs first");
             let Some(policy) = &source.dedup else {

@@ -255,7 +255,7 @@ impl Service<http::Request<Bytes>> for Forward {
             // thread shares the source's).
             let source = parts
                 .extensions
-                .get::<super::Routed>()
+                .get::<Arc<Source>>()
                 .expect("the route layer runs first");
             // The query string is not covered by any signature: dropped unless the source
             // asks for it.

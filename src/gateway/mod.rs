@@ -108,52 +108,24 @@ pub struct EventId {
     pub signed: bool,
 }
 
-/// The source the route layer chose for `req`, borrowed where it was left.
-fn routed<B>(req: &http::Request<B>) -> &Routed {
+/// The source the route layer chose for `req`, borrowed where it was left: every serving
+/// thread shares the source's reference count, so a layer that can read it in place takes none.
+fn routed<B>(req: &http::Request<B>) -> &Arc<Source> {
     req.extensions()
-        .get::<Routed>()
+        .get::<Arc<Source>>()
         .expect("the route layer runs first")
-}
-
-/// The source the route layer chose, as a request (an extension) and its response carry it:
-/// a handle of the connection's own, made once per connection and source, on the source's
-/// `Arc`. A request's clones and drops of it count references that only its connection's
-/// thread touches; the source's own count is shared by every serving thread, and a clone of it
-/// per request moved its cache line from core to core.
-#[derive(Debug, Clone)]
-// The second allocation is the point: its count is the connection's own.
-#[allow(clippy::redundant_allocation)]
-pub struct Routed(Arc<Arc<Source>>);
-
-impl Routed {
-    pub fn new(source: Arc<Source>) -> Self {
-        Routed(Arc::new(source))
-    }
-
-    /// Whether this is a handle on `source`.
-    fn is(&self, source: &Arc<Source>) -> bool {
-        Arc::ptr_eq(&*self.0, source)
-    }
-}
-
-impl std::ops::Deref for Routed {
-    type Target = Arc<Source>;
-
-    fn deref(&self) -> &Arc<Source> {
-        &self.0
-    }
 }
 
 /// The source a response belongs to (for the request log), recorded by the route layer.
 #[derive(Debug, Clone)]
-pub struct RoutedTo(pub Routed);
+pub struct RoutedTo(pub Arc<Source>);
 
 /// What the request log reads from a response: how the request ended and the source it was
 /// routed to, in one response extension (each extension is a heap allocation).
 #[derive(Debug, Clone, Default)]
 pub struct Settled {
     pub outcome: Option<Outcome>,
-    pub source: Option<Routed>,
+    pub source: Option<Arc<Source>>,
 }
 
 impl Settled {

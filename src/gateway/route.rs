@@ -16,7 +16,7 @@ use tower::{Layer, Service};
 
 use super::finish::{OnResponse, Then};
 use super::rejection::Rejection;
-use super::{Response, Routed, RoutedTo, Settled};
+use super::{Response, RoutedTo, Settled};
 use crate::source::Source;
 
 /// The routing table. Paths are hashed with foldhash rather than SipHash: the table only
@@ -75,39 +75,14 @@ impl<S> Layer<S> for RouteLayer {
         Route {
             routes: self.routes.clone(),
             inner,
-            last: None,
         }
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Route<S> {
     routes: Arc<ArcSwap<Routes>>,
     inner: S,
-    /// This copy's (one connection's) handle on the source it routed to last.
-    last: Option<Routed>,
-}
-
-/// A copy of the stack (a new connection) makes handles of its own.
-impl<S: Clone> Clone for Route<S> {
-    fn clone(&self) -> Self {
-        Route {
-            routes: self.routes.clone(),
-            inner: self.inner.clone(),
-            last: None,
-        }
-    }
-}
-
-impl<S> Route<S> {
-    /// The handle on `source`: this connection's last one when it is the same source (a
-    /// reload makes new sources, so a handle never outlives its configuration).
-    fn handle(&mut self, source: &Arc<Source>) -> Routed {
-        match &self.last {
-            Some(last) if last.is(source) => last.clone(),
-            _ => self.last.insert(Routed::new(source.clone())).clone(),
-        }
-    }
 }
 
 impl<S> Service<http::Request<Incoming>> for Route<S>
@@ -124,12 +99,9 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<Incoming>) -> Self::Future {
-        let routes = self.routes.load();
-        let Some(found) = routes.find(req.uri().path()) else {
+        let Some(source) = self.routes.load().find(req.uri().path()).cloned() else {
             return Either::Left(ready(Ok(Rejection::UnknownSource.into_response())));
         };
-        let source = self.handle(found);
-        drop(routes);
         let routed = RoutedTo(source.clone());
         let get_handshake =
             req.method() == Method::GET && source.handshake.as_ref().is_some_and(|h| h.is_get());

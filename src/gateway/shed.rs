@@ -5,30 +5,30 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::future::{ready, Either, Ready};
 use hyper::body::Incoming;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
-use super::held::PerCopy;
 use super::rejection::Rejection;
 use super::Response;
-use crate::allowance::Allowance;
 
 /// What a shed request is told to wait before retrying.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub(super) struct ShedLayer {
-    permits: Allowance,
+    permits: Arc<Semaphore>,
 }
 
 impl ShedLayer {
     pub(super) fn new(max_concurrent: usize) -> Self {
         ShedLayer {
-            permits: Allowance::new(max_concurrent),
+            permits: Arc::new(Semaphore::new(max_concurrent)),
         }
     }
 }
@@ -39,7 +39,7 @@ impl<S> Layer<S> for ShedLayer {
     fn layer(&self, inner: S) -> Shed<S> {
         Shed {
             inner,
-            permits: PerCopy::new(self.permits.clone()),
+            permits: self.permits.clone(),
         }
     }
 }
@@ -47,9 +47,7 @@ impl<S> Layer<S> for ShedLayer {
 #[derive(Clone)]
 pub(super) struct Shed<S> {
     inner: S,
-    /// The limit, through a handle of this copy of the stack's ([`PerCopy`]): a request's
-    /// permit counts a reference only its connection's thread touches.
-    permits: PerCopy<Allowance>,
+    permits: Arc<Semaphore>,
 }
 
 impl<S> Service<http::Request<Incoming>> for Shed<S>
@@ -66,26 +64,16 @@ where
     }
 
     fn call(&mut self, req: http::Request<Incoming>) -> Self::Future {
-        if self.permits.take(1) {
-            Either::Right(Permitted {
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => Either::Right(Permitted {
                 inner: self.inner.call(req),
-                _permit: Permit(self.permits.handle()),
-            })
-        } else {
-            Either::Left(ready(Ok(Rejection::Overloaded {
+                _permit: permit,
+            }),
+            Err(_) => Either::Left(ready(Ok(Rejection::Overloaded {
                 retry_after: RETRY_AFTER,
             }
-            .into_response())))
+            .into_response()))),
         }
-    }
-}
-
-/// One request in progress, given back on drop.
-pub(super) struct Permit(PerCopy<Allowance>);
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        self.0.give(1);
     }
 }
 
@@ -94,7 +82,7 @@ pin_project_lite::pin_project! {
     pub(super) struct Permitted<F> {
         #[pin]
         inner: F,
-        _permit: Permit,
+        _permit: OwnedSemaphorePermit,
     }
 }
 

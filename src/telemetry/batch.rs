@@ -1,12 +1,9 @@
-//! The log writer: lines are appended to a buffer and written by a writer thread in batches:
-//! when a buffer passes [`FLUSH_AT`] bytes, and at least every [`FLUSH_EVERY`] otherwise. A
-//! busy gateway thus pays neither a `write` system call nor a thread wake-up per line (the
-//! request line is the hot one). Each serving thread appends to a buffer of its own
-//! ([`crate::sharded`]: one lock and cache lines that no other serving thread writes), so the
-//! lines of one thread keep their order while those of different threads are interleaved a
-//! batch at a time, as in the files of servers that buffer per worker. Nothing is dropped: a
-//! logger whose buffer holds [`MAX_PENDING`] bytes blocks until the writer has taken them. The
-//! [`LogGuard`] flushes what is left when it is dropped at exit.
+//! The log writer: lines are appended to a shared buffer and written by a writer thread in
+//! batches: when the buffer passes [`FLUSH_AT`] bytes, and at least every [`FLUSH_EVERY`]
+//! otherwise. A busy gateway thus pays neither a `write` system call nor a thread wake-up per
+//! line (the request line is the hot one). Nothing is dropped: a logger that finds
+//! [`MAX_PENDING`] bytes waiting blocks until the writer has taken them. The [`LogGuard`]
+//! flushes what is left when it is dropped at exit.
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -15,66 +12,35 @@ use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::sharded::{shard_of_this_thread, SHARDS};
-
-/// Pending bytes in one thread's buffer that wake the writer thread before its next tick.
+/// Pending bytes that wake the writer thread before its next tick.
 pub const FLUSH_AT: usize = 32 * 1024;
 /// Longest a line waits in the buffer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
-/// Pending bytes in one thread's buffer past which its loggers wait for the writer
-/// (back-pressure, never loss); all buffers together hold at most `SHARDS` times this.
-pub const MAX_PENDING: usize = 1024 * 1024;
+/// Pending bytes past which loggers wait for the writer (back-pressure, never loss).
+pub const MAX_PENDING: usize = 4 * 1024 * 1024;
 
-/// One thread's lines not yet taken, alone on its cache lines.
-#[repr(align(128))]
-struct Lane(Mutex<Vec<u8>>);
-
-impl Lane {
-    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
-        // A logger that panicked mid-append leaves whole lines behind it: keep going.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// What loggers and the writer tell each other.
-#[derive(Default)]
-struct Control {
-    /// A buffer passed `FLUSH_AT` or is full: write now.
-    kicked: bool,
+struct Pending {
+    bytes: Vec<u8>,
     closed: bool,
-    /// Passes of the writer over the buffers, for loggers waiting for room.
-    rounds: u64,
 }
 
 struct Shared {
-    lanes: [Lane; SHARDS],
-    control: Mutex<Control>,
-    /// Signalled when a buffer passes `FLUSH_AT` or fills, or the guard closes the log.
-    kick: Condvar,
-    /// Signalled after each pass of the writer.
+    pending: Mutex<Pending>,
+    /// Signalled when the buffer passes `FLUSH_AT` or the guard closes it.
+    full: Condvar,
+    /// Signalled when the writer has taken the buffer.
     taken: Condvar,
 }
 
 impl Shared {
-    fn control(&self) -> MutexGuard<'_, Control> {
-        self.control.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Wakes the writer before its next tick.
-    fn kick(&self) {
-        self.control().kicked = true;
-        self.kick.notify_one();
-    }
-
-    /// Bytes waiting in every buffer.
-    #[cfg(test)]
-    fn pending(&self) -> usize {
-        self.lanes.iter().map(|lane| lane.lock().len()).sum()
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // A logger that panicked mid-append leaves whole lines behind it: keep going.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// The `MakeWriter` handed to the subscriber: each event's formatted line is appended to the
-/// calling thread's buffer in one call.
+/// shared buffer in one call.
 #[derive(Clone)]
 pub struct BatchWriter {
     shared: Arc<Shared>,
@@ -84,9 +50,11 @@ impl BatchWriter {
     /// A writer whose lines end up in `out`, written by a thread of its own.
     pub fn spawn<W: Write + Send + 'static>(out: W) -> (BatchWriter, LogGuard) {
         let shared = Arc::new(Shared {
-            lanes: std::array::from_fn(|_| Lane(Mutex::new(Vec::new()))),
-            control: Mutex::default(),
-            kick: Condvar::new(),
+            pending: Mutex::new(Pending {
+                bytes: Vec::with_capacity(FLUSH_AT * 2),
+                closed: false,
+            }),
+            full: Condvar::new(),
             taken: Condvar::new(),
         });
         let thread = {
@@ -108,70 +76,40 @@ impl BatchWriter {
     }
 
     pub(super) fn append(&self, line: &[u8]) {
-        let lane = &self.shared.lanes[shard_of_this_thread()];
-        let mut pending = lane.lock();
-        if pending.len() >= MAX_PENDING {
-            drop(pending);
-            self.wait_for_room(lane);
-            pending = lane.lock();
+        let mut pending = self.shared.lock();
+        while pending.bytes.len() >= MAX_PENDING && !pending.closed {
+            self.shared.full.notify_one();
+            pending = self
+                .shared
+                .taken
+                .wait(pending)
+                .unwrap_or_else(|e| e.into_inner());
         }
-        let before = pending.len();
-        pending.extend_from_slice(line);
-        let crossed = before < FLUSH_AT && pending.len() >= FLUSH_AT;
-        drop(pending);
-        if crossed {
-            self.shared.kick();
-        }
-    }
-
-    /// Waits until the writer has taken `lane`'s bytes (or the log is closed). The buffer is
-    /// checked under the control lock, which the writer takes after each pass: no pass is
-    /// missed between the check and the wait.
-    fn wait_for_room(&self, lane: &Lane) {
-        let shared = &*self.shared;
-        let mut control = shared.control();
-        while !control.closed && lane.lock().len() >= MAX_PENDING {
-            control.kicked = true;
-            shared.kick.notify_one();
-            let round = control.rounds;
-            while control.rounds == round && !control.closed {
-                control = shared
-                    .taken
-                    .wait(control)
-                    .unwrap_or_else(|e| e.into_inner());
-            }
+        let before = pending.bytes.len();
+        pending.bytes.extend_from_slice(line);
+        if before < FLUSH_AT && pending.bytes.len() >= FLUSH_AT {
+            self.shared.full.notify_one();
         }
     }
 }
 
-/// The writer thread: at each wake-up, takes every buffer and writes them in one go.
+/// The writer thread: takes the whole buffer at each wake-up and writes it in one go.
 fn write_batches<W: Write>(shared: &Shared, mut out: W) {
     let mut batch = Vec::with_capacity(FLUSH_AT * 2);
-    // Each lane's buffer is swapped with an empty one that keeps its capacity.
-    let mut spares: Vec<Vec<u8>> = (0..SHARDS).map(|_| Vec::new()).collect();
     loop {
         let closed = {
-            let mut control = shared.control();
-            if !control.kicked && !control.closed {
-                control = shared
-                    .kick
-                    .wait_timeout(control, FLUSH_EVERY)
+            let mut pending = shared.lock();
+            if pending.bytes.len() < FLUSH_AT && !pending.closed {
+                pending = shared
+                    .full
+                    .wait_timeout(pending, FLUSH_EVERY)
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
             }
-            control.kicked = false;
-            control.closed
+            std::mem::swap(&mut pending.bytes, &mut batch);
+            pending.closed
         };
-        for (lane, spare) in shared.lanes.iter().zip(spares.iter_mut()) {
-            std::mem::swap(&mut *lane.lock(), spare);
-            batch.extend_from_slice(spare);
-            spare.clear();
-        }
-        {
-            let mut control = shared.control();
-            control.rounds += 1;
-            shared.taken.notify_all();
-        }
+        shared.taken.notify_all();
         if !batch.is_empty() {
             // Nowhere to report a failing stderr; the lines are gone either way.
             let _ = out.write_all(&batch);
@@ -179,6 +117,9 @@ fn write_batches<W: Write>(shared: &Shared, mut out: W) {
             batch.clear();
         }
         if closed {
+            let rest = std::mem::take(&mut shared.lock().bytes);
+            let _ = out.write_all(&rest);
+            let _ = out.flush();
             return;
         }
     }
@@ -216,8 +157,8 @@ pub struct LogGuard {
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
-        self.shared.control().closed = true;
-        self.shared.kick.notify_one();
+        self.shared.lock().closed = true;
+        self.shared.full.notify_one();
         self.shared.taken.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -317,7 +258,7 @@ mod tests {
         };
         // Bounded wait until the buffer is at the cap while the writer is stuck.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while writer.shared.pending() < MAX_PENDING {
+        while writer.shared.lock().bytes.len() < MAX_PENDING {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the buffer never filled"
@@ -325,7 +266,7 @@ mod tests {
             std::thread::yield_now();
         }
         assert!(!logger.is_finished(), "the logger went on past the cap");
-        assert!(writer.shared.pending() < MAX_PENDING + line.len());
+        assert!(writer.shared.lock().bytes.len() < MAX_PENDING + line.len());
         open.send(()).unwrap();
         logger.join().unwrap();
         drop(guard);

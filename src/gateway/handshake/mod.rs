@@ -85,7 +85,7 @@ where
         }
         let source = req
             .extensions()
-            .get::<crate::gateway::Routed>()
+            .get::<Arc<Source>>()
             .cloned()
             .expect("the route layer runs first");
         let Some(handshake) = source.handshake.as_ref().filter(|h| h.is_get()) else {
