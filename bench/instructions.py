@@ -18,6 +18,12 @@ INSN_BODY (body bytes, 1024), INSN_KEEP=1 keeps the callgrind files (for `callgr
 INSN_CPUS (`0,1`: hookgate on both CPUs, so it runs two serving threads; valgrind runs them
 one at a time, so this counts the scheduler's extra work, not parallelism).
 
+INSN_CACHE=1 also simulates the caches and branch predictor (callgrind's --cache-sim and
+--branch-sim, a model of a 32 KiB L1 with no prefetcher: compare systems with it, do not read
+its counts as a real CPU's) and prints, per request, the instruction and data L1 misses and the
+mispredicted branches (SHA-256 included: valgrind runs its portable code, which fits in L1).
+Instructions alone under-state a server whose code does not fit the instruction cache.
+
 INSN_ATOMICS=1 also counts the atomic read-modify-writes per request (`lock`-prefixed
 instructions and `xchg` with memory, found with objdump in each binary) and lists the
 functions that execute them. Each one on memory that other cores also write moves a cache
@@ -44,11 +50,13 @@ KEEP = os.environ.get("INSN_KEEP") == "1"
 RUNTIME = os.environ.get("INSN_RUNTIME") or None
 CPUS = os.environ.get("INSN_CPUS") or None
 ATOMICS = os.environ.get("INSN_ATOMICS") == "1"
+CACHE = os.environ.get("INSN_CACHE") == "1"
 
 
 def callgrind(args, outdir, cpus=None):
     return bench.pinned(cpus or bench.SERVER_CPU, [
-        "valgrind", "--tool=callgrind", f"--dump-instr={'yes' if ATOMICS else 'no'}",
+        "valgrind", "--tool=callgrind", f"--dump-instr={'yes' if ATOMICS else 'no'}"]
+        + (["--cache-sim=yes", "--branch-sim=yes"] if CACHE else []) + [
         "--compress-strings=no",
         f"--callgrind-out-file={outdir}/cg.out"] + args)
 
@@ -68,6 +76,15 @@ def dumped_instructions(outdir, pid):
                 return (int(m.group(1)),) + sha256_instructions(path)
         time.sleep(0.2)
     raise RuntimeError("callgrind wrote no dump")
+
+
+def simulated_events(path):
+    """The dump's totals by event name (Ir, I1mr, D1mr, D1mw, Bcm, Bim ... with INSN_CACHE)."""
+    with open(path) as f:
+        text = f.read()
+    names = re.search(r"^events:\s+(.*)$", text, re.M).group(1).split()
+    totals = re.search(r"^(?:summary|totals):\s+(.*)$", text, re.M).group(1).split()
+    return dict(zip(names, (int(t) for t in totals)))
 
 
 def sha256_instructions(path):
@@ -161,6 +178,7 @@ def measure(label, start, workload, binary=None):
         dumps = sorted(glob.glob(f"{outdir}/cg.out.*"))
         atomics = (atomic_rmws(dumps[-1], binary, max(result["requests"], 1))
                    if ATOMICS and binary and dumps else None)
+        events = simulated_events(dumps[-1]) if CACHE and dumps else None
     finally:
         bench.stop(proc)
         if KEEP:
@@ -174,6 +192,12 @@ def measure(label, start, workload, binary=None):
     print(f"   {label:<44} {per_request:>10,.0f} instructions/req without SHA-256"
           f" (+{sha256 / requests:,.0f} in SHA-256), {frees / requests:.1f} heap frees/req"
           f" ({result['requests']} requests)", flush=True)
+    if events:
+        n = requests
+        print(f"      simulated per request: L1 instruction misses {events['I1mr'] / n:,.0f},"
+              f" L1 data misses {(events['D1mr'] + events['D1mw']) / n:,.0f},"
+              f" mispredicted branches {(events['Bcm'] + events['Bim']) / n:,.0f}"
+              f" (of {(events['Bc'] + events['Bi']) / n:,.0f})")
     if atomics:
         total, ranked = atomics
         print(f"      {total:.1f} atomic read-modify-writes/req in its own code; the most:")
