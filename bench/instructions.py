@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""User-space instructions per request: a figure the machine's noise does not move.
+"""User-space instructions per request: a figure the machine's load hardly moves.
 
 On a shared 2-core VM the CPU time per request of `bench/run.py` moves by ±20 % from round
-to round with the neighbours' load; instructions executed do not. This script runs each
+to round with the neighbours' load; instructions executed move far less, but not nothing
+(one build measured 42,600 to 49,600 per request in different runs: more in longer runs), so
+compare builds in one run, alternated: `instructions.py NEW OLD NEW OLD`. This script runs each
 server under `valgrind --tool=callgrind` (about 50x slower, which does not change what it
 executes per request), drives it with the CloudKeep hex 1 KiB workload of `bench/run.py`,
 zeroes the counters after a warm-up, and divides the instructions executed by the requests
