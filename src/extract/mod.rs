@@ -8,6 +8,8 @@
 
 mod json;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub use json::reference_json_fields;
 pub use json::{json_field, json_fields, JsonError, JsonPath, Scalar};
 
 use std::fmt;

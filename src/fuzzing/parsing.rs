@@ -125,7 +125,8 @@ fn check_json_field(body: &[u8], text_path: &str, path: &JsonPath, tree: Option<
     }
 }
 
-/// Looks fixed paths up in the input as a JSON body, compared with `serde_json::Value`; parses
+/// Looks fixed paths up in the input as a JSON body, compared with `serde_json::Value` and with
+/// the serde_json-based walk the current one replaced; parses
 /// the input as a value source, and when its first line is a `body:` source, looks that path
 /// up in the rest.
 pub fn json_fields(data: &[u8]) {
@@ -133,6 +134,13 @@ pub fn json_fields(data: &[u8]) {
     for (text, path) in json_paths() {
         check_json_field(data, text, path, tree.as_ref());
     }
+    // hookgate's walk answers as the serde_json-based walk it replaced, path set and all.
+    let paths: Vec<&JsonPath> = json_paths().iter().map(|(_, path)| path).collect();
+    assert_eq!(
+        crate::extract::json_fields(data, &paths),
+        crate::extract::reference_json_fields(data, &paths),
+        "the walk and the reference walk differ"
+    );
     let _ = ValueSource::parse(&String::from_utf8_lossy(data));
 
     let (first, rest) = line(data);

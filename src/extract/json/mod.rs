@@ -9,14 +9,19 @@
 //! looks at 8 bytes per step. The strings of a delivery are most of its bytes: at
 //! 64 KiB the walk was 150,000 instructions of serde_json's string scan
 //! (`docs/performance.md`). The walk accepts and refuses what the serde_json-based walk it
-//! replaced did; a test compares the two on generated documents (`reference.rs`).
+//! replaced did; a test compares the two on generated documents, and the `json_fields` fuzz
+//! target on whatever it finds (`reference.rs`).
 
 mod walk;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 mod reference;
 #[cfg(test)]
 mod tests;
+
+/// The serde_json-based walk this one replaced, for the fuzz target that compares the two.
+#[cfg(any(test, feature = "fuzzing"))]
+pub use reference::json_fields as reference_json_fields;
 
 use std::fmt;
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{JsonError, JsonPath, Scalar};
 
 /// [`super::json_fields`] as it was.
-pub(super) fn json_fields<P: AsRef<JsonPath>>(
+pub fn json_fields<P: AsRef<JsonPath>>(
     body: &[u8],
     paths: &[P],
 ) -> Result<Vec<Option<Scalar>>, JsonError> {

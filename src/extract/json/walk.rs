@@ -128,7 +128,10 @@ fn decode(raw: &[u8]) -> Result<String> {
 
 /// A number's value, read as serde_json reads it: a negative integer that fits an `i64` (not
 /// `-0`) or a non-negative one that fits a `u64` is an integer (a `u64` past `i64::MAX` is kept
-/// as a float, as before); anything else is a float, refused if it overflows.
+/// as a float, as before); anything else is a float, refused if it overflows. Floats are read
+/// by serde_json itself: its rounding differs from the standard library's in the last bit for
+/// some inputs (integers past `u64::MAX`, for one), and an id or a timestamp must read the same
+/// as before.
 fn number_value(text: &[u8]) -> Result<Scalar> {
     let text = std::str::from_utf8(text).map_err(|_| Failure::Invalid)?;
     if !text.contains(['.', 'e', 'E']) {
@@ -140,10 +143,9 @@ fn number_value(text: &[u8]) -> Result<Scalar> {
             return Ok(i64::try_from(v).map_or(Scalar::Float(v as f64), Scalar::Int));
         }
     }
-    match text.parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(Scalar::Float(v)),
-        _ => Err(Failure::Invalid),
-    }
+    serde_json::from_str::<f64>(text)
+        .map(Scalar::Float)
+        .map_err(|_| Failure::Invalid)
 }
 
 pub(super) struct Walk<'b, 'p, P> {
