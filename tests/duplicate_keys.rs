@@ -2,10 +2,14 @@
 //! `created`, `timestamp`, or a nested path) is refused with `400 bad_json` for every preset
 //! that reads it, whether the field is required or optional, and the upstream sees nothing.
 //! A receiver might read the other copy (parser differential), so hookgate never guesses.
-//! Also: an unpadded `whsec_` secret verifies a Standard Webhooks message, as the reference
-//! libraries accept it. Deliveries are signed with the providers' documented formulas.
+//! Also: a 64 KiB string with escapes on every 32-byte edge is read to its end, and a control
+//! byte inside it is refused; an unpadded `whsec_` secret verifies a Standard Webhooks message,
+//! as the reference libraries accept it. Deliveries are signed with the providers' documented
+//! formulas.
 
 mod common;
+
+use std::time::Duration;
 
 use common::*;
 
@@ -154,5 +158,52 @@ freshness = { enabled = false }
     let answer = gateway.post("/hooks/wh", &h, body.as_bytes()).await;
     assert_eq!(answer.status, 202, "{}", answer.text());
     assert_eq!(upstream.count(), 1);
+    gateway.shutdown().await;
+}
+
+/// The JSON walk finds a string's end 32 bytes at a time: an id read after 64 KiB of string
+/// whose escapes straddle every 32-byte edge, the body forwarded byte for byte; and a raw
+/// control byte deep inside such a string (invalid JSON) refused before the upstream sees it.
+#[tokio::test]
+async fn a_long_string_is_read_to_its_end_and_a_control_byte_inside_it_is_refused() {
+    let upstream = Upstream::start().await;
+    let gateway = TestGateway::start(&all_presets_config(), &upstream, &ENV).await;
+    let now = now_secs();
+    let fresh = iso(now);
+    // 30 letters, then `\"`: each escape's backslash and quote on either side of an edge.
+    let pad = format!("{}\\\"", "a".repeat(30)).repeat(2048);
+    let body = format!(r#"{{"pad":"{pad}","id":"long-1","timestamp":"{fresh}"}}"#);
+    let answer = gateway
+        .post(
+            "/hooks/cloudkeep",
+            &signed("cloudkeep", &body, now),
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    let received = upstream.wait_for_requests(1, Duration::from_secs(10)).await;
+    assert_eq!(received[0].body, body.as_bytes(), "forwarded byte for byte");
+
+    let mut bad = format!(r#"{{"pad":"{pad}","id":"long-2","timestamp":"{fresh}"}}"#).into_bytes();
+    bad[40_000] = 0x1f;
+    let bad_text = String::from_utf8(bad.clone()).unwrap();
+    let answer = gateway
+        .post(
+            "/hooks/cloudkeep",
+            &signed("cloudkeep", &bad_text, now),
+            &bad,
+        )
+        .await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.error_code().as_str()),
+        (400, "bad_json"),
+        "{}",
+        answer.text()
+    );
+    assert_eq!(
+        upstream.count(),
+        1,
+        "the invalid body never reached the upstream"
+    );
     gateway.shutdown().await;
 }
