@@ -514,8 +514,14 @@ pub(crate) fn b64url(bytes: &[u8]) -> String {
 
 // ---------------------------------------------------------------- the real binary
 
+/// The hookgate binary under test: the one cargo built for these tests, or another build named
+/// by `HOOKGATE_TEST_BINARY` (`scripts/pgo-build.sh` runs these tests against its optimised
+/// build that way).
 pub(crate) fn hookgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hookgate"))
+    match std::env::var_os("HOOKGATE_TEST_BINARY") {
+        Some(binary) => Command::new(binary),
+        None => Command::new(env!("CARGO_BIN_EXE_hookgate")),
+    }
 }
 
 /// A fresh scratch folder for one test.
