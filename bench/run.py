@@ -22,7 +22,8 @@ Environment: BENCH_ROUNDS (5), BENCH_SECONDS (5), BENCH_ONLY (comma-separated ca
 default the four headline cases 1k-16, 1k-64, 64k-16, 64k-64; "all" adds base64url-1k,
 standard-1k, verify-cost and redis), BENCH_CONNECTIONS (64, for the extra cases),
 BENCH_BASELINE (path of an earlier hookgate build: adds the cases baseline-1k-16 and
-baseline-1k-64, this build against that one in alternating rounds). The cases per-core-1k-16
+baseline-1k-64, this build against that one in alternating rounds), BENCH_HOOKGATE (the
+build measured as hookgate, default target/release/hookgate: a PGO build, say). The cases per-core-1k-16
 and per-core-1k-64 run hookgate on both CPUs, `[server] runtime = "per-core"` (the default)
 against `runtime = "shared"` (wrk and the upstream share those CPUs; compare the two only).
 """
@@ -44,7 +45,8 @@ import urllib.request
 from datetime import datetime, timezone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HOOKGATE = os.path.join(ROOT, "target/release/hookgate")
+# BENCH_HOOKGATE names another build to measure as hookgate (a PGO build, say).
+HOOKGATE = os.environ.get("BENCH_HOOKGATE") or os.path.join(ROOT, "target/release/hookgate")
 UPSTREAM = os.path.join(ROOT, "target/release/examples/bench_upstream")
 WRK_LUA = os.path.join(ROOT, "bench/wrk.lua")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
