@@ -13,7 +13,11 @@
 # machine with both folders (they are ignored, so name them when the copy skips ignored files).
 # Optionally also .bench-bin/hookgate-base (stripped), an earlier build: it is then a third
 # system in each case's rotation, reported against this build (3 rounds instead of 4, so the
-# run stays within 6 minutes; DEVICE_BASELINE=none leaves it out).
+# run stays within 6 minutes; DEVICE_BASELINE=none leaves it out). To measure the build laid
+# out by a profile against the plain one: scripts/pgo-build.sh, then copy target/pgo/hookgate
+# to .bench-bin/hookgate and target/release/hookgate to .bench-bin/hookgate-base, both
+# stripped, the first with llvm-strip (rustup's llvm-tools): binutils' strip breaks a binary
+# that BOLT laid out (it then dies at start with a segmentation fault).
 # Then, on the 16-core machine (as root, python3 with its standard library only):
 #   bash bench/device.sh        # writes $OUT/summary.md, $OUT/results.json, $OUT/log.txt
 # A check of the script on any machine (its own cores, 1 s rounds, about a minute):

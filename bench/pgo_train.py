@@ -2,7 +2,8 @@
 """The training load of `scripts/pgo-build.sh`: runs an instrumented hookgate (built with
 `-Cprofile-generate`) under the benchmark's workloads, so that its profile counts what a
 forwarded delivery executes: CloudKeep hex deliveries with unique ids, 1 KiB at 64 and 16
-connections and 64 KiB at 16, through `bench_upstream`. Each process is stopped with SIGTERM
+connections and 64 KiB at 16, then base64url-signed and Standard Webhooks 1 KiB deliveries,
+through `bench_upstream`. Each process is stopped with SIGTERM
 (a graceful shutdown), as the profile is written when the process exits.
 
     python3 bench/pgo_train.py path/to/instrumented/hookgate
@@ -18,8 +19,13 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as bench  # noqa: E402
 
-# (body bytes, distinct ids, connections, seconds)
-LOADS = [(1024, 400_000, 64, 10), (1024, 400_000, 16, 5), (65536, 20_000, 16, 5)]
+# (signature scheme, source path, body bytes, distinct ids, connections, seconds): mostly the
+# benchmark's CloudKeep hex deliveries, and the two other schemes of `bench/run.py` (base64url
+# signatures, Standard Webhooks), so that their code is not laid out as cold.
+LOADS = [("hex", "/hooks/ck", 1024, 400_000, 64, 10), ("hex", "/hooks/ck", 1024, 400_000, 16, 5),
+         ("hex", "/hooks/ck", 65536, 20_000, 16, 5),
+         ("base64url", "/hooks/vaas", 1024, 200_000, 16, 3),
+         ("standard", "/hooks/sw", 1024, 200_000, 16, 3)]
 
 
 def main():
@@ -32,8 +38,8 @@ def main():
         config = os.path.join(workdir, "hookgate.toml")
         with open(config, "w") as f:
             f.write(bench.hookgate_config(up_port))
-        for body, count, connections, seconds in LOADS:
-            workload = bench.Workload(f"hex-{body}", "hex", "/hooks/ck", body, count, workdir)
+        for spec, path, body, count, connections, seconds in LOADS:
+            workload = bench.Workload(f"{spec}-{body}", spec, path, body, count, workdir)
             port = bench.free_port()
             proc = subprocess.Popen([binary, "serve", "--config", config,
                                      "--listen", f"127.0.0.1:{port}"],
@@ -44,10 +50,10 @@ def main():
             finally:
                 bench.stop(proc)
             if result["non2xx"] or result["errors"] or proc.returncode != 0:
-                raise RuntimeError(f"training load {body} B x {connections}: non-2xx"
+                raise RuntimeError(f"training load {spec} {body} B x {connections}: non-2xx"
                                    f" {result['non2xx']}, errors {result['errors']},"
                                    f" exit status {proc.returncode}")
-            print(f"   trained: {body} B bodies, {connections} connections,"
+            print(f"   trained: {spec}, {body} B bodies, {connections} connections,"
                   f" {result['requests']} deliveries", flush=True)
     finally:
         bench.stop(upstream)
