@@ -100,10 +100,11 @@ if [ "$bolt" = 1 ]; then
     -instrumentation-file="$PWD/$work/profile" -instrumentation-file-append-pid >"$work/instrument.log" 2>&1
   python3 bench/pgo_train.py "$work/hookgate.instrumented"
   "$llvm_bin/merge-fdata" "$work"/profile.*.fdata >"$work/hookgate.fdata"
-  # The layout options are cargo-pgo's, which lays out Rust binaries the same way.
+  # The layout options are cargo-pgo's, which lays out Rust binaries the same way; the line
+  # tables are rewritten for the new layout, so backtraces and profilers still name lines.
   "$llvm_bin/llvm-bolt" "$pgo" -o "$out.tmp" -data="$work/hookgate.fdata" \
     -reorder-blocks=ext-tsp -reorder-functions=hfsort -split-functions -split-all-cold \
-    -split-eh >"$work/optimise.log" 2>&1
+    -split-eh -update-debug-sections >"$work/optimise.log" 2>&1
   mv "$out.tmp" "$out"
 else
   echo "== 5/6 BOLT skipped (PGO_BOLT=0)"
