@@ -215,6 +215,82 @@ async fn sender_hanging_up_does_not_lose_the_outcome() {
     gateway.shutdown().await;
 }
 
+/// Over HTTP/2 a sender's hang-up drops its request's future (hyper resets the stream), so
+/// the forward's end runs detached: the claim still settles as the upstream decided.
+#[tokio::test]
+async fn sender_hanging_up_over_http2_does_not_lose_the_outcome() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let (upstream, gateway) = start().await;
+    upstream.script([Reply::delayed(200, Duration::from_millis(300))]);
+    let (h, body) = cloudkeep("evt_hangup_h2");
+    let io = TokioIo::new(tokio::net::TcpStream::connect(gateway.addr).await.unwrap());
+    let (mut sender, connection) = hyper::client::conn::http2::handshake::<
+        _,
+        _,
+        http_body_util::Full<bytes::Bytes>,
+    >(TokioExecutor::new(), io)
+    .await
+    .unwrap();
+    let connection = tokio::spawn(connection);
+    let mut request = http::Request::post(format!("http://{}/hooks/a", gateway.addr));
+    for (name, value) in &h {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let request = request
+        .body(http_body_util::Full::new(bytes::Bytes::from(body.clone())))
+        .unwrap();
+    let answer = tokio::spawn(async move { sender.send_request(request).await });
+    upstream.wait_for_requests(1, LIMIT).await;
+    // The whole connection goes away before the upstream answers (300 ms).
+    answer.abort();
+    connection.abort();
+    assert!(connection.await.unwrap_err().is_cancelled());
+    assert_eq!(upstream.answered(), 0, "hung up before the answer");
+    upstream.wait_for_answers(1, LIMIT).await;
+    // The retry waits for the detached forward's outcome if it has not settled yet.
+    let retry = gateway.post("/hooks/a", &h, &body).await;
+    retry.assert_delivered_duplicate();
+    assert_eq!(upstream.count(), 1);
+    gateway.shutdown().await;
+}
+
+/// A sender that closes its side of the connection once its request is sent (a half-close,
+/// as some HTTP/1 clients do) still gets the upstream's answer, and the delivery is forwarded
+/// once.
+#[tokio::test]
+async fn sender_half_closing_after_its_request_still_gets_the_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (upstream, gateway) = start().await;
+    upstream.script([Reply::delayed(200, Duration::from_millis(100))]);
+    let (h, body) = cloudkeep("evt_half_close");
+    let mut request = format!(
+        "POST /hooks/a HTTP/1.1\r\nhost: hookgate\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in &h {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(LIMIT, stream.read_to_end(&mut reply))
+        .await
+        .expect("the gateway answered and closed within the limit")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+    assert_eq!(upstream.count(), 1);
+    gateway
+        .post("/hooks/a", &h, &body)
+        .await
+        .assert_delivered_duplicate();
+    assert_eq!(upstream.count(), 1);
+    gateway.shutdown().await;
+}
+
 #[tokio::test]
 async fn shutdown_releases_the_claims_of_requests_that_did_not_finish() {
     let upstream = Upstream::start().await;
