@@ -110,6 +110,25 @@ async fn unknown_paths_and_methods_get_json_errors() {
     gateway.shutdown().await;
 }
 
+/// The event id goes upstream as `X-Hookgate-Event-Id` byte for byte, UTF-8 included; an id
+/// no header can carry (a control character, escaped in the JSON) is forwarded without it.
+#[tokio::test]
+async fn event_id_header_is_the_id_or_absent() {
+    let (upstream, gateway) = start().await;
+    let (h, body) = signed("évt_ünïcode");
+    assert_eq!(gateway.post("/hooks/ck", &h, &body).await.status, 202);
+    let (h, body) = signed(r"evt_\u0007bell");
+    assert_eq!(gateway.post("/hooks/ck", &h, &body).await.status, 202);
+    let got = upstream.wait_for_requests(2, LIMIT).await;
+    assert_eq!(
+        got[0].headers["x-hookgate-event-id"].as_bytes(),
+        "évt_ünïcode".as_bytes()
+    );
+    assert!(got[1].headers.get("x-hookgate-event-id").is_none());
+    assert_eq!(got[1].body, body, "forwarded byte for byte");
+    gateway.shutdown().await;
+}
+
 #[tokio::test]
 async fn forwarded_request_has_clean_trustworthy_headers() {
     let (upstream, gateway) = start().await;

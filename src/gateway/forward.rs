@@ -184,7 +184,7 @@ pub(super) fn upstream_headers(
     headers: &mut HeaderMap,
     source: &Source,
     peer: Option<PeerAddr>,
-    event_id: Option<&EventId>,
+    event_id: Option<EventId>,
     request_id: Option<RequestId>,
     verdict: Verdict,
 ) {
@@ -198,12 +198,13 @@ pub(super) fn upstream_headers(
     set_forwarding_headers(headers, peer, &source.trusted_proxies);
     headers.insert(X_HOOKGATE_SOURCE, source.upstream.source_header.clone());
     if let Some(event) = event_id {
-        if let Ok(value) = HeaderValue::from_str(&event.id) {
-            let name = if event.signed {
-                X_HOOKGATE_EVENT_ID
-            } else {
-                X_HOOKGATE_UNSIGNED_EVENT_ID
-            };
+        let name = if event.signed {
+            X_HOOKGATE_EVENT_ID
+        } else {
+            X_HOOKGATE_UNSIGNED_EVENT_ID
+        };
+        // The id's own bytes become the value (checked as `from_str` checks them), not a copy.
+        if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(event.id)) {
             headers.insert(name, value);
         }
     }
@@ -274,14 +275,7 @@ impl Service<http::Request<Bytes>> for Forward {
 
             let mut headers = parts.headers;
             let request_log = request_id.clone();
-            upstream_headers(
-                &mut headers,
-                source,
-                peer,
-                event_id.as_ref(),
-                request_id,
-                verdict,
-            );
+            upstream_headers(&mut headers, source, peer, event_id, request_id, verdict);
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
 
             let mut upstream = http::Request::new(Full::new(body));

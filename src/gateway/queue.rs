@@ -179,7 +179,7 @@ async fn enqueue(
         &mut headers,
         source,
         peer,
-        Some(&event),
+        Some(event.clone()),
         request_id,
         verdict,
     );
