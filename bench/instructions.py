@@ -165,18 +165,25 @@ def atomic_rmws(path, binary, requests):
     return sum(n for n, _ in ranked), ranked
 
 
-def measure(label, start, workload, binary=None):
+def measure(label, start, loads, upstream_port, binary=None):
+    """`loads`: (warm-up workload, measured workload), with ids of their own, so that every
+    measured delivery is new and forwarded (a repeat is answered without the upstream, more
+    cheaply, and a varying share of them would move the figure)."""
+    warmup, workload = loads
     outdir = tempfile.mkdtemp(prefix="insn-")
     port = bench.free_port()
     proc = start(port, outdir)
     try:
         bench.wait_port(port, timeout=120)
-        bench.run_wrk(port, workload, CONNECTIONS, 3)  # warm-up: connections, pools, caches
+        bench.run_wrk(port, warmup, CONNECTIONS, 3)  # warm-up: connections, pools, caches
+        time.sleep(1)  # the warm-up's last requests reach the upstream before it is counted
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        upstream_before = bench.upstream_count(upstream_port)
         result = bench.run_wrk(port, workload, CONNECTIONS, SECONDS)
         time.sleep(1)  # requests in flight when wrk stopped finish or are dropped
         instructions, sha256, frees = dumped_instructions(outdir, proc.pid)
+        forwarded = bench.upstream_count(upstream_port) - upstream_before
         dumps = sorted(glob.glob(f"{outdir}/cg.out.*"))
         atomics = (atomic_rmws(dumps[-1], binary, max(result["requests"], 1))
                    if ATOMICS and binary and dumps else None)
@@ -189,6 +196,11 @@ def measure(label, start, workload, binary=None):
             subprocess.run(["rm", "-rf", outdir], check=False)
     if result["non2xx"] or result["errors"]:
         raise RuntimeError(f"{label}: non-2xx {result['non2xx']}, errors {result['errors']}")
+    # Every answer was a new delivery's, so every one reached the upstream (and at most one
+    # per connection more, in flight when wrk stopped).
+    if result["wraps"] or not result["requests"] <= forwarded <= result["requests"] + CONNECTIONS:
+        raise RuntimeError(f"{label}: the upstream counted {forwarded} deliveries for"
+                           f" {result['requests']} answers ({result['wraps']} id wraps)")
     requests = max(result["requests"], 1)
     per_request = (instructions - sha256) / requests
     print(f"   {label:<44} {per_request:>10,.0f} instructions/req without SHA-256"
@@ -220,8 +232,10 @@ def main():
     upstream = bench.pinned(bench.SERVER_CPU, [bench.UPSTREAM, f"127.0.0.1:{upstream_port}"])
     try:
         bench.wait_port(upstream_port)
-        workload = bench.Workload(f"hex-{BODY}", "hex", "/hooks/ck", BODY,
-                                  200_000 if BODY <= 4096 else 20_000, workdir)
+        count = 200_000 if BODY <= 4096 else 20_000
+        loads = (bench.Workload(f"warm-{BODY}", "hex", "/hooks/ck", BODY, count, workdir,
+                                first_id=1_000_000_000),
+                 bench.Workload(f"hex-{BODY}", "hex", "/hooks/ck", BODY, count, workdir))
         config = os.path.join(workdir, "hookgate.toml")
         with open(config, "w") as f:
             f.write(bench.hookgate_config(upstream_port, runtime=RUNTIME))
@@ -232,7 +246,8 @@ def main():
             def hookgate(port, outdir, binary=binary):
                 return callgrind([binary, "serve", "--config", config,
                                   "--listen", f"127.0.0.1:{port}"], outdir, CPUS)
-            results[binary] = measure(f"hookgate {binary}", hookgate, workload, binary)
+            results[binary] = measure(f"hookgate {binary}", hookgate, loads, upstream_port,
+                                      binary)
 
         def nginx(port, outdir):
             ndir = tempfile.mkdtemp(dir=workdir)
@@ -241,7 +256,8 @@ def main():
                 f.write(bench.NGINX_CONF.format(dir=ndir, upstream=upstream_port, port=port))
             return callgrind(["nginx", "-c", conf, "-p", ndir, "-g", "master_process off;"],
                              outdir)
-        reference = measure("nginx (plain proxy_pass, master_process off)", nginx, workload)
+        reference = measure("nginx (plain proxy_pass, master_process off)", nginx, loads,
+                            upstream_port)
         for binary, value in results.items():
             print(f"   hookgate/nginx {binary}: {value / reference:.2f} (without SHA-256)")
     finally:

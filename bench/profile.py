@@ -49,12 +49,14 @@ def hottest(data, comm, count=15, kernel=False):
     return rows[:count]
 
 
-def profile(label, comm, start_proxy, upstream_port, workload, workdir):
+def profile(label, comm, start_proxy, upstream_port, loads, workdir):
+    warmup, workload = loads
     port = bench.free_port()
     proxy = start_proxy(port)
     try:
         bench.wait_port(port)
-        bench.run_wrk(port, workload, bench.CONNECTIONS, 1)  # warm-up
+        # Warm-up with ids of its own: repeats of them would be answered as duplicates.
+        bench.run_wrk(port, warmup, bench.CONNECTIONS, 1)
         data = os.path.join(workdir, f"{comm}.perf")
         perf = subprocess.Popen(
             ["perf", "record", "-q", "-e", "cpu-clock", "-C", bench.SERVER_CPU, "-o", data,
@@ -97,8 +99,10 @@ def main():
     upstream = bench.pinned(bench.SERVER_CPU, [bench.UPSTREAM, f"127.0.0.1:{upstream_port}"])
     try:
         bench.wait_port(upstream_port)
-        workload = bench.Workload(f"hex-{BODY}", "hex", "/hooks/ck", BODY,
-                                  400_000 if BODY <= 4096 else 40_000, workdir)
+        count = 400_000 if BODY <= 4096 else 40_000
+        loads = (bench.Workload(f"warm-{BODY}", "hex", "/hooks/ck", BODY, count // 4, workdir,
+                                first_id=1_000_000_000),
+                 bench.Workload(f"hex-{BODY}", "hex", "/hooks/ck", BODY, count, workdir))
         config = os.path.join(workdir, "hookgate.toml")
         with open(config, "w") as f:
             f.write(bench.hookgate_config(upstream_port))
@@ -114,9 +118,9 @@ def main():
                 f.write(bench.NGINX_CONF.format(dir=ndir, upstream=upstream_port, port=port))
             return bench.pinned(bench.SERVER_CPU, ["nginx", "-c", conf, "-p", ndir])
 
-        profile("hookgate (verify+fresh+dedup)", "hookgate", hookgate, upstream_port, workload,
+        profile("hookgate (verify+fresh+dedup)", "hookgate", hookgate, upstream_port, loads,
                 workdir)
-        profile("nginx (plain proxy_pass)", "nginx", nginx, upstream_port, workload, workdir)
+        profile("nginx (plain proxy_pass)", "nginx", nginx, upstream_port, loads, workdir)
     finally:
         bench.stop(upstream)
         subprocess.run(["rm", "-rf", workdir], check=False)

@@ -93,9 +93,11 @@ def stop(proc):
 
 
 class Workload:
-    """A set of signed requests for one scheme and body size."""
+    """A set of signed requests for one scheme and body size. Event ids run from `first_id`:
+    a warm-up against the server that is then measured needs ids of its own, or the measured
+    run starts with repeats of them (answered as duplicates, without reaching the upstream)."""
 
-    def __init__(self, name, scheme, path, body_size, count, workdir):
+    def __init__(self, name, scheme, path, body_size, count, workdir, first_id=0):
         self.name, self.path = name, path
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         ts = str(int(time.time()))
@@ -116,7 +118,7 @@ class Workload:
                 f.write(line + "\n")
             padding = "x" * pad
             for i in range(count):
-                eid = f"evt_{i:010d}"
+                eid = f"evt_{first_id + i:010d}"
                 body = (prefix + eid + middle + padding + suffix).encode()
                 if scheme == "hex":
                     sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
