@@ -233,6 +233,46 @@ async fn connections_past_the_cap_are_closed_at_once_and_counted() {
     gateway.shutdown().await;
 }
 
+/// A sender that hangs up once its verified delivery is at the upstream: its connection keeps
+/// its place under `max_connections` until the upstream answers (the forward runs to its
+/// end), then it is released, and the outcome is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_hanging_up_mid_forward_holds_its_connection_until_the_upstream_answers() {
+    let upstream = Upstream::start().await;
+    upstream.script([Reply::delayed(200, Duration::from_millis(500))]);
+    let gateway = TestGateway::start(&config(""), &upstream, &[]).await;
+    let (h, body) = sign::cloudkeep_event(SECRET, "evt_edge_hangup", now_secs());
+    let mut head = format!(
+        "POST /hooks/ck HTTP/1.1\r\nhost: hookgate\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in &h {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    upstream.wait_for_requests(1, LIMIT).await;
+    drop(stream);
+    assert_eq!(upstream.answered(), 0, "hung up before the answer");
+    wait_until("the connection is released", Duration::from_secs(5), || {
+        metric(&render(&gateway), "hookgate_connections_open") == 0.0
+    })
+    .await;
+    assert_eq!(
+        upstream.answered(),
+        1,
+        "released only once the upstream had answered (500 ms after the hang-up)"
+    );
+    gateway
+        .post("/hooks/ck", &h, &body)
+        .await
+        .assert_delivered_duplicate();
+    assert_eq!(upstream.count(), 1);
+    gateway.shutdown().await;
+}
+
 /// Writes a request head declaring a 1 MB body, sends no body, and returns the status line
 /// the gateway answers with (within two seconds, long before any body deadline).
 async fn status_without_body(addr: std::net::SocketAddr, head: &str) -> String {
