@@ -3,7 +3,7 @@
 # optimisation (PGO), then a post-link layout pass (BOLT), then the tests that start the real
 # binary, run against the result.
 #
-#   scripts/pgo-build.sh   # writes target/pgo/hookgate (7-13 minutes with warm caches)
+#   scripts/pgo-build.sh   # writes target/pgo/hookgate (7-14 minutes with warm caches)
 #
 # hookgate's request path is more code than a 32 KiB instruction cache holds (callgrind's
 # cache model: 3.5x nginx's L1 instruction misses per request, docs/performance.md). With the

@@ -207,9 +207,20 @@ async fn sender_hanging_up_does_not_lose_the_outcome() {
         0,
         "the sender hung up before the answer"
     );
+    retry_after_the_answer_is_a_duplicate(upstream, gateway, &h, &body).await;
+}
+
+/// Once the upstream has answered a delivery whose sender hung up, the sender's retry is a
+/// duplicate (the upstream did accept it), not a second delivery. A retry arriving before the
+/// claim settled waits for its outcome.
+async fn retry_after_the_answer_is_a_duplicate(
+    upstream: Upstream,
+    gateway: TestGateway,
+    h: &[(String, String)],
+    body: &[u8],
+) {
     upstream.wait_for_answers(1, LIMIT).await;
-    // The upstream did accept it, so the sender's retry is a duplicate, not a second delivery.
-    let retry = gateway.post("/hooks/a", &h, &body).await;
+    let retry = gateway.post("/hooks/a", h, body).await;
     retry.assert_delivered_duplicate();
     assert_eq!(upstream.count(), 1);
     gateway.shutdown().await;
@@ -246,12 +257,7 @@ async fn sender_hanging_up_over_http2_does_not_lose_the_outcome() {
     connection.abort();
     assert!(connection.await.unwrap_err().is_cancelled());
     assert_eq!(upstream.answered(), 0, "hung up before the answer");
-    upstream.wait_for_answers(1, LIMIT).await;
-    // The retry waits for the detached forward's outcome if it has not settled yet.
-    let retry = gateway.post("/hooks/a", &h, &body).await;
-    retry.assert_delivered_duplicate();
-    assert_eq!(upstream.count(), 1);
-    gateway.shutdown().await;
+    retry_after_the_answer_is_a_duplicate(upstream, gateway, &h, &body).await;
 }
 
 /// A sender that closes its side of the connection once its request is sent (a half-close,
@@ -263,17 +269,11 @@ async fn sender_half_closing_after_its_request_still_gets_the_answer() {
     let (upstream, gateway) = start().await;
     upstream.script([Reply::delayed(200, Duration::from_millis(100))]);
     let (h, body) = cloudkeep("evt_half_close");
-    let mut request = format!(
-        "POST /hooks/a HTTP/1.1\r\nhost: hookgate\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in &h {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
     let mut stream = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream.write_all(&body).await.unwrap();
+    stream
+        .write_all(&raw_post("/hooks/a", &h, &body))
+        .await
+        .unwrap();
     stream.shutdown().await.unwrap();
     let mut reply = Vec::new();
     tokio::time::timeout(LIMIT, stream.read_to_end(&mut reply))

@@ -242,17 +242,11 @@ async fn a_sender_hanging_up_mid_forward_holds_its_connection_until_the_upstream
     upstream.script([Reply::delayed(200, Duration::from_millis(500))]);
     let gateway = TestGateway::start(&config(""), &upstream, &[]).await;
     let (h, body) = sign::cloudkeep_event(SECRET, "evt_edge_hangup", now_secs());
-    let mut head = format!(
-        "POST /hooks/ck HTTP/1.1\r\nhost: hookgate\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in &h {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
     let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body).await.unwrap();
+    stream
+        .write_all(&raw_post("/hooks/ck", &h, &body))
+        .await
+        .unwrap();
     upstream.wait_for_requests(1, LIMIT).await;
     drop(stream);
     assert_eq!(upstream.answered(), 0, "hung up before the answer");

@@ -814,6 +814,21 @@ where
 
 // ---------------------------------------------------------------- raw sockets
 
+/// The bytes of an HTTP/1.1 `POST` of `body` to `path` with `headers`, for a raw socket.
+pub(crate) fn raw_post(path: &str, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nhost: hookgate\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
 /// Writes `request` as-is on a fresh connection and returns what came back until the server
 /// closed the connection or stayed silent for a second.
 pub(crate) async fn raw(addr: SocketAddr, request: &[u8]) -> String {
