@@ -165,6 +165,21 @@ def atomic_rmws(path, binary, requests):
     return sum(n for n, _ in ranked), ranked
 
 
+def crate_of(function):
+    """The crate a (demangled) function belongs to: the first path in its name, so that
+    `<hyper::body::Incoming as http_body::Body>::poll_frame` is hyper's."""
+    found = re.search(r"([A-Za-z_][A-Za-z0-9_]*)::", function)
+    return found.group(1) if found else "?"
+
+
+def by_crate(ranked):
+    """[(crate, per request)] from atomic_rmws's ranking, largest first."""
+    totals = {}
+    for n, fn in ranked:
+        totals[crate_of(fn)] = totals.get(crate_of(fn), 0) + n
+    return sorted(totals.items(), key=lambda item: -item[1])
+
+
 def measure(label, start, loads, upstream_port, binary=None):
     """`loads`: (warm-up workload, measured workload), with ids of their own, so that every
     measured delivery is new and forwarded (a repeat is answered without the upstream, more
@@ -219,7 +234,8 @@ def measure(label, start, loads, upstream_port, binary=None):
               f" (of {(events['Bc'] + events['Bi']) / n:,.0f})")
     if atomics:
         total, ranked = atomics
-        print(f"      {total:.1f} atomic read-modify-writes/req in its own code; the most:")
+        print(f"      {total:.1f} atomic read-modify-writes/req in its own code; by crate: "
+              + ", ".join(f"{c} {n:.0f}" for c, n in by_crate(ranked)) + "; the most:")
         for n, fn in ranked[:25]:
             print(f"      {n:6.2f}  {fn[:150]}")
     return per_request

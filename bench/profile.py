@@ -10,8 +10,9 @@ with the CloudKeep hex workload of bench/run.py (64 connections; PROFILE_BODY by
 default 1024), samples that CPU with
 `perf record -e cpu-clock` for SECONDS (default 5), and prints the CPU time per request split
 into the proxy's kernel time, the proxy's own code (libraries included) and the upstream.
-Then it lists the proxy's hottest user-space functions and kernel functions. Same pinning as
-bench/run.py.
+Then it lists the proxy's hottest user-space functions (PROFILE_TOP of them, default 15) and
+kernel functions, each with its CPU time per request; PROFILE_KEEP=1 keeps the perf data for
+`perf annotate`. Same pinning as bench/run.py.
 """
 
 import os
@@ -24,6 +25,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as bench  # noqa: E402
 
 SECONDS = 5
+# How many of the proxy's hottest user-space functions to list.
+TOP = int(os.environ.get("PROFILE_TOP", "15"))
+# PROFILE_KEEP=1 keeps the perf data (for `perf annotate`).
+KEEP = os.environ.get("PROFILE_KEEP") == "1"
 BODY = int(os.environ.get("PROFILE_BODY", "1024"))
 
 
@@ -40,9 +45,10 @@ def shares(data):
     return found
 
 
-def hottest(data, comm, count=15, kernel=False):
+def hottest(data, comms, count=15, kernel=False):
+    """The hottest functions of the threads named in `comms` (a comma-separated list)."""
     out = subprocess.run(
-        ["perf", "report", "-i", data, "--no-children", "--comm", comm, "--sort", "dso,sym",
+        ["perf", "report", "-i", data, "--no-children", "--comm", comms, "--sort", "dso,sym",
          "--stdio", "-g", "none"], capture_output=True, text=True, check=True).stdout
     rows = [line for line in out.splitlines()
             if re.match(r"\s*[\d.]+%", line) and ("[k]" in line) == kernel]
@@ -72,22 +78,25 @@ def profile(label, comm, start_proxy, upstream_port, loads, workdir):
         percent = sum(v for (c, d), v in found.items() if pred(c, d))
         return percent / 100 * SECONDS * 1e6 / requests
 
+    # The proxy's threads: hookgate names its serving threads (`hookgate-serve-N`) and its
+    # log writer (`hookgate-log`), which counts as the proxy's too.
     kernel = micros(lambda c, d: c.startswith(comm[:15]) and d == "[kernel.kallsyms]")
     user = micros(lambda c, d: c.startswith(comm[:15]) and d != "[kernel.kallsyms]")
-    # Helper threads (hookgate's log writer) count as the proxy's.
-    helpers = micros(lambda c, d: c.startswith("tracing-append"))
+    helpers = micros(lambda c, d: c.startswith("hookgate-log") and d != "[kernel.kallsyms]")
+    comms = ",".join(sorted({c for c, _ in found if c.startswith(comm[:15])})) or comm
     upstream = micros(lambda c, d: c.startswith("bench_upstream"))
     idle = micros(lambda c, d: c == "swapper")
     print(f"\n== {label}: {result['rps']:.0f} req/s, p99 {result['p99_us']:.0f} us")
-    print(f"   CPU per request: proxy kernel {kernel:5.1f} us, proxy user {user + helpers:5.1f} us"
+    print(f"   CPU per request: proxy kernel {kernel:5.1f} us, proxy user {user:5.1f} us"
           f" (of which helper threads {helpers:.1f}), upstream {upstream:5.1f} us,"
           f" idle {idle:4.1f} us")
     print(f"   hottest user-space functions of {comm}:")
-    for row in hottest(data, comm):
-        print("     " + row.strip())
+    per_request = SECONDS * 1e6 / requests / 100
+    for row in hottest(data, comms, TOP):
+        print(f"     {float(row.split('%')[0]) * per_request:6.3f} us  " + row.strip())
     print(f"   hottest kernel functions under {comm}:")
-    for row in hottest(data, comm, 10, kernel=True):
-        print("     " + row.strip())
+    for row in hottest(data, comms, 10, kernel=True):
+        print(f"     {float(row.split('%')[0]) * per_request:6.3f} us  " + row.strip())
 
 
 def main():
@@ -123,7 +132,10 @@ def main():
         profile("nginx (plain proxy_pass)", "nginx", nginx, upstream_port, loads, workdir)
     finally:
         bench.stop(upstream)
-        subprocess.run(["rm", "-rf", workdir], check=False)
+        if KEEP:
+            print(f"\nperf data kept in {workdir} (hookgate.perf, nginx.perf: `perf annotate -i`)")
+        else:
+            subprocess.run(["rm", "-rf", workdir], check=False)
 
 
 if __name__ == "__main__":

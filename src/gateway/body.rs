@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
+use super::facts::Facts;
 use super::held::{Held, PerCopy};
 use super::rejection::Rejection;
 use super::{BoxError, BoxFuture, Response};
@@ -212,8 +213,15 @@ where
                 budget,
                 held,
             };
-            let read =
-                tokio::time::timeout(source.body_timeout, Limited::new(body, limit).collect());
+            // The body's time counts from when the head had been read: the trace layer's
+            // reading of the clock, not one more here.
+            let received = parts
+                .extensions
+                .get::<Facts>()
+                .and_then(|facts| facts.received)
+                .unwrap_or_else(Instant::now);
+            let deadline = tokio::time::Instant::from_std(received) + source.body_timeout;
+            let read = tokio::time::timeout_at(deadline, Limited::new(body, limit).collect());
             // The budget is given back as the read ends (the body is dropped by `collect`);
             // verification runs synchronously in `inner.call` right after.
             let bytes = match read.await {

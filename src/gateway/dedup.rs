@@ -221,18 +221,39 @@ impl<D: DedupStore + Clone> Drop for Claims<D> {
     }
 }
 
-/// Claims `key`; while another request holds it, waits (until `deadline`) for it to settle and
-/// claims again. Returns `InFlight` only if it is still held when the wait ends.
+/// How long a request may wait, in all, for its keys' holders to settle: the clock is read
+/// only when a key is first found in flight (rare), not for every request.
+enum Wait {
+    /// Nobody has waited yet: the time allowed.
+    For(Duration),
+    /// The waiting began: until when it may go on.
+    Until(tokio::time::Instant),
+}
+
+impl Wait {
+    fn deadline(&mut self) -> tokio::time::Instant {
+        let deadline = match *self {
+            Wait::For(allowed) => tokio::time::Instant::now() + allowed,
+            Wait::Until(deadline) => deadline,
+        };
+        *self = Wait::Until(deadline);
+        deadline
+    }
+}
+
+/// Claims `key`; while another request holds it, waits (as long as `wait` still allows) for it
+/// to settle and claims again. Returns `InFlight` only if it is still held when the wait ends.
 async fn claim_or_wait<D: DedupStore>(
     store: &D,
     key: DedupKey,
     in_flight_ttl: Duration,
-    deadline: tokio::time::Instant,
+    wait: &mut Wait,
 ) -> Result<ClaimOutcome, StoreError> {
     let first = store.claim(key, in_flight_ttl).await?;
     if first != ClaimOutcome::InFlight {
         return Ok(first);
     }
+    let deadline = wait.deadline();
     loop {
         // Register before re-reading, so a settlement in between still wakes us.
         let settled = store.watch(key);
@@ -320,7 +341,7 @@ where
                 });
             }
             let in_flight_ttl = source.upstream.timeout + CLAIM_MARGIN;
-            let deadline = tokio::time::Instant::now() + policy.inflight_wait;
+            let mut wait = Wait::For(policy.inflight_wait);
             let mut claims = Claims {
                 parts: parts.handle(),
                 source: source.name.clone(),
@@ -329,7 +350,7 @@ where
                 tracked: None,
             };
             for key in keys {
-                let refusal = match claim_or_wait(store, key, in_flight_ttl, deadline).await {
+                let refusal = match claim_or_wait(store, key, in_flight_ttl, &mut wait).await {
                     Ok(ClaimOutcome::Claimed(token)) => {
                         claims.held.push((key, token));
                         continue;

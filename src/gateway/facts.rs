@@ -4,6 +4,8 @@
 //! (set by the server) and the routed source stay extensions of their own, as code outside
 //! the layers (`decide`, the benchmarks and fuzz targets) sets them too.
 
+use std::time::Instant;
+
 use super::fields::BodyFields;
 use super::shadow::Verdict;
 use super::verify::Verified;
@@ -14,6 +16,9 @@ use super::{EventId, RequestId};
 pub(super) struct Facts {
     /// hookgate's id for the request (the trace layer).
     pub(super) request_id: Option<RequestId>,
+    /// When the request's head had been read (the trace layer's one reading of the clock;
+    /// the body's deadline counts from it).
+    pub(super) received: Option<Instant>,
     /// Which secret verified the signature (the verify layer).
     pub(super) verified: Option<Verified>,
     /// The body values the source reads, from one walk of the body (the first layer to ask).

@@ -81,7 +81,9 @@ where
         let started = Instant::now();
         let method = req.method().clone();
         let id = new_request_id();
-        Facts::of_mut(&mut req).request_id = Some(RequestId(id.clone()));
+        let facts = Facts::of_mut(&mut req);
+        facts.request_id = Some(RequestId(id.clone()));
+        facts.received = Some(started);
         // The warnings logged while a request is handled name its id themselves
         // (`RequestId::of`), so at the default level there is no per-request span to create,
         // format and enter on every poll (10-14 % of a request's CPU with the request line,
