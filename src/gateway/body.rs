@@ -18,11 +18,11 @@ use http::header::CONTENT_LENGTH;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
 use super::facts::Facts;
 use super::held::{Held, PerCopy};
+use super::limit::{Limit, Taken};
 use super::rejection::Rejection;
 use super::{BoxError, BoxFuture, Response};
 use crate::metrics::Metrics;
@@ -33,32 +33,26 @@ const BUDGET_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// The bytes all unverified bodies being received may hold together.
 #[derive(Clone, Debug)]
-pub(super) struct BodyBudget {
-    permits: Arc<Semaphore>,
-    total: usize,
-}
+pub(super) struct BodyBudget(Arc<Limit>);
 
 impl BodyBudget {
     pub(super) fn new(total: usize) -> Self {
-        let total = total.clamp(1, Semaphore::MAX_PERMITS);
-        BodyBudget {
-            permits: Arc::new(Semaphore::new(total)),
-            total,
-        }
+        BodyBudget(Arc::new(Limit::new(total.max(1))))
     }
 
     /// Bytes reserved now.
     pub(super) fn in_use(&self) -> usize {
-        self.total - self.permits.available_permits()
+        self.0.in_use()
     }
 
     pub(super) fn total(&self) -> usize {
-        self.total
+        self.0.max()
     }
 
-    fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
-        let n = u32::try_from(bytes).ok()?;
-        self.permits.clone().try_acquire_many_owned(n).ok()
+    /// Reserves `bytes` for a body read while this budget (the stack copy's) is borrowed: no
+    /// reference count taken.
+    fn reserve(&self, bytes: usize) -> Option<Taken<&Limit>> {
+        Limit::take(&*self.0, bytes)
     }
 }
 
@@ -71,7 +65,7 @@ struct BudgetExhausted;
 struct Budgeted<'a, B> {
     inner: B,
     budget: &'a BodyBudget,
-    held: Option<OwnedSemaphorePermit>,
+    held: Option<Taken<&'a Limit>>,
     /// True when the declared length was reserved up front.
     prepaid: bool,
 }

@@ -14,6 +14,7 @@ mod freshness;
 mod handshake;
 mod held;
 mod keyed;
+mod limit;
 mod outstanding;
 mod queue;
 mod rejection;

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use futures_util::future::{ready, Either, Ready};
 use hyper::body::Incoming;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
+use super::held::PerCopy;
+use super::limit::{Limit, Taken};
 use super::rejection::Rejection;
 use super::Response;
 
@@ -22,13 +23,13 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub(super) struct ShedLayer {
-    permits: Arc<Semaphore>,
+    requests: Arc<Limit>,
 }
 
 impl ShedLayer {
     pub(super) fn new(max_concurrent: usize) -> Self {
         ShedLayer {
-            permits: Arc::new(Semaphore::new(max_concurrent)),
+            requests: Arc::new(Limit::new(max_concurrent)),
         }
     }
 }
@@ -39,7 +40,7 @@ impl<S> Layer<S> for ShedLayer {
     fn layer(&self, inner: S) -> Shed<S> {
         Shed {
             inner,
-            permits: self.permits.clone(),
+            requests: PerCopy::new(Requests(self.requests.clone())),
         }
     }
 }
@@ -47,7 +48,32 @@ impl<S> Layer<S> for ShedLayer {
 #[derive(Clone)]
 pub(super) struct Shed<S> {
     inner: S,
-    permits: Arc<Semaphore>,
+    /// The process's limit, through a handle of this copy of the stack's: a request's
+    /// reference count stays on its connection's thread.
+    requests: PerCopy<Requests>,
+}
+
+/// The limit on requests in progress, shared by every copy of the stack.
+#[derive(Clone)]
+pub(super) struct Requests(Arc<Limit>);
+
+impl std::ops::Deref for Requests {
+    type Target = Limit;
+
+    fn deref(&self) -> &Limit {
+        &self.0
+    }
+}
+
+/// A request's place among those in progress.
+pub(super) struct Place(PerCopy<Requests>);
+
+impl std::ops::Deref for Place {
+    type Target = Limit;
+
+    fn deref(&self) -> &Limit {
+        &self.0
+    }
 }
 
 impl<S> Service<http::Request<Incoming>> for Shed<S>
@@ -64,12 +90,12 @@ where
     }
 
     fn call(&mut self, req: http::Request<Incoming>) -> Self::Future {
-        match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => Either::Right(Permitted {
+        match Limit::take(Place(self.requests.handle()), 1) {
+            Some(place) => Either::Right(Permitted {
                 inner: self.inner.call(req),
-                _permit: permit,
+                _place: place,
             }),
-            Err(_) => Either::Left(ready(Ok(Rejection::Overloaded {
+            None => Either::Left(ready(Ok(Rejection::Overloaded {
                 retry_after: RETRY_AFTER,
             }
             .into_response()))),
@@ -78,11 +104,11 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// A request's future holding its permit until it completes or is dropped.
+    /// A request's future holding its place until it completes or is dropped.
     pub(super) struct Permitted<F> {
         #[pin]
         inner: F,
-        _permit: OwnedSemaphorePermit,
+        _place: Taken<Place>,
     }
 }
 
