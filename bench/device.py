@@ -18,12 +18,15 @@ bench/device.sh, which says how to prepare the machine).
 
 Standard library only. Environment: DEVICE_DRY=1 (this machine's cores, 1 s rounds, small
 workload: a check that the script runs), DEVICE_ROUNDS, DEVICE_SECONDS, DEVICE_BUDGET_S,
-DEVICE_CASES, DEVICE_PERF (a `perf` command line: each system's warm-up round of each case is
-then sampled on the server's CPUs and its flat profile written to $OUT/profile-*.txt; the
-measured rounds are not sampled), HOOKGATE, DEVICE_BASELINE (an earlier hookgate build: a
-third system in every case's rotation, reported against this one), DEVICE_RUNTIME (a
-`[server] runtime` for this build, `shared` or `per-core`; the baseline runs with its default,
-so DEVICE_RUNTIME=shared DEVICE_BASELINE=$HOOKGATE compares the two runtimes of one build),
+DEVICE_CASES, DEVICE_NGINX_LOG=1 (one more system in every case's rotation, `nginx-log`: nginx
+with an access log buffered as hookgate's request log is, both to /dev/null), BENCH_NGINX_LOG=1
+(the `nginx` system itself logs so; bench/run.py), DEVICE_PERF (a `perf` command line: each
+system's warm-up round of each case is then sampled on the server's CPUs and its flat profile
+written to $OUT/profile-*.txt; the measured rounds are not sampled), HOOKGATE,
+DEVICE_BASELINE (an earlier hookgate build: a third system in every case's rotation, reported
+against this one), DEVICE_RUNTIME (a `[server] runtime` for this build, `shared` or
+`per-core`; the baseline runs with its default, so DEVICE_RUNTIME=shared
+DEVICE_BASELINE=$HOOKGATE compares the two runtimes of one build),
 KIT, OUT.
 """
 
@@ -57,7 +60,13 @@ BASELINE = os.environ.get("DEVICE_BASELINE") or (
     if os.path.exists(os.path.join(ROOT, ".bench-bin/hookgate-base")) else "")
 BASELINE = "" if BASELINE == "none" else os.path.abspath(BASELINE) if BASELINE else ""
 # Three systems per case with a baseline: one round fewer keeps the run within 6 minutes.
-ROUNDS = int(os.environ.get("DEVICE_ROUNDS", "2" if DRY else "3" if BASELINE else "4"))
+# DEVICE_NGINX_LOG=1: nginx also runs with an access log buffered as hookgate's request log is
+# (a system of its own, "nginx-log", in every case's rotation), for the comparison with the
+# same logging work on both sides.
+NGINX_LOG = os.environ.get("DEVICE_NGINX_LOG") == "1"
+SYSTEMS = ("hookgate", "nginx") + (("baseline",) if BASELINE else ()) + (
+    ("nginx-log",) if NGINX_LOG else ())
+ROUNDS = int(os.environ.get("DEVICE_ROUNDS", "2" if DRY else "3" if len(SYSTEMS) > 2 else "4"))
 OUT = os.path.abspath(os.environ.get("OUT") or os.path.join(ROOT, "target/device-out"))
 
 SECONDS = int(os.environ.get("DEVICE_SECONDS", "1" if DRY else "5"))
@@ -185,7 +194,7 @@ pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{ worker_connections 8192; }}
 http {{
-  access_log off;
+  __ACCESS_LOG__
   client_body_temp_path {dir}/body;
   proxy_temp_path {dir}/proxy;
   client_max_body_size 2m;
@@ -202,6 +211,7 @@ http {{
   }}
 }}
 """
+LOGGED = "access_log /dev/null combined buffer=32k flush=50ms;"
 
 
 def user_line():
@@ -286,9 +296,10 @@ class Bench:
             proc.wait()
         return port, proc.pid, stop
 
-    def start_nginx_proxy(self, cpus, workers):
+    def start_nginx_proxy(self, cpus, workers, logged=False):
         port = base.free_port()
-        proc, _ = start_nginx(PROXY_CONF, cpus, self.workdir, workers=workers,
+        conf = PROXY_CONF.replace("__ACCESS_LOG__", LOGGED if logged else base.NGINX_ACCESS_LOG)
+        proc, _ = start_nginx(conf, cpus, self.workdir, workers=workers,
                               upstream=self.up_port, port=port)
         base.wait_port(port)
         return port, proc.pid, lambda: stop_nginx(proc)
@@ -302,6 +313,8 @@ class Bench:
             port, pid, stop = self.start_hookgate(cpus)
         elif system == "baseline":
             port, pid, stop = self.start_hookgate(cpus, baseline=True)
+        elif system == "nginx-log":
+            port, pid, stop = self.start_nginx_proxy(cpus, n, logged=True)
         else:
             port, pid, stop = self.start_nginx_proxy(cpus, n)
         try:
@@ -332,7 +345,7 @@ class Bench:
         problems = []
         if res["non2xx"] or res["errors"]:
             problems.append("non-2xx answers or socket errors")
-        if res["wraps"] and system != "nginx":
+        if res["wraps"] and not system.startswith("nginx"):
             problems.append(f"ids reused ({res['wraps']} wraps): duplicates answered")
         # Every answer carried a fresh id, so each must have reached the upstream (a duplicate
         # answered from dedup would not). nginx's request counter also counts a few requests
@@ -374,7 +387,7 @@ def case(bench, spec):
     n, connections, body = spec
     log(f"\n== {n} server core(s) ({bench.lay['server'][n]}), {connections} connections,"
         f" {label(body)} bodies, {ROUNDS} rounds x {SECONDS} s")
-    systems = ("hookgate", "nginx", "baseline") if BASELINE else ("hookgate", "nginx")
+    systems = SYSTEMS
     runs = {s: [] for s in systems}
     for system in systems:
         profile = (f"profile-{system}-{n}c-{connections}-{body}" if PERF else None)
@@ -406,6 +419,13 @@ def case(bench, spec):
             h["cpu_us"] / b["cpu_us"] for h, b in zip(runs["hookgate"], runs["baseline"]))
         log(f"   CPU/req this build/baseline: median {result['baseline_cpu_ratio']:.2f}; "
             f"baseline {result['baseline']['cpu_us']:.2f} us, {result['baseline']['rps']:.0f} req/s")
+    if NGINX_LOG:
+        result["nginx-log"] = median_row(valid["nginx-log"])
+        result["nginx_log_ratios"] = [h["cpu_us"] / x["cpu_us"]
+                                      for h, x in zip(runs["hookgate"], runs["nginx-log"])]
+        result["nginx_log_cpu_ratio"] = statistics.median(result["nginx_log_ratios"])
+        log(f"   CPU/req hookgate/nginx with access log: median {result['nginx_log_cpu_ratio']:.2f}"
+            f" (rounds {', '.join(f'{x:.2f}' for x in result['nginx_log_ratios'])})")
     log(f"   CPU/req hookgate/nginx: median {result['cpu_ratio']:.2f} "
         f"(rounds {', '.join(f'{x:.2f}' for x in ratios)}); req/s ratio {result['rps_ratio']:.2f}")
     return result
@@ -417,6 +437,8 @@ def summary(results, meta):
              f" 4 workers on CPUs {meta['layout']['upstream']}; wrk {meta['wrk_threads']} threads"
              f" on CPUs {meta['layout']['wrk']}; CloudKeep hex deliveries, unique ids; "
              f"{ROUNDS} alternating rounds x {SECONDS} s per case, medians."
+             + (" The nginx proxy writes an access-log line per request, buffered as hookgate's"
+                " request log is (`BENCH_NGINX_LOG=1`)." if meta.get("nginx_access_log") else "")
              + (" **DRY RUN** (a check of the script, not a measurement)." if DRY else ""), "",
              "| server cores | conns | body | hookgate CPU µs/req | nginx CPU µs/req | ratio |"
              " hookgate req/s | nginx req/s | req/s ratio | p50 hg / nginx (ms) |"
@@ -445,6 +467,21 @@ def summary(results, meta):
                          f" {h['cpu_us']:.2f} | {b['cpu_us']:.2f} |"
                          f" **{r['baseline_cpu_ratio']:.2f}** | {h['rps']:,.0f} | {b['rps']:,.0f} |"
                          f" {h['p99_us'] / 1000:.2f} / {b['p99_us'] / 1000:.2f} |")
+    if NGINX_LOG:
+        lines += ["", "Against nginx with an access log buffered as hookgate's request log is"
+                  " (`DEVICE_NGINX_LOG=1`), same rounds:", "",
+                  "| server cores | conns | body | hookgate CPU µs/req | nginx-log CPU µs/req |"
+                  " ratio | per-round ratios | user µs/req hg / nginx-log |"
+                  " sys µs/req hg / nginx-log |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in results:
+            h, x = r["hookgate"], r["nginx-log"]
+            lines.append(f"| {r['cores']} | {r['connections']} | {label(r['body'])} |"
+                         f" {h['cpu_us']:.2f} | {x['cpu_us']:.2f} |"
+                         f" **{r['nginx_log_cpu_ratio']:.2f}** |"
+                         f" {', '.join(f'{v:.2f}' for v in r['nginx_log_ratios'])} |"
+                         f" {h['user_us']:.2f} / {x['user_us']:.2f} |"
+                         f" {h['sys_us']:.2f} / {x['sys_us']:.2f} |")
     # Scaling compares the 1 KiB cases at 64 connections per core.
     by = {r["cores"]: r for r in results
           if r["body"] == 1024 and r["connections"] == 64 * r["cores"]}
@@ -453,7 +490,7 @@ def summary(results, meta):
                   " within 10 %), and CPU µs/req at N cores against 1 core (what each request"
                   " costs more with more cores; not capped by the load generator or the upstream,"
                   " which can limit the req/s of every system at the highest core counts)", ""]
-        systems = ("hookgate", "nginx", "baseline") if BASELINE else ("hookgate", "nginx")
+        systems = SYSTEMS
         for top in sorted(c for c in by if c > 1):
             for system in systems:
                 one, many = by[1][system]["rps"], by[top][system]["rps"] / top
@@ -489,7 +526,8 @@ def main():
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
             "model": model, "layout": {k: v for k, v in lay.items() if k != "server"},
             "server_cpus": {str(k): v for k, v in lay["server"].items()},
-            "wrk_threads": lay["wrk_threads"], "rounds": ROUNDS, "seconds": SECONDS, "dry": DRY}
+            "wrk_threads": lay["wrk_threads"], "rounds": ROUNDS, "seconds": SECONDS, "dry": DRY,
+            "nginx_access_log": base.NGINX_ACCESS_LOG != "access_log off;"}
     log(f"device bench: {json.dumps(meta)}")
     siblings = set()
     for cpu in range(os.cpu_count() or 0):
@@ -511,7 +549,7 @@ def main():
         log(f"signed {n} deliveries of {label(body)} in {time.time() - t0:.1f} s")
     bench = Bench(workdir, lay, specs)
     results = []
-    n_systems = 3 if BASELINE else 2
+    n_systems = len(SYSTEMS)
     per_case = n_systems * (WARMUP_SECONDS + 3) + ROUNDS * n_systems * (SECONDS + 3)
     try:
         for spec in CASES:
