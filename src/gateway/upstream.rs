@@ -64,8 +64,10 @@ struct Idle {
 
 /// Idle connections by upstream, for the serving threads whose lane falls in this shard.
 /// The key is hashed with foldhash (it comes from the configuration, not from senders).
-/// Aligned to its own cache lines,
-/// so that each per-core thread's lock stays on its own core.
+/// Aligned to its own cache lines, so that each per-core thread's lock stays on its own core.
+/// A connection on its way back holds its shard (an `Arc` of its own), not the whole client:
+/// with a pool per thread, that reference count is written by one thread only, where the
+/// client's was written by every thread twice per request.
 #[repr(align(128))]
 #[derive(Default)]
 struct Shard(Mutex<HashMap<Key, VecDeque<Idle>, foldhash::fast::RandomState>>);
@@ -76,6 +78,27 @@ impl Shard {
     ) -> std::sync::MutexGuard<'_, HashMap<Key, VecDeque<Idle>, foldhash::fast::RandomState>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Returns a connection whose answer has been read to its end to its pool.
+    fn put_back(&self, key: Key, sender: SendRequest<Full<Bytes>>, since: Instant) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut pools = self.lock();
+        let pool = pools.entry(key).or_default();
+        // The least recently used connection is the first to go: past the cap, or once it has
+        // been closed or left idle too long (one checked per return, so none lingers for ever
+        // while the pool is in use).
+        if pool.len() >= POOL_MAX_IDLE
+            || pool.front().is_some_and(|o| {
+                o.sender.is_closed()
+                    || since.saturating_duration_since(o.since) >= POOL_IDLE_TIMEOUT
+            })
+        {
+            pool.pop_front();
+        }
+        pool.push_back(Idle { sender, since });
+    }
 }
 
 /// Shards of the idle pools: with one runtime per core each serving thread has one to
@@ -85,7 +108,7 @@ const SHARDS: usize = 64;
 
 struct Inner {
     connector: HttpsConnector<HttpConnector>,
-    idle: Box<[Shard]>,
+    idle: Box<[Arc<Shard>]>,
     /// Pools per serving thread (one runtime per core), else one per upstream.
     per_thread: bool,
 }
@@ -113,7 +136,7 @@ impl UpstreamClient {
             .wrap_connector(connector);
         UpstreamClient(Arc::new(Inner {
             connector,
-            idle: (0..SHARDS).map(|_| Shard::default()).collect(),
+            idle: (0..SHARDS).map(|_| Arc::new(Shard::default())).collect(),
             per_thread: false,
         }))
     }
@@ -161,7 +184,7 @@ impl UpstreamClient {
                         inner: body,
                         back: Some(Homeward {
                             sender,
-                            client: self.0.clone(),
+                            shard: self.0.shard(&key).clone(),
                             key,
                             since: now,
                         }),
@@ -206,29 +229,9 @@ impl UpstreamClient {
 
 impl Inner {
     /// The shard holding `key`'s pool.
-    fn shard(&self, key: &Key) -> &Shard {
+    fn shard(&self, key: &Key) -> &Arc<Shard> {
         // A lane is a small number; the remainder fits `usize` on every target.
         &self.idle[(key.lane % SHARDS as u64) as usize]
-    }
-
-    fn put_back(&self, key: Key, sender: SendRequest<Full<Bytes>>, since: Instant) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut pools = self.shard(&key).lock();
-        let pool = pools.entry(key).or_default();
-        // The least recently used connection is the first to go: past the cap, or once it has
-        // been closed or left idle too long (one checked per return, so none lingers for ever
-        // while the pool is in use).
-        if pool.len() >= POOL_MAX_IDLE
-            || pool.front().is_some_and(|o| {
-                o.sender.is_closed()
-                    || since.saturating_duration_since(o.since) >= POOL_IDLE_TIMEOUT
-            })
-        {
-            pool.pop_front();
-        }
-        pool.push_back(Idle { sender, since });
     }
 }
 
@@ -241,7 +244,7 @@ pub(super) struct PooledBody {
 /// A connection on its way back to its pool.
 struct Homeward {
     sender: SendRequest<Full<Bytes>>,
-    client: Arc<Inner>,
+    shard: Arc<Shard>,
     key: Key,
     /// When the request that used it started.
     since: Instant,
@@ -250,7 +253,7 @@ struct Homeward {
 impl PooledBody {
     fn give_back(&mut self) {
         if let Some(home) = self.back.take() {
-            home.client.put_back(home.key, home.sender, home.since);
+            home.shard.put_back(home.key, home.sender, home.since);
         }
     }
 }
