@@ -431,6 +431,12 @@ def case(bench, spec):
     return result
 
 
+def table(title, columns, rows):
+    """A markdown table with its title, after a blank line."""
+    return (["", title, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def summary(results, meta):
     lines = ["# hookgate vs nginx, many cores", "",
              f"{meta['date']}, {meta['cpus']} CPUs ({meta['model']}); upstream nginx `return 200`"
@@ -457,31 +463,30 @@ def summary(results, meta):
             f" {h['user_us']:.2f} / {x['user_us']:.2f} | {h['sys_us']:.2f} / {x['sys_us']:.2f} |"
             f" {r['invalid_rounds']} |")
     if BASELINE:
-        lines += ["", f"Against the baseline build ({BASELINE}), same rounds:", "",
-                  "| server cores | conns | body | this build CPU µs/req | baseline CPU µs/req |"
-                  " ratio | this build req/s | baseline req/s | p99 this / baseline (ms) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for r in results:
-            h, b = r["hookgate"], r["baseline"]
-            lines.append(f"| {r['cores']} | {r['connections']} | {label(r['body'])} |"
-                         f" {h['cpu_us']:.2f} | {b['cpu_us']:.2f} |"
-                         f" **{r['baseline_cpu_ratio']:.2f}** | {h['rps']:,.0f} | {b['rps']:,.0f} |"
-                         f" {h['p99_us'] / 1000:.2f} / {b['p99_us'] / 1000:.2f} |")
+        lines += table(
+            f"Against the baseline build ({BASELINE}), same rounds:",
+            ["server cores", "conns", "body", "this build CPU µs/req", "baseline CPU µs/req",
+             "ratio", "this build req/s", "baseline req/s", "p99 this / baseline (ms)"],
+            [[f"{r['cores']}", f"{r['connections']}", label(r["body"]),
+              f"{r['hookgate']['cpu_us']:.2f}", f"{r['baseline']['cpu_us']:.2f}",
+              f"**{r['baseline_cpu_ratio']:.2f}**", f"{r['hookgate']['rps']:,.0f}",
+              f"{r['baseline']['rps']:,.0f}",
+              f"{r['hookgate']['p99_us'] / 1000:.2f} / {r['baseline']['p99_us'] / 1000:.2f}"]
+             for r in results])
     if NGINX_LOG:
-        lines += ["", "Against nginx with an access log buffered as hookgate's request log is"
-                  " (`DEVICE_NGINX_LOG=1`), same rounds:", "",
-                  "| server cores | conns | body | hookgate CPU µs/req | nginx-log CPU µs/req |"
-                  " ratio | per-round ratios | user µs/req hg / nginx-log |"
-                  " sys µs/req hg / nginx-log |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for r in results:
-            h, x = r["hookgate"], r["nginx-log"]
-            lines.append(f"| {r['cores']} | {r['connections']} | {label(r['body'])} |"
-                         f" {h['cpu_us']:.2f} | {x['cpu_us']:.2f} |"
-                         f" **{r['nginx_log_cpu_ratio']:.2f}** |"
-                         f" {', '.join(f'{v:.2f}' for v in r['nginx_log_ratios'])} |"
-                         f" {h['user_us']:.2f} / {x['user_us']:.2f} |"
-                         f" {h['sys_us']:.2f} / {x['sys_us']:.2f} |")
+        lines += table(
+            "Against nginx with an access log buffered as hookgate's request log is"
+            " (`DEVICE_NGINX_LOG=1`), same rounds:",
+            ["server cores", "conns", "body", "hookgate CPU µs/req", "nginx-log CPU µs/req",
+             "ratio", "per-round ratios", "user µs/req hg / nginx-log",
+             "sys µs/req hg / nginx-log"],
+            [[f"{r['cores']}", f"{r['connections']}", label(r["body"]),
+              f"{r['hookgate']['cpu_us']:.2f}", f"{r['nginx-log']['cpu_us']:.2f}",
+              f"**{r['nginx_log_cpu_ratio']:.2f}**",
+              ", ".join(f"{v:.2f}" for v in r["nginx_log_ratios"]),
+              f"{r['hookgate']['user_us']:.2f} / {r['nginx-log']['user_us']:.2f}",
+              f"{r['hookgate']['sys_us']:.2f} / {r['nginx-log']['sys_us']:.2f}"]
+             for r in results])
     # Scaling compares the 1 KiB cases at 64 connections per core.
     by = {r["cores"]: r for r in results
           if r["body"] == 1024 and r["connections"] == 64 * r["cores"]}
