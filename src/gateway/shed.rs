@@ -40,7 +40,7 @@ impl<S> Layer<S> for ShedLayer {
     fn layer(&self, inner: S) -> Shed<S> {
         Shed {
             inner,
-            requests: PerCopy::new(Requests(self.requests.clone())),
+            requests: PerCopy::new(self.requests.clone()),
         }
     }
 }
@@ -50,23 +50,11 @@ pub(super) struct Shed<S> {
     inner: S,
     /// The process's limit, through a handle of this copy of the stack's: a request's
     /// reference count stays on its connection's thread.
-    requests: PerCopy<Requests>,
-}
-
-/// The limit on requests in progress, shared by every copy of the stack.
-#[derive(Clone)]
-pub(super) struct Requests(Arc<Limit>);
-
-impl std::ops::Deref for Requests {
-    type Target = Limit;
-
-    fn deref(&self) -> &Limit {
-        &self.0
-    }
+    requests: PerCopy<Arc<Limit>>,
 }
 
 /// A request's place among those in progress.
-pub(super) struct Place(PerCopy<Requests>);
+pub(super) struct Place(PerCopy<Arc<Limit>>);
 
 impl std::ops::Deref for Place {
     type Target = Limit;
